@@ -1,0 +1,425 @@
+-- Family Financial Backend: Postgres functions (RPC) and the totals trigger.
+-- Idempotent: applied after sql/supabase_schema.sql at every app start-up (under an advisory
+-- lock) and by the schema bootstrap script; safe to run any number of times against the
+-- local stack or a hosted Supabase project (PostgreSQL 15).
+--
+-- Contents
+--   expense_totals_sync()            trigger: keeps expense_monthly_totals exact
+--   rebuild_expense_monthly_totals() back-fill / repair of the totals table
+--   expense_totals_drift()           raw sums vs the totals table (bootstrap --check)
+--   get_monthly_dashboard(...)       JSON of GET /api/dashboard/{user_id}/monthly
+--   get_yearly_dashboard(...)        JSON of GET /api/dashboard/{user_id}/yearly
+-- All of them are SECURITY DEFINER with a pinned search_path, and only service_role may
+-- execute them (the API calls the dashboards with the service-role client).
+
+-- ---------------------------------------------------------------------------------------
+-- expense_totals_sync()
+-- Produces: no response; keeps public.expense_monthly_totals(user_id, month, category_id,
+--   amount, expense_count) equal to the raw sums over public.expenses.
+-- Called by: trigger expenses_totals_sync (AFTER INSERT OR UPDATE OR DELETE ... FOR EACH
+--   ROW on public.expenses), i.e. on every write whatever its path: POST /api/expenses,
+--   PostgREST with an `authenticated` JWT (which has no grant on the totals table, hence
+--   SECURITY DEFINER), the SQL editor, COPY, the cascade of `delete from users`.
+-- ---------------------------------------------------------------------------------------
+create or replace function public.expense_totals_sync()
+returns trigger
+language plpgsql
+security definer
+set search_path = public, pg_temp
+as $$
+declare
+  v_old_month date;
+  v_new_month date;
+begin
+  if tg_op in ('UPDATE', 'DELETE') then
+    v_old_month := date_trunc('month', old.date::timestamp)::date;
+  end if;
+  if tg_op in ('INSERT', 'UPDATE') then
+    v_new_month := date_trunc('month', new.date::timestamp)::date;
+  end if;
+
+  if tg_op = 'UPDATE' then
+    if old.user_id = new.user_id and v_old_month = v_new_month
+       and old.category_id = new.category_id then
+      if old.amount = new.amount then
+        return null;                                   -- nothing the totals depend on
+      end if;
+      -- Same bucket, new amount: one row changes, the count stays.
+      update public.expense_monthly_totals t
+         set amount = t.amount - old.amount + new.amount
+       where t.user_id = new.user_id and t.month = v_new_month
+         and t.category_id = new.category_id;
+      if not found then                                -- totals row missing: repair it
+        insert into public.expense_monthly_totals as t
+               (user_id, month, category_id, amount, expense_count)
+        values (new.user_id, v_new_month, new.category_id, new.amount, 1)
+        on conflict (user_id, month, category_id) do update
+          set amount = t.amount - old.amount + new.amount;
+      end if;
+      return null;
+    end if;
+  end if;
+
+  -- The old side of a DELETE or of an UPDATE that moves the row between buckets. UPDATE
+  -- only, never INSERT: during `delete from users` the cascade may already have removed
+  -- the totals row (and the user), and then there is nothing left to correct.
+  if tg_op in ('UPDATE', 'DELETE') then
+    update public.expense_monthly_totals t
+       set amount = t.amount - old.amount,
+           expense_count = t.expense_count - 1
+     where t.user_id = old.user_id and t.month = v_old_month
+       and t.category_id = old.category_id;
+    -- Our UPDATE still holds the row lock, so this sees our own decrement.
+    delete from public.expense_monthly_totals t
+     where t.user_id = old.user_id and t.month = v_old_month
+       and t.category_id = old.category_id
+       and t.expense_count <= 0;
+  end if;
+
+  -- The new side of an INSERT or a moving UPDATE: an upsert, exact under concurrency.
+  if tg_op in ('INSERT', 'UPDATE') then
+    insert into public.expense_monthly_totals as t
+           (user_id, month, category_id, amount, expense_count)
+    values (new.user_id, v_new_month, new.category_id, new.amount, 1)
+    on conflict (user_id, month, category_id) do update
+      set amount = t.amount + excluded.amount,
+          expense_count = t.expense_count + 1;
+  end if;
+
+  return null;                                         -- AFTER trigger: value ignored
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- expense_totals_truncate()
+-- Produces: no response; empties the totals table when public.expenses is truncated
+--   (row triggers do not fire on TRUNCATE).
+-- Called by: trigger expenses_totals_truncate (AFTER TRUNCATE ... FOR EACH STATEMENT).
+-- ---------------------------------------------------------------------------------------
+create or replace function public.expense_totals_truncate()
+returns trigger
+language plpgsql
+security definer
+set search_path = public, pg_temp
+as $$
+begin
+  delete from public.expense_monthly_totals;
+  return null;
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- rebuild_expense_monthly_totals()
+-- Produces: integer, the number of totals rows written.
+-- Called by: the schema bootstrap (back-fill and repair of drift), this file when it
+--   (re)installs the trigger, and scripts/seed_demo.py. No HTTP endpoint.
+-- Concurrent writers are safe: every write to expenses goes through the trigger, which
+-- needs a ROW EXCLUSIVE lock on the totals table; the EXCLUSIVE lock taken here waits for
+-- writers already in flight and holds back new ones until this transaction ends.
+-- ---------------------------------------------------------------------------------------
+create or replace function public.rebuild_expense_monthly_totals()
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = public, pg_temp
+as $$
+declare
+  v_rows integer;
+begin
+  lock table public.expense_monthly_totals in exclusive mode;
+  delete from public.expense_monthly_totals;
+  insert into public.expense_monthly_totals (user_id, month, category_id, amount, expense_count)
+  select e.user_id, date_trunc('month', e.date::timestamp)::date, e.category_id,
+         sum(e.amount), count(*)
+    from public.expenses e
+   group by 1, 2, 3;
+  get diagnostics v_rows = row_count;
+  return v_rows;
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- expense_totals_drift()
+-- Produces: table(user_id, month, category_id, expected, actual): every (user, month,
+--   category) whose raw sum over expenses (expected) differs from the totals table
+--   (actual), a bucket missing on either side included (its amount shows as null). A
+--   bucket whose amounts agree but whose expense_count does not is listed too, since the
+--   count decides when a bucket is removed. Empty means no drift.
+-- Called by: the schema bootstrap `--check`, the tests, scripts/seed_demo.py. No endpoint.
+-- ---------------------------------------------------------------------------------------
+create or replace function public.expense_totals_drift()
+returns table (user_id bigint, month date, category_id bigint, expected numeric, actual numeric)
+language sql
+stable
+security definer
+set search_path = public, pg_temp
+as $$
+  with raw as (
+    select e.user_id, date_trunc('month', e.date::timestamp)::date as month, e.category_id,
+           sum(e.amount) as amount, count(*) as expense_count
+      from public.expenses e
+     group by 1, 2, 3
+  )
+  select coalesce(r.user_id, t.user_id), coalesce(r.month, t.month),
+         coalesce(r.category_id, t.category_id), r.amount, t.amount
+    from raw r
+    full join public.expense_monthly_totals t
+      on t.user_id = r.user_id and t.month = r.month and t.category_id = r.category_id
+   where r.amount is distinct from t.amount
+      or r.expense_count is distinct from t.expense_count
+   order by 1, 2, 3
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Triggers on public.expenses. Only (re)created when missing or different, so an ordinary
+-- start-up takes no lock on expenses. When a trigger had to be installed or re-enabled the
+-- totals may be stale (rows written without it), so they are rebuilt in the same statement.
+-- ---------------------------------------------------------------------------------------
+do $$
+declare
+  v_rebuild boolean := false;
+begin
+  -- tgtype 29 = ROW(1) + INSERT(4) + DELETE(8) + UPDATE(16), AFTER (no BEFORE bit).
+  if not exists (
+    select 1 from pg_trigger
+     where tgrelid = 'public.expenses'::regclass and tgname = 'expenses_totals_sync'
+       and tgfoid = 'public.expense_totals_sync()'::regprocedure
+       and tgtype = 29 and tgnargs = 0 and tgqual is null and tgattr::text = ''
+  ) then
+    create or replace trigger expenses_totals_sync
+      after insert or update or delete on public.expenses
+      for each row execute function public.expense_totals_sync();
+    v_rebuild := true;
+  end if;
+
+  -- tgtype 32 = TRUNCATE, statement level, AFTER.
+  if not exists (
+    select 1 from pg_trigger
+     where tgrelid = 'public.expenses'::regclass and tgname = 'expenses_totals_truncate'
+       and tgfoid = 'public.expense_totals_truncate()'::regprocedure
+       and tgtype = 32 and tgnargs = 0
+  ) then
+    create or replace trigger expenses_totals_truncate
+      after truncate on public.expenses
+      for each statement execute function public.expense_totals_truncate();
+  end if;
+
+  -- A trigger left disabled (e.g. by a bulk load that was committed that way) means drift.
+  if exists (select 1 from pg_trigger
+              where tgrelid = 'public.expenses'::regclass
+                and tgname = 'expenses_totals_sync' and tgenabled = 'D') then
+    alter table public.expenses enable trigger expenses_totals_sync;
+    v_rebuild := true;
+  end if;
+  if exists (select 1 from pg_trigger
+              where tgrelid = 'public.expenses'::regclass
+                and tgname = 'expenses_totals_truncate' and tgenabled = 'D') then
+    alter table public.expenses enable trigger expenses_totals_truncate;
+  end if;
+
+  if v_rebuild then
+    perform public.rebuild_expense_monthly_totals();
+  end if;
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- get_monthly_dashboard(p_user_id, p_year, p_month)
+-- Produces: the complete JSON body of GET /api/dashboard/{user_id}/monthly?year&month:
+--   {"user":{"id","name"},"period":{"type":"monthly","year","month"},"total_spent",
+--    "top_categories":[{"category","amount","percentage"}] (first 5),
+--    "category_breakdown":[...every category with spending...]}
+--   or NULL when the user does not exist (the API answers 404 "User not found").
+-- Called by: routers (dashboard) through PostgREST RPC with the service-role client.
+-- Reads at most n_categories rows of the totals table (primary key lookup).
+-- ---------------------------------------------------------------------------------------
+create or replace function public.get_monthly_dashboard(p_user_id bigint, p_year int, p_month int)
+returns json
+language plpgsql
+stable
+security definer
+set search_path = public, pg_temp
+as $$
+declare
+  v_name  text;
+  v_month date;
+  v_total numeric;
+  v_top   json;
+  v_all   json;
+begin
+  if p_user_id is null or p_year is null or p_month is null then
+    raise exception 'user id, year and month are required' using errcode = '22023';
+  end if;
+  if p_month < 1 or p_month > 12 then
+    raise exception 'month must be between 1 and 12, got %', p_month using errcode = '22023';
+  end if;
+  if p_year < 1 or p_year > 9999 then
+    raise exception 'year must be between 1 and 9999, got %', p_year using errcode = '22023';
+  end if;
+
+  select u.name into v_name from public.users u where u.id = p_user_id;
+  if not found then
+    return null;
+  end if;
+
+  v_month := make_date(p_year, p_month, 1);
+
+  with cats as (
+    select c.name as category, sum(t.amount) as amount
+      from public.expense_monthly_totals t
+      join public.categories c on c.id = t.category_id
+     where t.user_id = p_user_id and t.month = v_month
+     group by c.id, c.name
+    having sum(t.amount) <> 0
+  ),
+  total as (
+    select coalesce(sum(amount), 0) as total from cats
+  ),
+  ranked as (
+    select cats.category, cats.amount, total.total,
+           row_number() over (order by cats.amount desc, cats.category collate "C") as rn
+      from cats cross join total
+  )
+  select (select total from total),
+         coalesce(json_agg(json_build_object(
+                    'category', r.category,
+                    'amount', trim_scale(round(r.amount, 2)),
+                    'percentage', trim_scale(round(r.amount / nullif(r.total, 0) * 100, 1)))
+                  order by r.rn) filter (where r.rn <= 5), '[]'::json),
+         coalesce(json_agg(json_build_object(
+                    'category', r.category,
+                    'amount', trim_scale(round(r.amount, 2)),
+                    'percentage', trim_scale(round(r.amount / nullif(r.total, 0) * 100, 1)))
+                  order by r.rn), '[]'::json)
+    into v_total, v_top, v_all
+    from ranked r;
+
+  return json_build_object(
+    'user', json_build_object('id', p_user_id, 'name', v_name),
+    'period', json_build_object('type', 'monthly', 'year', p_year, 'month', p_month),
+    'total_spent', trim_scale(round(coalesce(v_total, 0), 2)),
+    'top_categories', v_top,
+    'category_breakdown', v_all);
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- get_yearly_dashboard(p_user_id, p_year)
+-- Produces: the complete JSON body of GET /api/dashboard/{user_id}/yearly?year:
+--   {"user":{"id","name"},"period":{"type":"yearly","year"},"total_spent",
+--    "top_categories":[...first 5...],"category_breakdown":[...],
+--    "monthly_trends":[{"month":1,"month_name":"January","amount"}, ... all 12 ...]}
+--   or NULL when the user does not exist (the API answers 404 "User not found").
+-- Called by: routers (dashboard) through PostgREST RPC with the service-role client.
+-- Reads at most 12 x n_categories rows of the totals table (primary key range scan).
+-- ---------------------------------------------------------------------------------------
+create or replace function public.get_yearly_dashboard(p_user_id bigint, p_year int)
+returns json
+language plpgsql
+stable
+security definer
+set search_path = public, pg_temp
+as $$
+declare
+  -- Fixed English names: independent of lc_time and of to_char's locale handling.
+  c_month_names constant text[] := array['January', 'February', 'March', 'April', 'May',
+    'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+  v_name   text;
+  v_from   date;
+  v_total  numeric;
+  v_top    json;
+  v_all    json;
+  v_trends json;
+begin
+  if p_user_id is null or p_year is null then
+    raise exception 'user id and year are required' using errcode = '22023';
+  end if;
+  if p_year < 1 or p_year > 9999 then
+    raise exception 'year must be between 1 and 9999, got %', p_year using errcode = '22023';
+  end if;
+
+  select u.name into v_name from public.users u where u.id = p_user_id;
+  if not found then
+    return null;
+  end if;
+
+  v_from := make_date(p_year, 1, 1);
+
+  -- One read of the user's totals rows for the year (the CTE is referenced twice, so it
+  -- is materialised once), shared by the category and the month aggregations.
+  with yr as (
+    select extract(month from t.month)::int as month, t.category_id, t.amount
+      from public.expense_monthly_totals t
+     where t.user_id = p_user_id
+       and t.month >= v_from and t.month < (v_from + interval '1 year')::date
+  ),
+  cats as (
+    select c.name as category, sum(r.amount) as amount
+      from yr r
+      join public.categories c on c.id = r.category_id
+     group by c.id, c.name
+    having sum(r.amount) <> 0
+  ),
+  total as (
+    select coalesce(sum(amount), 0) as total from cats
+  ),
+  ranked as (
+    select cats.category, cats.amount, total.total,
+           row_number() over (order by cats.amount desc, cats.category collate "C") as rn
+      from cats cross join total
+  ),
+  months as (
+    select m.month, coalesce(sum(r.amount), 0) as amount
+      from generate_series(1, 12) as m(month)
+      left join yr r on r.month = m.month
+     group by m.month
+  )
+  select (select total from total),
+         (select coalesce(json_agg(json_build_object(
+                    'category', k.category,
+                    'amount', trim_scale(round(k.amount, 2)),
+                    'percentage', trim_scale(round(k.amount / nullif(k.total, 0) * 100, 1)))
+                  order by k.rn) filter (where k.rn <= 5), '[]'::json)
+            from ranked k),
+         (select coalesce(json_agg(json_build_object(
+                    'category', k.category,
+                    'amount', trim_scale(round(k.amount, 2)),
+                    'percentage', trim_scale(round(k.amount / nullif(k.total, 0) * 100, 1)))
+                  order by k.rn), '[]'::json)
+            from ranked k),
+         (select json_agg(json_build_object(
+                    'month', m.month,
+                    'month_name', c_month_names[m.month],
+                    'amount', trim_scale(round(m.amount, 2)))
+                  order by m.month)
+            from months m)
+    into v_total, v_top, v_all, v_trends;
+
+  return json_build_object(
+    'user', json_build_object('id', p_user_id, 'name', v_name),
+    'period', json_build_object('type', 'yearly', 'year', p_year),
+    'total_spent', trim_scale(round(coalesce(v_total, 0), 2)),
+    'top_categories', v_top,
+    'category_breakdown', v_all,
+    'monthly_trends', v_trends);
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Privileges. Functions are executable by PUBLIC by default, and hosted Supabase's default
+-- privileges also grant anon and authenticated explicitly, so revoke from all three.
+-- Trigger functions need no EXECUTE grant to fire; nobody gets one.
+-- ---------------------------------------------------------------------------------------
+revoke all on function public.expense_totals_sync() from public, anon, authenticated, service_role;
+revoke all on function public.expense_totals_truncate() from public, anon, authenticated, service_role;
+
+revoke all on function public.rebuild_expense_monthly_totals() from public, anon, authenticated;
+revoke all on function public.expense_totals_drift() from public, anon, authenticated;
+revoke all on function public.get_monthly_dashboard(bigint, int, int) from public, anon, authenticated;
+revoke all on function public.get_yearly_dashboard(bigint, int) from public, anon, authenticated;
+
+grant execute on function public.rebuild_expense_monthly_totals() to service_role;
+grant execute on function public.expense_totals_drift() to service_role;
+grant execute on function public.get_monthly_dashboard(bigint, int, int) to service_role;
+grant execute on function public.get_yearly_dashboard(bigint, int) to service_role;
