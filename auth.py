@@ -1,0 +1,158 @@
+"""Tokens, passwords and the `CurrentUser` dependency.
+
+Tokens are the legacy ones: HS256 with JWT_SECRET, claims {userId, name, email} plus exp
+(24 h), iat and jti. Only HS256 is accepted. Whether the user still exists and the token
+was not logged out is checked by Postgres on the same round trip as the request's data
+(see `session_headers` and sql/gateway_functions.sql: check_gateway_session).
+
+bcrypt runs in a small niced process pool: a burst of logins never blocks the event loop
+and leaves CPU for everything else.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import multiprocessing
+import os
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from jose import JWTError, jwt
+from passlib.context import CryptContext
+
+from config import Settings
+from models import ApiError
+
+ALGORITHM = "HS256"
+COOKIE_NAME = "jwt"
+TOKEN_INVALID = "Invalid or expired token"
+TOKEN_MISSING = "Authentication required"
+REQUIRED_CLAIMS = {"require_exp": True, "require_iat": True, "require_jti": True}
+
+
+@dataclass(frozen=True)
+class TokenUser:
+    id: int
+    name: str
+    email: str | None
+    jti: str
+    expires_at: dt.datetime
+
+
+def create_token(settings: Settings, user: dict[str, Any]) -> tuple[str, TokenUser]:
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    expires = now + dt.timedelta(hours=settings.jwt_expire_hours)
+    claims = {"userId": user["id"], "name": user["name"], "email": user.get("email"),
+              "iat": int(now.timestamp()), "exp": int(expires.timestamp()),
+              "jti": uuid.uuid4().hex}
+    token = jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
+    return token, TokenUser(user["id"], user["name"], user.get("email"), claims["jti"], expires)
+
+
+def decode_token(settings: Settings, token: str) -> TokenUser:
+    """Verify signature, algorithm, expiry and our claims; any failure is a 401."""
+    try:
+        if jwt.get_unverified_header(token).get("alg") != ALGORITHM:
+            raise ApiError(401, TOKEN_INVALID)
+        claims = jwt.decode(token, settings.jwt_secret.get_secret_value(),
+                            algorithms=[ALGORITHM], options=REQUIRED_CLAIMS)
+    except JWTError:
+        raise ApiError(401, TOKEN_INVALID) from None
+    user_id, name, jti = claims.get("userId"), claims.get("name"), claims.get("jti")
+    if (not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1
+            or not isinstance(name, str) or not isinstance(jti, str) or not jti):
+        raise ApiError(401, TOKEN_INVALID)
+    email = claims.get("email")
+    expires = dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc)
+    return TokenUser(user_id, name, email if isinstance(email, str) else None, jti, expires)
+
+
+def token_from_request(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    return request.cookies.get(COOKIE_NAME) or None
+
+
+async def current_user(request: Request) -> TokenUser:
+    token = token_from_request(request)
+    if token is None:
+        raise ApiError(401, TOKEN_MISSING)
+    user = decode_token(request.app.state.settings, token)
+    request.state.user_id = user.id  # for the access log
+    return user
+
+
+CurrentUser = Annotated[TokenUser, Depends(current_user)]
+
+
+def session_headers(user: TokenUser) -> dict[str, str]:
+    """Names the caller's session to Postgres' pre-request check (one round trip)."""
+    return {"X-Gateway-Session": f"{user.id}:{user.jti}"}
+
+
+# --------------------------------------------------------------------------------------
+# Passwords
+# --------------------------------------------------------------------------------------
+_context: CryptContext | None = None
+
+
+def _init_worker(rounds: int, nice: int) -> None:
+    global _context
+    _context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
+    if nice:
+        os.nice(nice)
+
+
+def _hash(password: str) -> str:
+    assert _context is not None
+    return _context.hash(password)
+
+
+def _verify(password: str, password_hash: str) -> bool:
+    assert _context is not None
+    try:
+        return _context.verify(password, password_hash)
+    except (ValueError, TypeError):  # a malformed stored hash is a failed login, not a 500
+        return False
+
+
+class PasswordHasher:
+    """bcrypt off the event loop, at most `concurrency` hashes at once per worker, in
+    processes with a lower CPU priority so request handling keeps the CPU under a storm."""
+
+    NICE = 10
+
+    def __init__(self, rounds: int, concurrency: int):
+        self._pool = ProcessPoolExecutor(
+            max_workers=concurrency, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker, initargs=(rounds, self.NICE))
+        self._slots = asyncio.Semaphore(concurrency)
+        self._rounds = rounds
+        self._dummy_hash: str | None = None
+
+    async def _run(self, fn, *args):
+        async with self._slots:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def hash(self, password: str) -> str:
+        return await self._run(_hash, password)
+
+    async def verify(self, password: str, password_hash: str | None) -> bool:
+        """Unknown users are checked against a dummy hash: same answer, same time."""
+        if password_hash is None:
+            if self._dummy_hash is None:
+                self._dummy_hash = await self.hash(uuid.uuid4().hex)
+            await self._run(_verify, password, self._dummy_hash)
+            return False
+        return await self._run(_verify, password, password_hash)
+
+    async def warm_up(self) -> None:
+        self._dummy_hash = await self.hash(uuid.uuid4().hex)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

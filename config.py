@@ -1,0 +1,140 @@
+"""Settings: the only module that reads the environment (and `.env`).
+
+Everything else receives the `Settings` object. A missing or unsafe value fails at start
+with one line that names the variable.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Secrets that ship in tutorials and templates; prod refuses them whatever their length.
+WEAK_SECRETS = {
+    "secret", "changeme", "change-me", "change_me", "your-secret-key", "your_jwt_secret",
+    "jwt-secret", "supersecret", "development", "test", "password",
+    "super-secret-jwt-token-with-at-least-32-characters-long",
+}
+MIN_PROD_SECRET_BYTES = 32
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unsafe; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8",
+                                      extra="ignore", case_sensitive=False)
+
+    environment: Literal["dev", "prod"] = "dev"
+
+    # Supabase / Postgres
+    supabase_url: str
+    supabase_anon_key: SecretStr
+    supabase_service_role_key: SecretStr
+    database_url: SecretStr
+    jwt_secret: SecretStr
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Tokens and passwords
+    jwt_expire_hours: int = Field(24, ge=1, le=24 * 30)
+    bcrypt_rounds: int = Field(12, ge=4, le=16)
+    bcrypt_concurrency: int = Field(1, ge=1, le=16)
+
+    # Data path
+    http_timeout_seconds: float = Field(4.0, gt=0, le=60)
+    http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    http_pool_size: int = Field(64, ge=1, le=1000)
+    postgrest_page_size: int = Field(1000, ge=1, le=10000)
+    reference_cache_ttl_seconds: float = Field(30.0, ge=0, le=3600)
+    bootstrap_on_startup: bool = True
+
+    # Abuse limits (the `limits` library's notation, e.g. "5/15minutes")
+    rate_limit_enabled: bool = True
+    login_rate_limit: str = "5/15minutes"
+    register_rate_limit: str = "3/hour"
+    max_body_bytes: int = Field(10 * 1024, ge=1024)
+    idempotency_ttl_hours: int = Field(24, ge=1, le=24 * 14)
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    # Migration (shadow compare against the legacy API)
+    legacy_base_url: str | None = None
+    shadow_compare: bool = False
+    shadow_concurrency: int = Field(4, ge=1, le=64)
+    shadow_timeout_seconds: float = Field(5.0, gt=0, le=60)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("supabase_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_dsn(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("postgres://", "postgresql://")):
+            raise ValueError("must be a postgresql:// connection string")
+        return value
+
+    @model_validator(mode="after")
+    def _prod_is_strict(self) -> Settings:
+        if self.environment != "prod":
+            return self
+        secret = self.jwt_secret.get_secret_value()
+        if len(secret.encode()) < MIN_PROD_SECRET_BYTES:
+            raise ValueError(f"JWT_SECRET must be at least {MIN_PROD_SECRET_BYTES} bytes in prod")
+        if secret.lower() in WEAK_SECRETS:
+            raise ValueError("JWT_SECRET is a well-known default; generate a random one in prod")
+        if "*" in self.cors_origins:
+            raise ValueError("CORS_ORIGINS=* is not allowed in prod (cookies need credentials)")
+        return self
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+    @property
+    def rest_url(self) -> str:
+        return f"{self.supabase_url}/rest/v1"
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line per problem, naming the environment variable."""
+    lines = []
+    for item in error.errors():
+        name = "_".join(str(p) for p in item["loc"]).upper() or "settings"
+        if item["type"] == "missing":
+            lines.append(f"{name} is required (set it in the environment or in .env)")
+        else:
+            lines.append(f"{name}: {item['msg'].removeprefix('Value error, ')}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning validation errors into a ConfigError naming each variable.
+
+    `ENV_FILE` picks another dotenv file; set it empty to read the environment only.
+    """
+    env_file = os.environ.get("ENV_FILE", ".env") or None
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise ConfigError(f"configuration error: {describe_error(error)}") from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()

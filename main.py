@@ -1,0 +1,260 @@
+"""The FastAPI application: lifespan, middleware, error handlers and routers.
+
+`main:app` is what uvicorn and gunicorn serve; `create_app(settings)` builds one for tests.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+import time
+import uuid
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from pythonjsonlogger.json import JsonFormatter
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import database
+from auth import PasswordHasher
+from config import ConfigError, Settings, get_settings
+from models import ApiError, ErrorBody, JsonResponse
+from routers import auth as auth_routes
+from routers import categories, dashboard, expenses, health
+
+log = logging.getLogger("ffb")
+access_log = logging.getLogger("ffb.access")
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+BOOTSTRAP_RETRY_SECONDS = 10
+
+
+def configure_logging(level: str) -> None:
+    """One JSON object per line on stderr, for our loggers and uvicorn's."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
+                                       rename_fields={"levelname": "level", "asctime": "time"}))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "gunicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True  # ffb.access replaces it
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+# --------------------------------------------------------------------------------------
+# Pure ASGI middleware: request id, access log, security headers, body limit, last-resort 500
+# --------------------------------------------------------------------------------------
+class BodyTooLarge(Exception):
+    pass
+
+
+class GatewayMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings):
+        self.app = app
+        self.max_body = settings.max_body_bytes
+        self.security_headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+        ]
+        if settings.is_prod:
+            self.security_headers.append(
+                (b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        extra_headers = [(b"x-request-id", request_id.encode()), *self.security_headers]
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", []), *extra_headers]
+            await send(message)
+
+        try:
+            length = headers.get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                raise BodyTooLarge
+            await self.app(scope, self._limited(receive), send_wrapper)
+        except BodyTooLarge:
+            if not response_started:
+                await self._error(send_wrapper, 413, "Request body too large")
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id})
+            if not response_started:
+                await self._error(send_wrapper, 500, "Internal server error")
+        finally:
+            access_log.info("request", extra={
+                "method": scope["method"], "path": scope["path"], "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "request_id": request_id, "user_id": scope["state"].get("user_id"),
+                "client": scope["client"][0] if scope.get("client") else None})
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise BodyTooLarge
+            return message
+        return wrapped
+
+    @staticmethod
+    async def _error(send: Send, status: int, message: str) -> None:
+        response = JsonResponse({"error": message}, status_code=status)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+# --------------------------------------------------------------------------------------
+# Error handlers: every error is {"error": "..."}
+# --------------------------------------------------------------------------------------
+def validation_message(exc: RequestValidationError) -> str:
+    first = exc.errors()[0]
+    where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    message = str(first.get("msg", "Invalid input")).removeprefix("Value error, ")
+    if first.get("type") == "json_invalid":
+        return "Malformed JSON body"
+    if first.get("type") == "missing" and where:
+        return f"{where[-1]} is required"
+    return f"{'.'.join(where)}: {message}" if where else message
+
+
+async def api_error_handler(request: Request, exc: ApiError) -> JsonResponse:
+    return JsonResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JsonResponse:
+    return JsonResponse({"error": validation_message(exc)}, status_code=400)
+
+
+async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JsonResponse:
+    messages = {404: "Not found", 405: "Method not allowed"}
+    message = messages.get(exc.status_code) or str(exc.detail)
+    return JsonResponse({"error": message}, status_code=exc.status_code,
+                        headers=getattr(exc, "headers", None))
+
+
+# --------------------------------------------------------------------------------------
+# Lifespan
+# --------------------------------------------------------------------------------------
+async def bootstrap_until_done(settings: Settings) -> None:
+    """Verify the schema and create what is missing; if Postgres is not up yet, keep
+    trying in the background (the API answers 503 until it is)."""
+    dsn = settings.database_url.get_secret_value()
+    while True:
+        try:
+            applied = await asyncio.to_thread(database.ensure_schema, dsn)
+            if applied:
+                log.info("schema bootstrapped", extra={"changes": applied})
+            return
+        except Exception as exc:  # noqa: BLE001 - logged, retried
+            log.warning("schema bootstrap failed, retrying in %ss: %s",
+                        BOOTSTRAP_RETRY_SECONDS, type(exc).__name__)
+            await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    settings: Settings = app.state.settings
+    app.state.db = await database.Database.connect(settings)
+    app.state.passwords = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_concurrency)
+    bootstrap = None
+    if settings.bootstrap_on_startup:
+        # A first attempt inline, so a healthy start serves with the schema in place.
+        bootstrap = asyncio.create_task(bootstrap_until_done(settings))
+        await asyncio.wait({bootstrap}, timeout=15)
+    try:
+        yield
+    finally:
+        if bootstrap is not None:
+            bootstrap.cancel()
+        app.state.passwords.close()
+        await app.state.db.close()
+
+
+def custom_openapi(app: FastAPI):
+    """FastAPI documents validation errors as 422; we answer them as 400 {"error"}."""
+    def build():
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version,
+                             description=app.description, routes=app.routes)
+        error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None:
+                    responses.setdefault("400", {
+                        "description": "Invalid input",
+                        "content": {"application/json": {"schema": error_ref}}})
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        components.setdefault("ErrorBody", ErrorBody.model_json_schema())
+        app.openapi_schema = schema
+        return schema
+    return build
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Family Financial Backend",
+        version="1.0.0",
+        description="Drop-in replacement for the legacy serverless API of the family "
+                    "expense tracker. Every error is `{\"error\": \"...\"}`.",
+        lifespan=lifespan,
+        default_response_class=JsonResponse,
+    )
+    app.state.settings = settings
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_middleware(
+        CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After", "ETag"])
+    app.add_middleware(GatewayMiddleware, settings=settings)
+    for router in (health.router, auth_routes.router, categories.router, expenses.router,
+                   dashboard.router):
+        app.include_router(router)
+    app.openapi = custom_openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _load_app() -> FastAPI:
+    try:
+        return create_app()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+app = _load_app()

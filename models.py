@@ -1,0 +1,243 @@
+"""Request and response models (the HTTP contract of DESIGN.md) and the one error type."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
+                      field_validator)
+from starlette.responses import JSONResponse
+
+
+class JsonResponse(JSONResponse):
+    """JSON rendered by orjson (also accepts bytes that are already JSON)."""
+
+    def render(self, content: object) -> bytes:
+        if isinstance(content, bytes):
+            return content
+        return orjson.dumps(content)
+
+
+class ApiError(Exception):
+    """Raised anywhere; one handler turns it into `{"error": message}` with `status`."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(examples=["Invalid email or password"])
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict]:
+    """OpenAPI `responses=` entries documenting the `{"error": ...}` body."""
+    described = {
+        400: "Invalid input", 401: "Missing, invalid, expired or revoked token",
+        404: "Not found", 409: "Conflict", 413: "Request body too large",
+        429: "Too many requests (see Retry-After)", 500: "Internal error",
+        503: "Database unavailable",
+    }
+    return {s: {"model": ErrorBody, "description": described[s]} for s in statuses}
+
+
+Id = Annotated[int, Field(ge=1, le=2**53 - 1)]
+
+
+def _iso_date(value: object) -> object:
+    """Only YYYY-MM-DD (pydantic alone would also take unix timestamps); 2025-02-30 fails."""
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a date in YYYY-MM-DD format")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a valid calendar date") from None
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+StrictInput = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+# --- reference data -------------------------------------------------------------------
+class Category(BaseModel):
+    id: int
+    name: str
+    description: str | None
+
+
+class PaymentMethod(BaseModel):
+    id: int
+    name: str
+
+
+# --- auth -----------------------------------------------------------------------------
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{3,30}$")
+SPECIAL_RE = re.compile(r"[^A-Za-z0-9]")
+
+
+class PublicUser(BaseModel):
+    id: int
+    name: str
+    email: str | None
+
+
+class LoginRequest(BaseModel):
+    model_config = StrictInput
+    email: Annotated[str, StringConstraints(min_length=1, max_length=254)] = Field(
+        description="Email address or username", examples=["alok@example.com"])
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        examples=["password123"])
+
+
+class LoginResponse(BaseModel):
+    message: Literal["Login successful"]
+    token: str
+    user: PublicUser
+
+
+class RegisterRequest(BaseModel):
+    model_config = StrictInput
+    username: str = Field(examples=["new_user"])
+    password: str = Field(examples=["Str0ng!pass"])
+    email: str | None = Field(None, examples=["new_user@example.com"])
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, v: str) -> str:
+        if not USERNAME_RE.match(v):
+            raise ValueError("Username must be 3-30 characters: letters, digits or underscore")
+        return v
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, v: str) -> str:
+        if not 8 <= len(v) <= 128:
+            raise ValueError("Password must be 8-128 characters long")
+        if not (re.search(r"[a-z]", v) and re.search(r"[A-Z]", v)
+                and re.search(r"[0-9]", v) and SPECIAL_RE.search(v)):
+            raise ValueError("Password must contain an uppercase letter, a lowercase letter, "
+                             "a digit and a special character")
+        return v
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if len(v) > 254 or not re.fullmatch(r"[^@\s,()]+@[^@\s,()]+\.[^@\s,()]+", v):
+            raise ValueError("Invalid email address")
+        return v
+
+
+class RegisterResponse(BaseModel):
+    message: Literal["Registration successful"]
+    user: PublicUser
+
+
+class MessageResponse(BaseModel):
+    message: str
+
+
+# --- expenses -------------------------------------------------------------------------
+class Expense(BaseModel):
+    id: int
+    user_id: int
+    user_name: str
+    amount: float
+    category_id: int
+    category: str
+    payment_method_id: int | None
+    payment_method: str | None
+    description: str | None
+    date: dt.date
+    created_at: str
+
+
+class ExpenseCreate(BaseModel):
+    model_config = StrictInput
+    amount: Decimal = Field(gt=0, le=Decimal("9999999999.99"), examples=[250.5])
+    category_id: Id = Field(examples=[1])
+    payment_method_id: Id | None = Field(None, examples=[4])
+    description: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+        None, examples=["Groceries"])
+    date: IsoDate | None = Field(None, examples=["2025-01-15"])
+    user_id: Id | None = Field(None, description="Defaults to the caller")
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount_is_number(cls, v: object) -> object:
+        # JSON numbers only (strings such as "1e400" or "NaN" are not amounts); bool is an int.
+        if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
+            raise ValueError("amount must be a number")
+        return v
+
+    @field_validator("amount")
+    @classmethod
+    def _two_decimals(cls, v: Decimal) -> Decimal:
+        if not v.is_finite() or v.as_tuple().exponent < -2 and v != v.quantize(Decimal("0.01")):
+            raise ValueError("amount may have at most 2 decimals")
+        return v.quantize(Decimal("0.01"))
+
+
+class ExpenseCreated(BaseModel):
+    message: Literal["Expense added successfully"]
+    id: int
+    expense: Expense
+
+
+# --- dashboards -----------------------------------------------------------------------
+class DashboardUser(BaseModel):
+    id: int
+    name: str
+
+
+class CategoryAmount(BaseModel):
+    category: str
+    amount: float
+    percentage: float
+
+
+class MonthlyPeriod(BaseModel):
+    type: Literal["monthly"]
+    year: int
+    month: int
+
+
+class YearlyPeriod(BaseModel):
+    type: Literal["yearly"]
+    year: int
+
+
+class MonthlyTrend(BaseModel):
+    month: int
+    month_name: str
+    amount: float
+
+
+class MonthlyDashboard(BaseModel):
+    user: DashboardUser
+    period: MonthlyPeriod
+    total_spent: float
+    top_categories: list[CategoryAmount]
+    category_breakdown: list[CategoryAmount]
+
+
+class YearlyDashboard(BaseModel):
+    user: DashboardUser
+    period: YearlyPeriod
+    total_spent: float
+    top_categories: list[CategoryAmount]
+    category_breakdown: list[CategoryAmount]
+    monthly_trends: list[MonthlyTrend]
+
+
+class HealthStatus(BaseModel):
+    status: str
+    checks: dict[str, str] = {}

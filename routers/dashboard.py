@@ -1,0 +1,56 @@
+"""GET /api/dashboard/users, /{user_id}/monthly and /{user_id}/yearly.
+
+The aggregation is Postgres' (sql/supabase_functions.sql): each dashboard is one RPC that
+returns the complete response JSON; Python only validates the input.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from auth import CurrentUser, session_headers
+from database import Db, execute
+from models import (ApiError, Id, JsonResponse, MonthlyDashboard, PublicUser, YearlyDashboard,
+                    error_responses)
+
+router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+UserId = Annotated[Id, Path(description="The user whose spending is summarised")]
+Year = Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR, description="Defaults to this year")]
+Month = Annotated[int | None, Query(ge=1, le=12, description="1-12, defaults to this month")]
+
+
+@router.get("/users", response_model=list[PublicUser], responses=error_responses(401, 500, 503),
+            summary="Every family member, by id")
+async def list_users(user: CurrentUser, db: Db) -> JsonResponse:
+    rows = await execute(db.service.table("users").select("id,name,email").order("id"),
+                         session_headers(user))
+    return JsonResponse(rows)
+
+
+async def _dashboard(db: Db, user: CurrentUser, function: str, params: dict) -> JsonResponse:
+    data = await execute(db.service.rpc(function, params), session_headers(user))
+    if data is None:
+        raise ApiError(404, "User not found")
+    return JsonResponse(data)
+
+
+@router.get("/{user_id}/monthly", response_model=MonthlyDashboard,
+            responses=error_responses(400, 401, 404, 500, 503),
+            summary="One month: total, top 5 categories and the full breakdown")
+async def monthly(user_id: UserId, user: CurrentUser, db: Db,
+                  year: Year = None, month: Month = None) -> JsonResponse:
+    today = dt.date.today()
+    return await _dashboard(db, user, "get_monthly_dashboard", {
+        "p_user_id": user_id, "p_year": year or today.year, "p_month": month or today.month})
+
+
+@router.get("/{user_id}/yearly", response_model=YearlyDashboard,
+            responses=error_responses(400, 401, 404, 500, 503),
+            summary="One year: total, categories and all 12 monthly totals")
+async def yearly(user_id: UserId, user: CurrentUser, db: Db, year: Year = None) -> JsonResponse:
+    return await _dashboard(db, user, "get_yearly_dashboard",
+                            {"p_user_id": user_id, "p_year": year or dt.date.today().year})

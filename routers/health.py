@@ -1,0 +1,40 @@
+"""Liveness and readiness (additive; the legacy API had neither)."""
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+
+import database
+from models import HealthStatus, JsonResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthStatus, summary="Liveness: the process answers")
+async def health() -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+async def _check(coro) -> str:
+    try:
+        await asyncio.wait_for(coro, timeout=3)
+        return "ok"
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        return "unreachable"
+
+
+@router.get("/health/ready", response_model=HealthStatus,
+            responses={503: {"model": HealthStatus, "description": "Postgres or PostgREST down"}},
+            summary="Readiness: Postgres and PostgREST both reachable")
+async def ready(request: Request) -> JsonResponse:
+    db: database.Database = request.app.state.db
+    dsn = db.settings.database_url.get_secret_value()
+    postgres, postgrest = await asyncio.gather(
+        _check(asyncio.to_thread(database.check_postgres, dsn)),
+        _check(database.execute(db.anon.table("categories").select("id").limit(1))))
+    checks = {"postgres": postgres, "postgrest": postgrest}
+    if postgres == postgrest == "ok":
+        return JsonResponse({"status": "ready", "checks": checks})
+    return JsonResponse({"error": database.DB_UNAVAILABLE, "status": "unavailable",
+                         "checks": checks}, status_code=503)

@@ -1,0 +1,214 @@
+-- Functions the gateway calls through PostgREST with the service-role key: logins,
+-- sessions, idempotent expense creation and shared rate-limit counters. Idempotent.
+-- Errors meant for the API user are raised as SQLSTATE 'PTxyz', which PostgREST answers
+-- with HTTP status xyz and which the gateway passes on as {"error": message}.
+
+-- POST /api/auth/login: the account a login name refers to. The `email` field of the legacy
+-- login may hold an email or a username; both match case-insensitively, email first.
+create or replace function public.find_login_user(p_login text)
+returns table (id bigint, name text, email text, password_hash text)
+language sql stable security definer set search_path = public, pg_temp
+as $$
+  select u.id, u.name, u.email, u.password_hash
+  from public.users u
+  where lower(u.email) = lower(p_login) or lower(u.name) = lower(p_login)
+  order by (lower(u.email) = lower(p_login)) is true desc, u.id
+  limit 1
+$$;
+
+-- POST /api/auth/register -> {"id","name","email"}. The unique indexes on lower(name) and
+-- lower(email) decide races between concurrent registrations.
+create or replace function public.register_user(p_name text, p_email text, p_password_hash text)
+returns json
+language plpgsql volatile security definer set search_path = public, pg_temp
+as $$
+declare
+  new_user public.users;
+  violated text;
+begin
+  insert into public.users (name, email, password_hash)
+  values (p_name, nullif(p_email, ''), p_password_hash)
+  returning * into new_user;
+  return json_build_object('id', new_user.id, 'name', new_user.name, 'email', new_user.email);
+exception when unique_violation then
+  get stacked diagnostics violated = constraint_name;
+  if violated like 'users_email%' then
+    raise sqlstate 'PT400' using message = 'Email already exists';
+  end if;
+  raise sqlstate 'PT400' using message = 'Username already exists';
+end
+$$;
+
+-- GET /api/auth/me, and every authenticated request (through check_gateway_session):
+-- the token's user still exists and the token was not logged out.
+create or replace function public.session_is_valid(p_user_id bigint, p_jti text)
+returns boolean
+language sql stable security definer set search_path = public, pg_temp
+as $$
+  select exists (select 1 from public.users where id = p_user_id)
+     and not exists (select 1 from public.revoked_tokens where jti = p_jti)
+$$;
+
+-- PostgREST pre-request hook (authenticator's pgrst.db_pre_request): runs inside the same
+-- transaction as every request. When the gateway names the caller's session in the
+-- X-Gateway-Session header ("<userId>:<jti>"), a deleted user or a logged-out token turns
+-- the whole request into 401 without a second round trip. Requests without it pass.
+create or replace function public.check_gateway_session()
+returns void
+language plpgsql stable security definer set search_path = public, pg_temp
+as $$
+declare
+  session text := nullif(current_setting('request.headers', true), '')::json ->> 'x-gateway-session';
+  user_part text;
+begin
+  if session is null then
+    return;
+  end if;
+  user_part := split_part(session, ':', 1);
+  if user_part !~ '^[0-9]{1,18}$'
+     or split_part(session, ':', 2) = ''
+     or not public.session_is_valid(user_part::bigint, split_part(session, ':', 2)) then
+    raise sqlstate 'PT401' using message = 'Invalid or expired token';
+  end if;
+end
+$$;
+
+-- POST /api/auth/logout: the token is refused from now until it would have expired.
+create or replace function public.revoke_token(p_jti text, p_expires_at timestamptz)
+returns void
+language sql volatile security definer set search_path = public, pg_temp
+as $$
+  delete from public.revoked_tokens where expires_at < now();
+  insert into public.revoked_tokens (jti, expires_at) values (p_jti, p_expires_at)
+  on conflict (jti) do nothing;
+$$;
+
+-- One expense in the shape of GET /api/expenses (and of "expense" in POST's response).
+create or replace function public.expense_json(p_id bigint)
+returns json
+language sql stable security definer set search_path = public, pg_temp
+as $$
+  select json_build_object(
+    'id', e.id, 'user_id', e.user_id, 'user_name', u.name, 'amount', trim_scale(e.amount),
+    'category_id', e.category_id, 'category', c.name,
+    'payment_method_id', e.payment_method_id, 'payment_method', pm.name,
+    'description', e.description, 'date', e.date, 'created_at', e.created_at)
+  from public.expenses e
+  join public.users u on u.id = e.user_id
+  join public.categories c on c.id = e.category_id
+  left join public.payment_methods pm on pm.id = e.payment_method_id
+  where e.id = p_id
+$$;
+
+-- POST /api/expenses -> {"replayed": bool, "expense": <expense_json>}. With an idempotency
+-- key the first response is stored in the same transaction as the row: a retry with the
+-- same key and body replays it (a concurrent retry waits for the first to commit), the same
+-- key with another body is 409. Unknown references are 400 naming the field.
+create or replace function public.create_expense(
+  p_actor_id bigint, p_user_id bigint, p_category_id bigint, p_payment_method_id bigint,
+  p_amount numeric, p_description text, p_date date,
+  p_idempotency_key text default null, p_request_hash text default null,
+  p_ttl_hours integer default 24)
+returns json
+language plpgsql volatile security definer set search_path = public, pg_temp
+as $$
+declare
+  stored record;
+  new_id bigint;
+  result json;
+begin
+  if p_idempotency_key is not null then
+    delete from public.idempotency_keys
+    where user_id = p_actor_id and key = p_idempotency_key and expires_at < now();
+    insert into public.idempotency_keys (user_id, key, request_hash, response, expires_at)
+    values (p_actor_id, p_idempotency_key, p_request_hash, 'null'::json,
+            now() + make_interval(hours => p_ttl_hours))
+    on conflict (user_id, key) do nothing;
+    if not found then
+      select request_hash, response into stored from public.idempotency_keys
+      where user_id = p_actor_id and key = p_idempotency_key;
+      if stored.request_hash is distinct from p_request_hash then
+        raise sqlstate 'PT409'
+          using message = 'Idempotency-Key was already used with a different request';
+      end if;
+      return json_build_object('replayed', true, 'expense', stored.response);
+    end if;
+  end if;
+
+  if not exists (select 1 from public.users where id = p_user_id) then
+    raise sqlstate 'PT400' using message = 'Invalid user_id: user does not exist';
+  end if;
+  if not exists (select 1 from public.categories where id = p_category_id) then
+    raise sqlstate 'PT400' using message = 'Invalid category_id: category does not exist';
+  end if;
+  if p_payment_method_id is not null
+     and not exists (select 1 from public.payment_methods where id = p_payment_method_id) then
+    raise sqlstate 'PT400' using message = 'Invalid payment_method_id: payment method does not exist';
+  end if;
+
+  insert into public.expenses (user_id, category_id, payment_method_id, amount, description, date)
+  values (p_user_id, p_category_id, p_payment_method_id, p_amount, p_description,
+          coalesce(p_date, current_date))
+  returning id into new_id;
+  result := public.expense_json(new_id);
+
+  if p_idempotency_key is not null then
+    update public.idempotency_keys set response = result
+    where user_id = p_actor_id and key = p_idempotency_key;
+  end if;
+  return json_build_object('replayed', false, 'expense', result);
+end
+$$;
+
+-- Rate limits (login/register): counters shared by every worker, used as the storage of the
+-- `limits` library's fixed-window strategy. incr returns the hits in the current window.
+create or replace function public.rate_limit_incr(p_key text, p_expiry_seconds integer, p_amount integer default 1)
+returns integer
+language sql volatile security definer set search_path = public, pg_temp
+as $$
+  insert into public.rate_limits as r (key, hits, expires_at)
+  values (p_key, p_amount, now() + make_interval(secs => p_expiry_seconds))
+  on conflict (key) do update set
+    hits = case when r.expires_at <= now() then excluded.hits else r.hits + excluded.hits end,
+    expires_at = case when r.expires_at <= now() then excluded.expires_at else r.expires_at end
+  returning hits
+$$;
+
+-- -> {"hits": n, "expires_at": epoch seconds} for the current window (0 hits once expired).
+create or replace function public.rate_limit_get(p_key text)
+returns json
+language sql stable security definer set search_path = public, pg_temp
+as $$
+  select json_build_object(
+    'hits', coalesce((select hits from public.rate_limits where key = p_key and expires_at > now()), 0),
+    'expires_at', coalesce((select extract(epoch from expires_at) from public.rate_limits
+                            where key = p_key and expires_at > now()), extract(epoch from now())))
+$$;
+
+create or replace function public.rate_limit_clear(p_key text default null)
+returns void
+language sql volatile security definer set search_path = public, pg_temp
+as $$
+  delete from public.rate_limits where (p_key is null or key = p_key) or expires_at < now();
+$$;
+
+-- Only the service role may call these; the pre-request hook runs for every role.
+revoke execute on function public.find_login_user(text), public.register_user(text, text, text),
+  public.session_is_valid(bigint, text), public.revoke_token(text, timestamptz),
+  public.expense_json(bigint),
+  public.create_expense(bigint, bigint, bigint, bigint, numeric, text, date, text, text, integer),
+  public.rate_limit_incr(text, integer, integer), public.rate_limit_get(text),
+  public.rate_limit_clear(text)
+  from public, anon, authenticated;
+grant execute on function public.find_login_user(text), public.register_user(text, text, text),
+  public.session_is_valid(bigint, text), public.revoke_token(text, timestamptz),
+  public.expense_json(bigint),
+  public.create_expense(bigint, bigint, bigint, bigint, numeric, text, date, text, text, integer),
+  public.rate_limit_incr(text, integer, integer), public.rate_limit_get(text),
+  public.rate_limit_clear(text)
+  to service_role;
+grant execute on function public.check_gateway_session() to anon, authenticated, service_role;
+grant execute on function public.request_user_id() to anon, authenticated, service_role;
+
+-- PostgREST reads in-database configuration (db-config, on by default, as on Supabase).
+alter role authenticator set pgrst.db_pre_request to 'public.check_gateway_session';
