@@ -30,6 +30,8 @@ as $$
 declare
   v_old_month date;
   v_new_month date;
+  v_count     integer;
+  v_new_first boolean := false;
 begin
   if tg_op in ('UPDATE', 'DELETE') then
     v_old_month := date_trunc('month', old.date::timestamp)::date;
@@ -58,26 +60,42 @@ begin
       end if;
       return null;
     end if;
-  end if;
-
-  -- The old side of a DELETE or of an UPDATE that moves the row between buckets. UPDATE
-  -- only, never INSERT: during `delete from users` the cascade may already have removed
-  -- the totals row (and the user), and then there is nothing left to correct.
-  if tg_op in ('UPDATE', 'DELETE') then
-    update public.expense_monthly_totals t
-       set amount = t.amount - old.amount,
-           expense_count = t.expense_count - 1
-     where t.user_id = old.user_id and t.month = v_old_month
-       and t.category_id = old.category_id;
-    -- Our UPDATE still holds the row lock, so this sees our own decrement.
-    delete from public.expense_monthly_totals t
-     where t.user_id = old.user_id and t.month = v_old_month
-       and t.category_id = old.category_id
-       and t.expense_count <= 0;
+    -- A move between buckets locks both totals rows in key order, so two moves in opposite
+    -- directions wait for each other instead of deadlocking.
+    v_new_first := (new.user_id, v_new_month, new.category_id)
+                 < (old.user_id, v_old_month, old.category_id);
   end if;
 
   -- The new side of an INSERT or a moving UPDATE: an upsert, exact under concurrency.
-  if tg_op in ('INSERT', 'UPDATE') then
+  if tg_op = 'INSERT' or v_new_first then
+    insert into public.expense_monthly_totals as t
+           (user_id, month, category_id, amount, expense_count)
+    values (new.user_id, v_new_month, new.category_id, new.amount, 1)
+    on conflict (user_id, month, category_id) do update
+      set amount = t.amount + excluded.amount,
+          expense_count = t.expense_count + 1;
+    if tg_op = 'INSERT' then
+      return null;                                     -- AFTER trigger: value ignored
+    end if;
+  end if;
+
+  -- The old side of a DELETE or of a moving UPDATE. UPDATE only, never INSERT: during
+  -- `delete from users` the cascade may already have removed the totals row (and the
+  -- user), and then there is nothing left to correct.
+  update public.expense_monthly_totals t
+     set amount = t.amount - old.amount,
+         expense_count = t.expense_count - 1
+   where t.user_id = old.user_id and t.month = v_old_month
+     and t.category_id = old.category_id
+  returning t.expense_count into v_count;
+  if v_count <= 0 then
+    -- The row lock taken by our UPDATE is still held: nobody changed it since.
+    delete from public.expense_monthly_totals t
+     where t.user_id = old.user_id and t.month = v_old_month
+       and t.category_id = old.category_id and t.expense_count <= 0;
+  end if;
+
+  if tg_op = 'UPDATE' and not v_new_first then
     insert into public.expense_monthly_totals as t
            (user_id, month, category_id, amount, expense_count)
     values (new.user_id, v_new_month, new.category_id, new.amount, 1)
@@ -86,7 +104,7 @@ begin
           expense_count = t.expense_count + 1;
   end if;
 
-  return null;                                         -- AFTER trigger: value ignored
+  return null;
 end
 $$;
 
