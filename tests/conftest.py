@@ -1,0 +1,206 @@
+"""Fixtures shared by every suite.
+
+Unit tests (tests/unit) build the app against a fake Supabase URL and fake it with respx.
+Integration and contract tests run against the real stack that `./scripts/dev test` brings
+up (its environment: SUPABASE_URL, keys, DATABASE_URL, JWT_SECRET, DEV_SCRIPT, ...).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg2
+import pytest
+from asgi_lifespan import LifespanManager
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config import Settings, load_settings  # noqa: E402
+
+DEMO_PASSWORD = "password123"
+CATEGORIES = [
+    (1, "Food", "Groceries, restaurants and snacks"),
+    (2, "Transportation", "Fuel, public transport and taxis"),
+    (3, "Utilities", "Electricity, water, internet and phone bills"),
+    (4, "Entertainment", "Movies, events, subscriptions and hobbies"),
+]
+PAYMENT_METHODS = [(1, "Cash"), (2, "Credit Card"), (3, "Debit Card"), (4, "UPI"), (5, "Other")]
+FAMILY = [(1, "Alok"), (2, "Amol"), (3, "Atul"), (4, "Rashmi")]
+TABLES = ("expenses", "expense_monthly_totals", "users", "categories", "payment_methods",
+          "revoked_tokens", "idempotency_keys", "rate_limits")
+
+
+# --------------------------------------------------------------------------------------
+# Database helpers (psycopg2 on DATABASE_URL)
+# --------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def dsn() -> str:
+    return os.environ["DATABASE_URL"]
+
+
+@contextmanager
+def sql(dsn: str):
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            yield cur
+    finally:
+        conn.close()
+
+
+_hash_cache: dict[str, str] = {}
+
+
+def password_hash(password: str) -> str:
+    """bcrypt with few rounds: test users only; the API verifies any cost."""
+    if password not in _hash_cache:
+        from passlib.hash import bcrypt
+        _hash_cache[password] = bcrypt.using(rounds=4).hash(password)
+    return _hash_cache[password]
+
+
+def reset_database(dsn: str, users=FAMILY) -> None:
+    """Empty every table and load reference data plus the given users (password
+    `password123`, email <name>@example.com)."""
+    with sql(dsn) as cur:
+        cur.execute("truncate " + ", ".join(f"public.{t}" for t in TABLES)
+                    + " restart identity cascade")
+        cur.executemany("insert into public.categories (id, name, description) values (%s,%s,%s)",
+                        CATEGORIES)
+        cur.executemany("insert into public.payment_methods (id, name) values (%s,%s)",
+                        PAYMENT_METHODS)
+        cur.executemany(
+            "insert into public.users (id, name, email, password_hash) values (%s,%s,%s,%s)",
+            [(uid, name, f"{name.lower()}@example.com", password_hash(DEMO_PASSWORD))
+             for uid, name in users])
+        for table in ("categories", "payment_methods", "users"):
+            cur.execute(f"select setval(pg_get_serial_sequence('public.{table}', 'id'), "
+                        f"greatest((select max(id) from public.{table}), 1))")
+
+
+def count_rows(dsn: str, table: str) -> int:
+    with sql(dsn) as cur:
+        cur.execute(f"select count(*) from public.{table}")
+        return cur.fetchone()[0]
+
+
+@pytest.fixture
+def fresh_db(dsn) -> str:
+    """An empty database with reference data and the four demo users."""
+    reset_database(dsn)
+    return dsn
+
+
+# --------------------------------------------------------------------------------------
+# The app, in process (real stack) — httpx over ASGI
+# --------------------------------------------------------------------------------------
+def stack_settings(**overrides) -> Settings:
+    """Settings of the test stack; rate limits off unless a test turns them on."""
+    base = {"rate_limit_enabled": False, "bcrypt_rounds": 4, "bcrypt_concurrency": 2}
+    return load_settings(**{**base, **overrides})
+
+
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    from main import create_app
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=60) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
+                                     timeout=30) as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture(scope="session")
+async def api() -> AsyncIterator[httpx.AsyncClient]:
+    """One app for the session, against the real stack."""
+    async with app_client(stack_settings()) as client:
+        yield client
+
+
+@pytest.fixture
+def make_token():
+    """A valid token for a user id (as login would issue it)."""
+    from auth import create_token
+
+    def make(user_id: int = 1, name: str = "Alok", **settings_overrides) -> str:
+        token, _ = create_token(stack_settings(**settings_overrides),
+                                {"id": user_id, "name": name, "email": f"{name.lower()}@example.com"})
+        return token
+    return make
+
+
+@pytest.fixture
+def auth_headers(make_token) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_token()}"}
+
+
+# --------------------------------------------------------------------------------------
+# Real servers in subprocesses (gunicorn/uvicorn), for multi-worker and browser tests
+# --------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., str]]:
+    """start_server(cmd=None, env=None) -> base URL. Default: the Procfile's gunicorn
+    command (2 workers). Stopped at teardown."""
+    procs: list[subprocess.Popen] = []
+
+    def start(cmd: list[str] | None = None, env: dict[str, str] | None = None,
+              workers: int = 2, log_path: Path | None = None) -> str:
+        port = free_port()
+        full_env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": str(workers),
+                    "RATE_LIMIT_ENABLED": "false", "BCRYPT_ROUNDS": "4", **(env or {})}
+        command = cmd or [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:app"]
+        out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+        proc = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=out,
+                                stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+                                start_new_session=True)
+        procs.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/health", proc=proc)
+        return base
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def dev_script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run scripts/dev against the test profile (e.g. stop-service postgrest)."""
+    script = os.environ.get("DEV_SCRIPT", str(ROOT / "scripts" / "dev"))
+    return subprocess.run([sys.executable, script, "--profile",
+                           os.environ.get("DEV_PROFILE", "test"), *args],
+                          capture_output=True, text=True, timeout=timeout, check=True)

@@ -1,0 +1,79 @@
+"""Settings validation: missing variables are named, prod refuses weak secrets."""
+from __future__ import annotations
+
+import pytest
+
+from config import ConfigError, load_settings
+from tests.unit.conftest import unit_settings
+
+STRONG = "x" * 16 + "Q9!" + "y" * 20
+
+
+def test_missing_required_variable_is_named(monkeypatch):
+    monkeypatch.delenv("SUPABASE_SERVICE_ROLE_KEY")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "SUPABASE_SERVICE_ROLE_KEY is required" in str(err.value)
+
+
+def test_every_missing_variable_is_listed(monkeypatch):
+    for key in ("SUPABASE_URL", "JWT_SECRET", "DATABASE_URL"):
+        monkeypatch.delenv(key)
+    message = str(pytest.raises(ConfigError, load_settings).value)
+    for key in ("SUPABASE_URL", "JWT_SECRET", "DATABASE_URL"):
+        assert key in message
+
+
+def test_cors_origins_are_split_on_commas(monkeypatch):
+    monkeypatch.setenv("CORS_ORIGINS", "http://a.test, http://b.test/ ,")
+    assert load_settings().cors_origins == ["http://a.test", "http://b.test"]
+
+
+def test_supabase_url_must_be_http():
+    with pytest.raises(Exception, match="http"):
+        unit_settings(supabase_url="ftp://example.com")
+
+
+def test_database_url_must_be_postgres():
+    with pytest.raises(Exception, match="postgresql"):
+        unit_settings(database_url="mysql://x@y/z")
+
+
+def test_prod_refuses_short_jwt_secret():
+    with pytest.raises(Exception, match="at least 32 bytes"):
+        unit_settings(environment="prod", jwt_secret="short-secret")
+
+
+def test_prod_refuses_known_default_secret():
+    with pytest.raises(Exception, match="well-known default"):
+        unit_settings(environment="prod",
+                      jwt_secret="super-secret-jwt-token-with-at-least-32-characters-long")
+
+
+def test_prod_refuses_wildcard_cors():
+    with pytest.raises(Exception, match=r"CORS_ORIGINS=\*"):
+        unit_settings(environment="prod", jwt_secret=STRONG, cors_origins="*")
+
+
+def test_prod_accepts_strong_settings():
+    settings = unit_settings(environment="prod", jwt_secret=STRONG,
+                             cors_origins="https://family.example.com")
+    assert settings.is_prod and settings.cors_origins == ["https://family.example.com"]
+
+
+def test_dev_accepts_short_secret():
+    assert unit_settings(jwt_secret="dev").environment == "dev"
+
+
+def test_app_refuses_to_start_in_prod_with_weak_secret(monkeypatch, capsys):
+    import subprocess
+    import sys
+    env = {"ENVIRONMENT": "prod", "JWT_SECRET": "weak", "ENV_FILE": "",
+           "SUPABASE_URL": "http://x.test", "SUPABASE_ANON_KEY": "a",
+           "SUPABASE_SERVICE_ROLE_KEY": "s", "DATABASE_URL": "postgresql://a@b/c",
+           "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", "import main"], env=env, capture_output=True,
+                          text=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
+    assert proc.returncode == 2
+    assert "JWT_SECRET must be at least 32 bytes" in proc.stderr
+    assert "Traceback" not in proc.stderr
