@@ -1,0 +1,128 @@
+"""The foundation on the real stack: reference data, readiness, RLS, bootstrap."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, count_rows, dev_script, sql
+
+
+async def test_categories_come_from_postgres_by_id(api, fresh_db):
+    api.app.state.db.extras.clear()  # no cached copy from an earlier test
+    response = await api.get("/api/categories")
+    assert response.status_code == 200
+    assert response.json() == [
+        {"id": 1, "name": "Food", "description": "Groceries, restaurants and snacks"},
+        {"id": 2, "name": "Transportation", "description": "Fuel, public transport and taxis"},
+        {"id": 3, "name": "Utilities", "description": "Electricity, water, internet and phone bills"},
+        {"id": 4, "name": "Entertainment", "description": "Movies, events, subscriptions and hobbies"},
+    ]
+
+
+async def test_payment_methods_come_from_postgres_by_id(api, fresh_db):
+    api.app.state.db.extras.clear()
+    response = await api.get("/api/payment-methods")
+    assert response.status_code == 200
+    assert [m["name"] for m in response.json()] == ["Cash", "Credit Card", "Debit Card", "UPI", "Other"]
+    assert all(set(m) == {"id", "name"} for m in response.json())
+
+
+async def test_ready_is_200_with_both_checks_ok(api):
+    response = await api.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"postgres": "ok", "postgrest": "ok"}
+
+
+async def test_ready_turns_503_when_postgrest_is_stopped(api):
+    dev_script("stop-service", "postgrest")
+    try:
+        response = await api.get("/health/ready")
+        assert response.status_code == 503
+        assert response.json()["checks"]["postgrest"] == "unreachable"
+        assert response.json()["error"] == "Database unavailable"
+        assert (await api.get("/health")).status_code == 200
+    finally:
+        dev_script("start-service", "postgrest")
+    assert (await api.get("/health/ready")).status_code == 200
+
+
+@pytest.mark.parametrize("table", ["users", "expenses", "expense_monthly_totals",
+                                   "revoked_tokens", "idempotency_keys", "rate_limits"])
+def test_anon_key_cannot_read_private_tables(fresh_db, table):
+    key = os.environ["SUPABASE_ANON_KEY"]
+    response = httpx.get(f"{os.environ['SUPABASE_URL']}/rest/v1/{table}?select=*",
+                         headers={"apikey": key, "Authorization": f"Bearer {key}"})
+    assert response.status_code in (401, 403), response.text
+    assert "password_hash" not in response.text
+
+
+def test_service_key_can_read_users_the_anon_key_cannot(fresh_db):
+    key = os.environ["SUPABASE_SERVICE_ROLE_KEY"]
+    response = httpx.get(f"{os.environ['SUPABASE_URL']}/rest/v1/users?select=id",
+                         headers={"apikey": key, "Authorization": f"Bearer {key}"})
+    assert response.status_code == 200 and len(response.json()) == 4
+
+
+def test_anon_key_reads_reference_data_straight_from_postgrest(fresh_db):
+    key = os.environ["SUPABASE_ANON_KEY"]
+    response = httpx.get(f"{os.environ['SUPABASE_URL']}/rest/v1/categories?select=name&order=id",
+                         headers={"apikey": key, "Authorization": f"Bearer {key}"})
+    assert response.status_code == 200
+    assert [c["name"] for c in response.json()][:1] == ["Food"]
+
+
+def bootstrap(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "scripts/bootstrap_schema.py", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_bootstrap_applied_twice_is_clean_and_keeps_data(fresh_db):
+    before = count_rows(fresh_db, "users")
+    first, second = bootstrap(), bootstrap()
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert "schema matches sql/" in second.stdout
+    assert count_rows(fresh_db, "users") == before
+    check = bootstrap("--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_check_names_a_dropped_index_and_exits_1(fresh_db):
+    with sql(fresh_db) as cur:
+        cur.execute("drop index public.expenses_user_date_idx")
+    try:
+        check = bootstrap("--check")
+        assert check.returncode == 1
+        assert "missing index expenses_user_date_idx" in check.stderr
+        with sql(fresh_db) as cur:  # --check changed nothing
+            cur.execute("select count(*) from pg_indexes where indexname = 'expenses_user_date_idx'")
+            assert cur.fetchone()[0] == 0
+    finally:
+        assert bootstrap().returncode == 0
+    assert bootstrap("--check").returncode == 0
+
+
+def test_check_names_disabled_rls(fresh_db):
+    with sql(fresh_db) as cur:
+        cur.execute("alter table public.expenses disable row level security")
+    try:
+        check = bootstrap("--check")
+        assert check.returncode == 1
+        assert "RLS disabled on public.expenses" in check.stderr
+    finally:
+        assert bootstrap().returncode == 0
+
+
+def test_check_reports_totals_drift_and_bootstrap_repairs_it(fresh_db):
+    with sql(fresh_db) as cur:
+        cur.execute("insert into public.expenses (user_id, category_id, amount, date) "
+                    "values (1, 1, 10, '2025-01-05')")
+        cur.execute("update public.expense_monthly_totals set amount = amount + 1")
+    check = bootstrap("--check")
+    assert check.returncode == 1 and "expense_monthly_totals differs" in check.stderr
+    assert bootstrap().returncode == 0
+    assert bootstrap("--check").returncode == 0
