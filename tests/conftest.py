@@ -176,7 +176,8 @@ def start_server() -> Iterator[Callable[..., str]]:
     def start(cmd: list[str] | None = None, env: dict[str, str] | None = None,
               workers: int = 2, log_path: Path | None = None) -> str:
         port = free_port()
-        full_env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": str(workers),
+        full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port),
+                    "WEB_CONCURRENCY": str(workers),
                     "RATE_LIMIT_ENABLED": "false", "BCRYPT_ROUNDS": "4", **(env or {})}
         command = cmd or [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:app"]
         out = open(log_path, "wb") if log_path else subprocess.DEVNULL
