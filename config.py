@@ -58,7 +58,6 @@ class Settings(BaseSettings):
     register_rate_limit: str = "3/hour"
     max_body_bytes: int = Field(10 * 1024, ge=1024)
     idempotency_ttl_hours: int = Field(24, ge=1, le=24 * 14)
-    forwarded_allow_ips: str = "127.0.0.1"
 
     # Migration (shadow compare against the legacy API)
     legacy_base_url: str | None = None
