@@ -1,0 +1,213 @@
+"""GET /api/dashboard/users, /{user_id}/monthly and /{user_id}/yearly against a faked PostgREST."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+import pytest
+
+from auth import create_token
+from tests.unit.conftest import unit_settings
+
+ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
+PGRST_BOOM = {"code": "22023", "message": "year must be between 1 and 9999, got 0",
+              "details": "SECRET-DETAIL-xyz", "hint": None}
+MONTHLY = {"user": {"id": 2, "name": "Amol"},
+           "period": {"type": "monthly", "year": 2025, "month": 1}, "total_spent": 23333,
+           "top_categories": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
+           "category_breakdown": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}]}
+YEARLY = {"user": {"id": 2, "name": "Amol"}, "period": {"type": "yearly", "year": 2024},
+          "total_spent": 0, "top_categories": [], "category_breakdown": [],
+          "monthly_trends": [{"month": m, "month_name": dt.date(2024, m, 1).strftime("%B"),
+                              "amount": 0} for m in range(1, 13)]}
+
+
+def bearer() -> dict[str, str]:
+    token, _ = create_token(unit_settings(), ALOK)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def rpc_sent(route) -> dict:
+    return json.loads(route.calls.last.request.content)
+
+
+# --------------------------------------------------------------------------------------
+# users
+# --------------------------------------------------------------------------------------
+async def test_users_lists_id_name_email_by_id(client, rest):
+    users = [ALOK, {"id": 2, "name": "Amol", "email": None}]
+    route = rest.get("/users").respond(200, json=users)
+    response = await client.get("/api/dashboard/users", headers=bearer())
+    assert response.status_code == 200
+    assert response.json() == users
+    params = route.calls.last.request.url.params
+    assert params["select"] == "id,name,email" and params["order"] == "id.asc"
+    assert route.calls.last.request.headers["x-gateway-session"].startswith("1:")
+
+
+async def test_users_without_token_is_401(client, rest):
+    route = rest.get("/users")
+    response = await client.get("/api/dashboard/users")
+    assert response.status_code == 401
+    assert response.json() == {"error": "Authentication required"}
+    assert not route.called
+
+
+async def test_users_postgrest_error_is_generic_500(client, rest, caplog):
+    rest.get("/users").respond(500, json=PGRST_BOOM)
+    with caplog.at_level(logging.ERROR, logger="ffb.database"):
+        response = await client.get("/api/dashboard/users", headers=bearer())
+    assert response.status_code == 500
+    assert response.json() == {"error": "Internal server error"}
+    assert "SECRET-DETAIL-xyz" not in response.text and "SECRET-DETAIL-xyz" in caplog.text
+
+
+# --------------------------------------------------------------------------------------
+# monthly
+# --------------------------------------------------------------------------------------
+async def test_monthly_returns_the_rpc_json_unchanged(client, rest):
+    route = rest.post("/rpc/get_monthly_dashboard").respond(200, json=MONTHLY)
+    response = await client.get("/api/dashboard/2/monthly?year=2025&month=1", headers=bearer())
+    assert response.status_code == 200
+    assert response.json() == MONTHLY
+    assert list(response.json()) == list(MONTHLY)  # documented key order survives
+    assert rpc_sent(route) == {"p_user_id": 2, "p_year": 2025, "p_month": 1}
+    assert route.calls.last.request.headers["apikey"] == "service-key"
+    assert route.calls.last.request.headers["x-gateway-session"].startswith("1:")
+
+
+async def test_monthly_defaults_to_the_current_year_and_month(client, rest):
+    route = rest.post("/rpc/get_monthly_dashboard").respond(200, json=MONTHLY)
+    today = dt.date.today()
+    await client.get("/api/dashboard/2/monthly", headers=bearer())
+    assert rpc_sent(route) == {"p_user_id": 2, "p_year": today.year, "p_month": today.month}
+
+
+async def test_monthly_with_only_year_defaults_the_month(client, rest):
+    route = rest.post("/rpc/get_monthly_dashboard").respond(200, json=MONTHLY)
+    await client.get("/api/dashboard/2/monthly?year=2020", headers=bearer())
+    assert rpc_sent(route) == {"p_user_id": 2, "p_year": 2020,
+                               "p_month": dt.date.today().month}
+
+
+async def test_monthly_unknown_user_is_404(client, rest):
+    rest.post("/rpc/get_monthly_dashboard").respond(200, content=b"null", headers={"Content-Type": "application/json"})
+    response = await client.get("/api/dashboard/99/monthly?year=2025&month=1", headers=bearer())
+    assert response.status_code == 404
+    assert response.json() == {"error": "User not found"}
+
+
+@pytest.mark.parametrize("query", ["month=13", "month=0", "month=-1", "month=abc", "month=1.5",
+                                   "year=99999", "year=0", "year=-2025", "year=1899",
+                                   "year=2201", "year=twenty"])
+async def test_monthly_rejects_bad_period_with_400(client, rest, query):
+    route = rest.post("/rpc/get_monthly_dashboard")
+    response = await client.get(f"/api/dashboard/1/monthly?{query}", headers=bearer())
+    assert response.status_code == 400
+    assert set(response.json()) == {"error"}
+    assert not route.called
+
+
+async def test_monthly_rejects_month_13_naming_the_field(client, rest):
+    response = await client.get("/api/dashboard/1/monthly?month=13", headers=bearer())
+    assert response.json()["error"].startswith("month")
+
+
+@pytest.mark.parametrize("user_id", ["0", "-1", "abc", "1.5", str(2**53)])
+async def test_monthly_rejects_invalid_user_id_with_400(client, rest, user_id):
+    route = rest.post("/rpc/get_monthly_dashboard")
+    response = await client.get(f"/api/dashboard/{user_id}/monthly", headers=bearer())
+    assert response.status_code == 400
+    assert set(response.json()) == {"error"}
+    assert not route.called
+
+
+@pytest.mark.parametrize("year", [1900, 2200])
+async def test_monthly_accepts_the_edge_years(client, rest, year):
+    route = rest.post("/rpc/get_monthly_dashboard").respond(200, json=MONTHLY)
+    response = await client.get(f"/api/dashboard/1/monthly?year={year}&month=12",
+                                headers=bearer())
+    assert response.status_code == 200
+    assert rpc_sent(route)["p_year"] == year
+
+
+async def test_monthly_without_token_is_401(client, rest):
+    route = rest.post("/rpc/get_monthly_dashboard")
+    response = await client.get("/api/dashboard/1/monthly")
+    assert response.status_code == 401
+    assert not route.called
+
+
+async def test_monthly_for_a_revoked_session_is_401(client, rest):
+    rest.post("/rpc/get_monthly_dashboard").respond(401, json={
+        "code": "PT401", "message": "Invalid or expired token", "details": None, "hint": None})
+    response = await client.get("/api/dashboard/1/monthly", headers=bearer())
+    assert response.status_code == 401
+    assert response.json() == {"error": "Invalid or expired token"}
+
+
+async def test_monthly_postgrest_error_is_generic_500_with_details_only_in_log(
+        client, rest, caplog):
+    rest.post("/rpc/get_monthly_dashboard").respond(400, json=PGRST_BOOM)
+    with caplog.at_level(logging.ERROR, logger="ffb.database"):
+        response = await client.get("/api/dashboard/1/monthly", headers=bearer())
+    assert response.status_code == 500
+    assert response.json() == {"error": "Internal server error"}
+    assert "SECRET-DETAIL-xyz" not in response.text and "9999" not in response.text
+    assert "SECRET-DETAIL-xyz" in caplog.text
+
+
+# --------------------------------------------------------------------------------------
+# yearly
+# --------------------------------------------------------------------------------------
+async def test_yearly_returns_the_rpc_json_unchanged(client, rest):
+    route = rest.post("/rpc/get_yearly_dashboard").respond(200, json=YEARLY)
+    response = await client.get("/api/dashboard/2/yearly?year=2024", headers=bearer())
+    assert response.status_code == 200
+    assert response.json() == YEARLY
+    assert rpc_sent(route) == {"p_user_id": 2, "p_year": 2024}
+
+
+async def test_yearly_defaults_to_the_current_year(client, rest):
+    route = rest.post("/rpc/get_yearly_dashboard").respond(200, json=YEARLY)
+    await client.get("/api/dashboard/2/yearly", headers=bearer())
+    assert rpc_sent(route) == {"p_user_id": 2, "p_year": dt.date.today().year}
+
+
+async def test_yearly_ignores_a_month_parameter(client, rest):
+    route = rest.post("/rpc/get_yearly_dashboard").respond(200, json=YEARLY)
+    response = await client.get("/api/dashboard/2/yearly?year=2024&month=13", headers=bearer())
+    assert response.status_code == 200
+    assert rpc_sent(route) == {"p_user_id": 2, "p_year": 2024}
+
+
+async def test_yearly_unknown_user_is_404(client, rest):
+    rest.post("/rpc/get_yearly_dashboard").respond(200, content=b"null", headers={"Content-Type": "application/json"})
+    response = await client.get("/api/dashboard/99/yearly?year=2024", headers=bearer())
+    assert response.status_code == 404
+    assert response.json() == {"error": "User not found"}
+
+
+@pytest.mark.parametrize("query", ["year=99999", "year=0", "year=abc", "year=1e3"])
+async def test_yearly_rejects_absurd_year_with_400(client, rest, query):
+    route = rest.post("/rpc/get_yearly_dashboard")
+    response = await client.get(f"/api/dashboard/1/yearly?{query}", headers=bearer())
+    assert response.status_code == 400
+    assert set(response.json()) == {"error"}
+    assert not route.called
+
+
+async def test_yearly_without_token_is_401(client, rest):
+    response = await client.get("/api/dashboard/1/yearly")
+    assert response.status_code == 401
+    assert response.json() == {"error": "Authentication required"}
+
+
+async def test_yearly_postgrest_error_is_generic_500(client, rest, caplog):
+    rest.post("/rpc/get_yearly_dashboard").respond(500, json=PGRST_BOOM)
+    with caplog.at_level(logging.ERROR, logger="ffb.database"):
+        response = await client.get("/api/dashboard/1/yearly", headers=bearer())
+    assert response.status_code == 500
+    assert response.json() == {"error": "Internal server error"}
+    assert "SECRET-DETAIL-xyz" in caplog.text and "SECRET-DETAIL-xyz" not in response.text
