@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import database
+import shadow
 from auth import PasswordHasher
 from config import ConfigError, Settings, get_settings
 from models import ApiError, ErrorBody, JsonResponse
@@ -183,6 +184,7 @@ async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
     app.state.db = await database.Database.connect(settings)
     app.state.passwords = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_concurrency)
+    app.state.shadow = shadow.start(settings)  # None unless SHADOW_COMPARE and LEGACY_BASE_URL
     bootstrap = None
     if settings.bootstrap_on_startup:
         # A first attempt inline, so a healthy start serves with the schema in place.
@@ -194,6 +196,7 @@ async def lifespan(app: FastAPI):
         if bootstrap is not None:
             bootstrap.cancel()
         app.state.passwords.close()
+        await shadow.stop(app.state.shadow)
         await app.state.db.close()
 
 
@@ -241,6 +244,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
         allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Retry-After", "ETag"])
+    shadow.install(app, settings)  # inside GatewayMiddleware: sees the request id
     app.add_middleware(GatewayMiddleware, settings=settings)
     for router in (health.router, auth_routes.router, categories.router, expenses.router,
                    dashboard.router):

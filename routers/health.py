@@ -1,4 +1,4 @@
-"""Liveness and readiness (additive; the legacy API had neither)."""
+"""Liveness, readiness and shadow-compare counts (additive; the legacy API had none)."""
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +6,9 @@ import asyncio
 from fastapi import APIRouter, Request
 
 import database
-from models import HealthStatus, JsonResponse
+import shadow
+from auth import CurrentUser
+from models import HealthStatus, JsonResponse, error_responses
 
 router = APIRouter(tags=["health"])
 
@@ -38,3 +40,12 @@ async def ready(request: Request) -> JsonResponse:
         return JsonResponse({"status": "ready", "checks": checks})
     return JsonResponse({"error": database.DB_UNAVAILABLE, "status": "unavailable",
                          "checks": checks}, status_code=503)
+
+
+@router.get("/health/shadow", response_model=shadow.ShadowReport,
+            responses=error_responses(401),
+            summary="Shadow compare against the legacy API: counts per endpoint (this worker)")
+async def shadow_counts(request: Request, user: CurrentUser) -> JsonResponse:
+    compare: shadow.ShadowCompare | None = getattr(request.app.state, "shadow", None)
+    report = compare.report() if compare is not None else shadow.disabled_report()
+    return JsonResponse(report.model_dump())
