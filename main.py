@@ -53,8 +53,12 @@ def configure_logging(level: str) -> None:
 # --------------------------------------------------------------------------------------
 # Pure ASGI middleware: request id, access log, security headers, body limit, last-resort 500
 # --------------------------------------------------------------------------------------
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(StarletteHTTPException):
+    """An HTTPException so FastAPI re-raises it while reading a (chunked) body instead of
+    turning it into 400 "There was an error parsing the body"."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "Request body too large")
 
 
 class GatewayMiddleware:
@@ -253,12 +257,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+# Exit status 4 is gunicorn's "App failed to load": the arbiter halts instead of respawning
+# workers that can never start (uvicorn just exits non-zero with it).
+CONFIG_ERROR_EXIT = 4
+
+
 def _load_app() -> FastAPI:
     try:
         return create_app()
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(2) from None
+        print(exc, file=sys.stderr, flush=True)
+        raise SystemExit(CONFIG_ERROR_EXIT) from None
 
 
 app = _load_app()
