@@ -71,12 +71,15 @@ class AuthLimits:
         raise ApiError(429, TOO_MANY, headers={"Retry-After": str(retry_after)})
 
     async def before_login(self, client: str, account: str) -> None:
-        if self.enabled and not await self.limiter.test(self.login, "login", client, account.lower()):
+        """Count the attempt as a failure up front (one atomic increment in Postgres), so a
+        burst of concurrent attempts cannot all pass a check made before any of them is
+        counted; `login_succeeded` gives the attempt back."""
+        if self.enabled and not await self.limiter.hit(self.login, "login", client, account.lower()):
             await self._refuse(self.login, "login", client, account.lower())
 
-    async def login_failed(self, client: str, account: str) -> None:
+    async def login_succeeded(self, client: str, account: str) -> None:
         if self.enabled:
-            await self.limiter.hit(self.login, "login", client, account.lower())
+            await self.limiter.hit(self.login, "login", client, account.lower(), cost=-1)
 
     async def register_attempt(self, client: str) -> None:
         if self.enabled and not await self.limiter.hit(self.register, "register", client):

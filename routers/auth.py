@@ -35,8 +35,8 @@ async def login(body: LoginRequest, request: Request, db: Db) -> JsonResponse:
     account = rows[0] if rows else None
     if not await request.app.state.passwords.verify(
             body.password, account["password_hash"] if account else None):
-        await limiter.login_failed(client, body.email)
-        raise ApiError(401, BAD_LOGIN)
+        raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
+    await limiter.login_succeeded(client, body.email)
     token, _ = create_token(db.settings, account)
     response = JsonResponse({"message": "Login successful", "token": token,
                              "user": public_user(account)})

@@ -162,14 +162,17 @@ $$;
 
 -- Rate limits (login/register): counters shared by every worker, used as the storage of the
 -- `limits` library's fixed-window strategy. incr returns the hits in the current window.
+-- A negative amount gives hits back (a successful login); it never goes below zero, so a
+-- give-back that arrives after its window ended cannot pre-credit the next one.
 create or replace function public.rate_limit_incr(p_key text, p_expiry_seconds integer, p_amount integer default 1)
 returns integer
 language sql volatile security definer set search_path = public, pg_temp
 as $$
   insert into public.rate_limits as r (key, hits, expires_at)
-  values (p_key, p_amount, now() + make_interval(secs => p_expiry_seconds))
+  values (p_key, greatest(p_amount, 0), now() + make_interval(secs => p_expiry_seconds))
   on conflict (key) do update set
-    hits = case when r.expires_at <= now() then excluded.hits else r.hits + excluded.hits end,
+    hits = case when r.expires_at <= now() then excluded.hits
+                else greatest(r.hits + p_amount, 0) end,
     expires_at = case when r.expires_at <= now() then excluded.expires_at else r.expires_at end
   returning hits
 $$;

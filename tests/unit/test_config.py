@@ -74,6 +74,6 @@ def test_app_refuses_to_start_in_prod_with_weak_secret(monkeypatch, capsys):
            "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-c", "import main"], env=env, capture_output=True,
                           text=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
-    assert proc.returncode == 2
+    assert proc.returncode == 4  # gunicorn APP_LOAD_ERROR: the arbiter halts (main.CONFIG_ERROR_EXIT)
     assert "JWT_SECRET must be at least 32 bytes" in proc.stderr
     assert "Traceback" not in proc.stderr
