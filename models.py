@@ -111,7 +111,7 @@ class RegisterRequest(BaseModel):
     @field_validator("username")
     @classmethod
     def _username(cls, v: str) -> str:
-        if not USERNAME_RE.match(v):
+        if not USERNAME_RE.fullmatch(v):  # `$` alone would accept a trailing newline
             raise ValueError("Username must be 3-30 characters: letters, digits or underscore")
         return v
 
