@@ -233,6 +233,7 @@ async def test_token_naming_a_user_id_that_never_existed_is_401(api, fresh_db):
     ({"username": "ab", "password": STRONG}, "Username must be 3-30"),
     ({"username": "a" * 31, "password": STRONG}, "Username must be 3-30"),
     ({"username": "bad-name", "password": STRONG}, "Username must be 3-30"),
+    ({"username": "trailing_newline\n", "password": STRONG}, "Username must be 3-30"),
     ({"username": "good_name", "password": "Sh0rt!"}, "8-128"),
     ({"username": "good_name", "password": "Aa1!" + "a" * 125}, "8-128"),
     ({"username": "good_name", "password": "nouppercase1!"}, "uppercase"),

@@ -193,7 +193,7 @@ async def test_register_duplicate_username_is_400_from_the_database(client, rest
 
 
 @pytest.mark.parametrize("username", ["ab", "a" * 31, "has space", "dash-name", "émile", "x;drop",
-                                      ""])
+                                      "", "new_user\n", "\nnew_user", "new_user\r\n", "١٢٣"])
 async def test_register_rejects_bad_usernames(client, rest, username):
     route = rest.post("/rpc/register_user")
     response = await client.post("/api/auth/register",
