@@ -134,9 +134,12 @@ class ShadowCompare:
     def count(self, endpoint: str, counter: str) -> None:
         self.counts[endpoint][counter] += 1
 
+    def has_room(self) -> bool:
+        return len(self.tasks) < self.concurrency
+
     def submit(self, endpoint: str, scope: Scope, status: int, body: bytes) -> None:
         """Called after our response is sent; never waits."""
-        if len(self.tasks) >= self.concurrency:
+        if not self.has_room():
             self.count(endpoint, "skipped")
             return
         task = asyncio.get_running_loop().create_task(
@@ -210,24 +213,27 @@ class ShadowMiddleware:
         status = 0
         chunks: list[bytes] = []
         size = 0
+        wanted = True
 
         async def capture(message: Message) -> None:
-            nonlocal status, size
+            nonlocal status, size, wanted
             await send(message)
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # No copy when every slot is busy; 304s (If-None-Match) are not comparable.
+                wanted = status != 304 and shadow.has_room()
             elif message["type"] == "http.response.body":
                 body = message.get("body", b"")
                 size += len(body)
-                if size <= MAX_CAPTURE_BYTES:
+                wanted = wanted and size <= MAX_CAPTURE_BYTES
+                if wanted:
                     chunks.append(body)
                 if not message.get("more_body", False):
                     endpoint = getattr(scope.get("route"), "path", None) or UNMATCHED
-                    # 304 (If-None-Match) and huge bodies cannot be compared fairly.
-                    if status == 304 or size > MAX_CAPTURE_BYTES:
-                        shadow.count(endpoint, "skipped")
-                    else:
+                    if wanted:
                         shadow.submit(endpoint, scope, status, b"".join(chunks))
+                    else:
+                        shadow.count(endpoint, "skipped")
 
         await self.app(scope, receive, capture)
 

@@ -188,6 +188,19 @@ async def test_identical_legacy_answer_counts_as_a_match(api, ours, legacy, toke
                       "timeouts": 0, "skipped": 0}
 
 
+async def test_not_modified_answers_are_skipped_not_replayed(ours, legacy, token):
+    fake, _ = legacy
+    before = (await shadow_counts(ours, token))["endpoints"]["/api/categories"]
+    sent_before = len(fake.requests_to("/api/categories"))
+    first = await ours.get("/api/categories")
+    again = await ours.get("/api/categories", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    counts = await wait_counts(ours, token, "/api/categories", before["compared"] + 2)
+    assert counts["matches"] == before["matches"] + 1
+    assert counts["skipped"] == before["skipped"] + 1
+    assert len(fake.requests_to("/api/categories")) == sent_before + 1
+
+
 async def test_created_at_is_volatile_and_authorization_is_forwarded(api, ours, legacy, token):
     fake, _ = legacy
     auth = {"Authorization": f"Bearer {token}"}
