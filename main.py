@@ -189,11 +189,15 @@ async def lifespan(app: FastAPI):
     app.state.db = await database.Database.connect(settings)
     app.state.passwords = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_concurrency)
     app.state.shadow = shadow.start(settings)  # None unless SHADOW_COMPARE and LEGACY_BASE_URL
+    # Start the bcrypt process now: spawned on first use, it added 1-3 s to each worker's
+    # first login or register (past the 5 s in which an outage must answer 503).
+    warm_up = asyncio.create_task(app.state.passwords.warm_up())
     bootstrap = None
     if settings.bootstrap_on_startup:
         # A first attempt inline, so a healthy start serves with the schema in place.
         bootstrap = asyncio.create_task(bootstrap_until_done(settings))
         await asyncio.wait({bootstrap}, timeout=15)
+    await warm_up
     try:
         yield
     finally:
