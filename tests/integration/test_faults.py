@@ -1,0 +1,249 @@
+"""Faults: PostgREST, Postgres or nginx stopped mid-run under a real gunicorn server.
+
+Every data endpoint must answer 503 {"error": "Database unavailable"} within 5 s (the
+client timeout, HTTP_TIMEOUT_SECONDS, defaults to 4 s), /health/ready 503 and /health 200;
+once the service is back the API recovers on its own, without a restart. The reference
+cache is off (REFERENCE_CACHE_TTL_SECONDS=0) so categories and payment methods really
+reach the database. Each test prints the seconds to 503 and to recovery.
+
+Whatever a test stops it restarts in `finally`, so the rest of the suite finds the stack up.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.conftest import dev_script
+
+pytestmark = pytest.mark.slow
+
+ANSWER_WITHIN = 5.0       # every single response, outage or not
+OUTAGE_WITHIN = 5.0       # from "service stopped" to every endpoint answering 503
+RECOVER_WITHIN = 15.0     # from "restart begun" to every endpoint answering normally
+STABLE_SWEEPS = 4         # consecutive all-good sweeps that count as recovered
+UNAVAILABLE = {"error": "Database unavailable"}
+_names = itertools.count()
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: int
+    body: object
+    seconds: float
+
+
+class Api:
+    """Every data endpoint of the contract, called concurrently as one sweep."""
+
+    def __init__(self, base: str, make_token):
+        self.base = base
+        self.make_token = make_token
+        self.token = make_token(1, "Alok")
+
+    def calls(self) -> list[tuple[str, str, str, dict, int]]:
+        """(name, method, path, request kwargs, status when healthy)."""
+        bearer = {"Authorization": f"Bearer {self.token}"}
+        fresh = {"Authorization": f"Bearer {self.make_token(1, 'Alok')}"}  # logout revokes it
+        name = f"fault_{os.getpid()}_{next(_names)}"
+        return [
+            ("categories", "GET", "/api/categories", {}, 200),
+            ("payment-methods", "GET", "/api/payment-methods", {}, 200),
+            ("expenses", "GET", "/api/expenses", {"headers": bearer}, 200),
+            ("expenses-create", "POST", "/api/expenses",
+             {"headers": bearer, "json": {"amount": 1.5, "category_id": 1}}, 201),
+            ("dashboard-users", "GET", "/api/dashboard/users", {"headers": bearer}, 200),
+            ("monthly", "GET", "/api/dashboard/1/monthly?year=2025&month=1",
+             {"headers": bearer}, 200),
+            ("yearly", "GET", "/api/dashboard/1/yearly?year=2025", {"headers": bearer}, 200),
+            ("me", "GET", "/api/auth/me", {"headers": bearer}, 200),
+            ("login", "POST", "/api/auth/login",
+             {"json": {"email": "alok@example.com", "password": "password123"}}, 200),
+            ("register", "POST", "/api/auth/register",
+             {"json": {"username": name, "password": "Sturdy#Pass1"}}, 200),
+            ("logout", "POST", "/api/auth/logout", {"headers": fresh}, 200),
+        ]
+
+    async def one(self, client: httpx.AsyncClient, name: str, method: str, path: str,
+                  kwargs: dict) -> Outcome:
+        started = time.monotonic()
+        try:
+            response = await client.request(method, self.base + path, **kwargs)
+            status, body = response.status_code, _json(response)
+        except httpx.TimeoutException:
+            status, body = 0, "client timeout"
+        return Outcome(name, status, body, time.monotonic() - started)
+
+    async def sweep(self, client: httpx.AsyncClient) -> tuple[list[Outcome], list[tuple]]:
+        calls = self.calls()
+        outcomes = await asyncio.gather(
+            *(self.one(client, name, method, path, kw) for name, method, path, kw, _ in calls),
+            self.one(client, "ready", "GET", "/health/ready", {}),
+            self.one(client, "health", "GET", "/health", {}))
+        return list(outcomes), calls
+
+
+def _json(response: httpx.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:200]
+
+
+def all_unavailable(outcomes: list[Outcome]) -> bool:
+    data = [o for o in outcomes if o.name not in ("ready", "health")]
+    ready = next(o for o in outcomes if o.name == "ready")
+    health = next(o for o in outcomes if o.name == "health")
+    return (all(o.status == 503 and o.body == UNAVAILABLE for o in data)
+            and ready.status == 503 and health.status == 200)
+
+
+def all_healthy(outcomes: list[Outcome], calls: list[tuple]) -> bool:
+    expected = {name: status for name, _, _, _, status in calls}
+    expected.update(ready=200, health=200)
+    return all(o.status == expected[o.name] for o in outcomes)
+
+
+def check_sane(outcomes: list[Outcome], phase: str) -> None:
+    """At any moment: no 500 (nor any other surprise), and an answer within 5 s."""
+    for o in outcomes:
+        assert o.seconds < ANSWER_WITHIN, f"{phase}: {o.name} took {o.seconds:.2f}s"
+        assert o.status in (200, 201, 503), f"{phase}: {o.name} -> {o.status} {o.body}"
+        if o.status == 503 and o.name != "ready":
+            assert o.body == UNAVAILABLE, f"{phase}: {o.name} -> {o.body}"
+
+
+async def run_fault(api: Api, service: str, while_down=None) -> dict[str, float]:
+    """Stop `service`, measure until every endpoint answers 503, restart it, measure
+    until every endpoint answers normally again. Returns the figures."""
+    figures: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=ANSWER_WITHIN + 5) as client:
+        outcomes, calls = await api.sweep(client)
+        assert all_healthy(outcomes, calls), [(o.name, o.status, o.body) for o in outcomes]
+
+        restarted = False
+        started = time.monotonic()
+        await asyncio.to_thread(dev_script, "stop-service", service)
+        try:
+            stopped = time.monotonic()
+            figures["stop_command_s"] = stopped - started
+            slowest = 0.0
+            while True:
+                outcomes, _ = await api.sweep(client)
+                check_sane(outcomes, f"{service} down")
+                slowest = max(slowest, *(o.seconds for o in outcomes))
+                if all_unavailable(outcomes):
+                    figures["to_503_s"] = time.monotonic() - stopped
+                    break
+                assert time.monotonic() - stopped < OUTAGE_WITHIN, \
+                    [(o.name, o.status, o.body) for o in outcomes]
+                await asyncio.sleep(0.1)
+            # It stays that way (no flapping, still fast) while the service is down.
+            for _ in range(3):
+                outcomes, _ = await api.sweep(client)
+                check_sane(outcomes, f"{service} down")
+                assert all_unavailable(outcomes), [(o.name, o.status, o.body) for o in outcomes]
+                slowest = max(slowest, *(o.seconds for o in outcomes))
+            figures["slowest_answer_down_s"] = slowest
+            if while_down is not None:
+                await while_down(client)
+
+            async def restart_service() -> None:
+                begun = time.monotonic()
+                await asyncio.to_thread(dev_script, "start-service", service)
+                figures["start_command_s"] = time.monotonic() - begun
+
+            restart = asyncio.create_task(restart_service())
+            restarted = True
+            begun, good, recovered = time.monotonic(), 0, None
+            while good < STABLE_SWEEPS:
+                outcomes, calls = await api.sweep(client)
+                check_sane(outcomes, f"{service} restarting")
+                if all_healthy(outcomes, calls):
+                    good += 1
+                    recovered = recovered or time.monotonic() - begun
+                else:
+                    # Flapping while the service starts is fine; once it is back and answered
+                    # well, a relapse (e.g. a stale pooled connection) is a bug.
+                    assert not (restart.done() and recovered), \
+                        [(o.name, o.status, o.body) for o in outcomes]
+                    good, recovered = 0, None
+                assert time.monotonic() - begun < RECOVER_WITHIN + 30, \
+                    [(o.name, o.status, o.body) for o in outcomes]
+                await asyncio.sleep(0.1)
+            await restart
+            figures["to_recovery_s"] = recovered
+        finally:
+            if not restarted:
+                await asyncio.to_thread(dev_script, "start-service", service)
+    print(f"\n[faults] {service}: " + ", ".join(f"{k}={v:.2f}" for k, v in figures.items()))
+    return figures
+
+
+@pytest.fixture
+def server(start_server, fresh_db, tmp_path):
+    """gunicorn (2 workers) with the reference cache off and the default 4 s timeout."""
+    return start_server(env={"REFERENCE_CACHE_TTL_SECONDS": "0"},
+                        log_path=tmp_path / "server.log")
+
+
+def assert_clean_log(path) -> None:
+    """An outage is logged as a warning, never as an unhandled error with a traceback."""
+    text = path.read_text(errors="replace")
+    assert "Traceback" not in text
+    assert "unhandled error" not in text
+
+
+async def postgrest_says_postgres_is_gone(client: httpx.AsyncClient) -> None:
+    """With Postgres down PostgREST itself still answers, 503 with a PGRST00x code (which
+    the gateway must map to 503, not 500)."""
+    key = os.environ["SUPABASE_ANON_KEY"]
+    response = await client.get(f"{os.environ['POSTGREST_DIRECT_URL']}/categories?select=id",
+                                headers={"apikey": key, "Authorization": f"Bearer {key}"})
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] in {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}
+    print(f"\n[faults] PostgREST direct with Postgres down: 503 {response.json()['code']}")
+
+
+@pytest.mark.parametrize("service", ["postgrest", "postgres", "nginx"])
+async def test_every_endpoint_answers_503_and_recovers_when_service_stops(
+        server, make_token, service, tmp_path):
+    while_down = postgrest_says_postgres_is_gone if service == "postgres" else None
+    figures = await run_fault(Api(server, make_token), service, while_down)
+    assert figures["to_503_s"] < OUTAGE_WITHIN
+    assert figures["slowest_answer_down_s"] < ANSWER_WITHIN
+    assert figures["to_recovery_s"] < RECOVER_WITHIN
+    assert_clean_log(tmp_path / "server.log")
+
+
+@pytest.fixture
+def black_hole():
+    """A port that accepts TCP connections (kernel backlog) and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+async def test_hanging_postgrest_answers_503_within_the_client_timeout(
+        start_server, make_token, black_hole, tmp_path):
+    """PostgREST that accepts but never answers: the 4 s HTTP_TIMEOUT_SECONDS turns every
+    data endpoint into 503 before 5 s, instead of hanging the caller."""
+    base = start_server(env={"SUPABASE_URL": black_hole, "REFERENCE_CACHE_TTL_SECONDS": "0"},
+                        log_path=tmp_path / "server.log")
+    api = Api(base, make_token)
+    async with httpx.AsyncClient(timeout=ANSWER_WITHIN + 5) as client:
+        outcomes, _ = await api.sweep(client)  # the first calls of fresh workers included
+    check_sane(outcomes, "postgrest hanging")
+    assert all_unavailable(outcomes), [(o.name, o.status, o.body) for o in outcomes]
+    slowest = max(o.seconds for o in outcomes if o.name not in ("ready", "health"))
+    print(f"\n[faults] hanging PostgREST: slowest 503 after {slowest:.2f}s")
+    assert 3.5 < slowest < ANSWER_WITHIN  # it really waited for the timeout, then gave up
+    assert_clean_log(tmp_path / "server.log")
