@@ -6,6 +6,7 @@ GET /api/expenses for the same user and period.
 """
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
@@ -26,7 +27,7 @@ amounts = st.one_of(
     st.sampled_from(["0.01", "33.33", "50.00", "100.00", "250.50"]),  # repeats -> ties
     st.integers(1, 2_000_000).map(lambda cents: f"{Decimal(cents) / 100:.2f}"),
 )
-dates = st.builds(lambda y, m, d: dt.date(y, m, min(d, 28 if m == 2 else 30)),
+dates = st.builds(lambda y, m, d: dt.date(y, m, min(d, calendar.monthrange(y, m)[1])),
                   st.sampled_from(YEARS), st.sampled_from(MONTHS), st.integers(1, 31))
 expense_rows = st.lists(
     st.tuples(st.sampled_from(USERS), st.sampled_from(sorted(CATEGORY_NAMES)), amounts, dates),
