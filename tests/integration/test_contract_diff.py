@@ -197,11 +197,10 @@ async def test_with_writes_posts_expenses_register_and_logout(contract_data, in_
     assert created["body"]["expense"]["amount"] == 400
 
 
-async def test_only_narrows_the_matrix_by_path_prefix(contract_data, start_server, tmp_path):
-    base = start_server(workers=1)
+async def test_only_narrows_the_matrix_by_path_prefix(contract_data, in_process, tmp_path):
     out = tmp_path / "report.json"
-    code = await contract_diff.cli([base, base, *CREDENTIALS, *YEARS, "--only",
-                                    "/api/dashboard/1/", "--json", str(out)])
+    code = await contract_diff.cli([OURS, OURS, *CREDENTIALS, *YEARS, "--only",
+                                    "/api/dashboard/1/", "--json", str(out)], in_process)
     assert code == 0
     paths = {r["path"] for r in report(out)["results"]}
     assert paths == {"/api/dashboard/1/monthly", "/api/dashboard/1/yearly"}
