@@ -83,7 +83,9 @@ class Database:
         await self.http.aclose()
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
+    # async on purpose: FastAPI runs a sync dependency in a worker thread, a thread hop on
+    # every request (README, Performance)
     return request.app.state.db
 
 
