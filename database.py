@@ -43,6 +43,26 @@ _HTTP_STATUS_CODE = {"PT400": 400, "PT401": 401, "PT404": 404, "PT409": 409}
 # --------------------------------------------------------------------------------------
 # HTTP clients
 # --------------------------------------------------------------------------------------
+class PostgrestHttpClient(httpx.AsyncClient):
+    """The httpx client postgrest-py sends through, minus per-request work PostgREST never
+    needs: no cookie jar (PostgREST sets no cookies, and a shared jar must not carry state
+    between callers), no auth flow (the keys travel as headers), no redirects (PostgREST
+    does not redirect; httpx does not follow them by default either). Same requests, same
+    responses, same exceptions; ~10 % less CPU per proxied request (README, Performance)."""
+
+    async def send(self, request: httpx.Request, *, stream: bool = False,
+                   auth: Any = httpx.USE_CLIENT_DEFAULT,
+                   follow_redirects: Any = httpx.USE_CLIENT_DEFAULT) -> httpx.Response:
+        response = await self._transport_for_url(request.url).handle_async_request(request)
+        response.request = request
+        if not stream:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response
+
+
 def build_http_client(settings: Settings) -> httpx.AsyncClient:
     """One keep-alive pool per worker. aiohttp under httpx roughly doubles throughput
     against PostgREST on this machine (README, Performance)."""
@@ -51,9 +71,9 @@ def build_http_client(settings: Settings) -> httpx.AsyncClient:
                           max_keepalive_connections=settings.http_pool_size)
     if settings.http_transport == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
-        return httpx.AsyncClient(transport=AiohttpTransport(limits=limits, trust_env=False),
-                                 timeout=timeout, limits=limits, trust_env=False)
-    return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+        return PostgrestHttpClient(transport=AiohttpTransport(limits=limits, trust_env=False),
+                                   timeout=timeout, limits=limits, trust_env=False)
+    return PostgrestHttpClient(timeout=timeout, limits=limits, trust_env=False)
 
 
 async def _supabase_client(settings: Settings, key: str, http: httpx.AsyncClient) -> AsyncClient:
