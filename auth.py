@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import multiprocessing
 import os
+import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -52,8 +53,31 @@ def create_token(settings: Settings, user: dict[str, Any]) -> tuple[str, TokenUs
     return token, TokenUser(user["id"], user["name"], user.get("email"), claims["jti"], expires)
 
 
+# Verified tokens per worker: (secret, token) -> user. A browser sends the same token on
+# every call, and python-jose's verification is a large share of a proxied request's CPU.
+# Only the signature check is remembered; expiry is checked on every hit, and revocation
+# and user existence are checked by Postgres on every request (session_headers).
+_verified: dict[tuple[str, str], TokenUser] = {}
+VERIFIED_CACHE_SIZE = 4096
+
+
 def decode_token(settings: Settings, token: str) -> TokenUser:
     """Verify signature, algorithm, expiry and our claims; any failure is a 401."""
+    key = (settings.jwt_secret.get_secret_value(), token)
+    user = _verified.get(key)
+    if user is not None:
+        if user.expires_at.timestamp() < int(time.time()):  # python-jose's rule for `exp`
+            _verified.pop(key, None)
+            raise ApiError(401, TOKEN_INVALID)
+        return user
+    user = _decode_token(settings, token)
+    if len(_verified) >= VERIFIED_CACHE_SIZE:
+        _verified.clear()
+    _verified[key] = user
+    return user
+
+
+def _decode_token(settings: Settings, token: str) -> TokenUser:
     try:
         if jwt.get_unverified_header(token).get("alg") != ALGORITHM:
             raise ApiError(401, TOKEN_INVALID)
