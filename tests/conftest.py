@@ -41,9 +41,16 @@ TABLES = ("expenses", "expense_monthly_totals", "users", "categories", "payment_
 # --------------------------------------------------------------------------------------
 # Database helpers (psycopg2 on DATABASE_URL)
 # --------------------------------------------------------------------------------------
+class Dsn(str):
+    """DATABASE_URL whose repr hides the password (pytest prints fixture values on failure)."""
+
+    def __repr__(self) -> str:
+        return "<DATABASE_URL>"
+
+
 @pytest.fixture(scope="session")
 def dsn() -> str:
-    return os.environ["DATABASE_URL"]
+    return Dsn(os.environ["DATABASE_URL"])
 
 
 @contextmanager
