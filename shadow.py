@@ -72,11 +72,8 @@ def normalise(value: Any) -> Any:
 
 
 def _same_scalar(a: Any, b: Any) -> bool:
-    # 400 == 400.0 is the same JSON number; True == 1 is not the same JSON value.
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
+    # Type-strict like scripts/contract_diff.py: the legacy (JavaScript) renders 400, never
+    # 400.0, so `400.0` from us is a rendering difference; True == 1 is not the same either.
     return type(a) is type(b) and a == b
 
 
