@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 import orjson
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
-                      field_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      StringConstraints, field_validator)
 from starlette.responses import JSONResponse
 
 
@@ -62,6 +62,16 @@ def _iso_date(value: object) -> object:
 
 
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+
+
+def _no_nul(value: str) -> str:
+    """Postgres text cannot hold U+0000 (and bcrypt refuses it): bad input, not a 500."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
 StrictInput = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
 
@@ -90,9 +100,9 @@ class PublicUser(BaseModel):
 
 class LoginRequest(BaseModel):
     model_config = StrictInput
-    email: Annotated[str, StringConstraints(min_length=1, max_length=254)] = Field(
+    email: Annotated[str, StringConstraints(min_length=1, max_length=254), NoNul] = Field(
         description="Email address or username", examples=["alok@example.com"])
-    password: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128), NoNul] = Field(
         examples=["password123"])
 
 
@@ -105,8 +115,8 @@ class LoginResponse(BaseModel):
 class RegisterRequest(BaseModel):
     model_config = StrictInput
     username: str = Field(examples=["new_user"])
-    password: str = Field(examples=["Str0ng!pass"])
-    email: str | None = Field(None, examples=["new_user@example.com"])
+    password: Annotated[str, NoNul] = Field(examples=["Str0ng!pass"])
+    email: Annotated[str, NoNul] | None = Field(None, examples=["new_user@example.com"])
 
     @field_validator("username")
     @classmethod
@@ -165,7 +175,7 @@ class ExpenseCreate(BaseModel):
     amount: Decimal = Field(gt=0, le=Decimal("9999999999.99"), examples=[250.5])
     category_id: Id = Field(examples=[1])
     payment_method_id: Id | None = Field(None, examples=[4])
-    description: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+    description: Annotated[str, StringConstraints(max_length=500), NoNul] | None = Field(
         None, examples=["Groceries"])
     date: IsoDate | None = Field(None, examples=["2025-01-15"])
     user_id: Id | None = Field(None, description="Defaults to the caller")
