@@ -88,6 +88,14 @@ async def test_login_token_works_on_the_protected_endpoints(api, fresh_db):
     assert (await api.get("/api/dashboard/users", headers=bearer(token))).status_code == 200
 
 
+@pytest.mark.parametrize("body", [{"email": "alok\u0000", "password": DEMO_PASSWORD},
+                                  {"email": "alok", "password": "password123\u0000"}])
+async def test_login_with_a_nul_character_is_400_not_500(api, fresh_db, body):
+    response = await api.post("/api/auth/login", json=body)
+    assert response.status_code == 400
+    assert "must not contain NUL characters" in response.json()["error"]
+
+
 async def test_login_with_missing_fields_is_400(api, fresh_db):
     response = await api.post("/api/auth/login", json={"email": "alok@example.com"})
     assert response.status_code == 400
@@ -241,6 +249,8 @@ async def test_token_naming_a_user_id_that_never_existed_is_401(api, fresh_db):
     ({"username": "good_name", "password": "NoDigitsHere!"}, "uppercase"),
     ({"username": "good_name", "password": "NoSpecial123"}, "uppercase"),
     ({"password": STRONG}, "username is required"),
+    ({"username": "good_name", "password": "Str0ng!\u0000pass"}, "NUL"),
+    ({"username": "good_name", "password": STRONG, "email": "a\u0000@example.com"}, "NUL"),
 ])
 async def test_register_validation_is_400_and_stores_nothing(api, fresh_db, body, fragment):
     response = await api.post("/api/auth/register", json=body)

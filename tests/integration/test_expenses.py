@@ -250,6 +250,7 @@ async def test_create_with_unknown_reference_is_400_naming_the_field(api, fresh_
     {"amount": 10},
     {"amount": 10, "category_id": "Food"},
     {"amount": 10, "category_id": 1, "description": "x" * 501},
+    {"amount": 10, "category_id": 1, "description": "nul\u0000byte"},
     {"amount": 10, "category_id": 1, "date": "2025-02-30"},
     {"amount": 10, "category_id": 1, "date": "tomorrow"},
     {"amount": 10, "category_id": 1, "user_id": 0},

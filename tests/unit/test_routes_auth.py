@@ -110,6 +110,8 @@ async def test_login_with_malformed_stored_hash_is_401_not_500(client, rest):
     ({"email": "alok@example.com", "password": ""}, None),
     ({"email": "alok@example.com", "password": "x" * 129}, None),
     ({"email": ["alok"], "password": PASSWORD}, None),
+    ({"email": "alok\u0000", "password": PASSWORD}, "email: must not contain NUL characters"),
+    ({"email": "alok", "password": "pass\u0000word"}, "password: must not contain NUL characters"),
 ])
 async def test_login_rejects_invalid_body_with_400_before_the_database(client, rest, body, message):
     route = rest.post("/rpc/find_login_user").respond(200, json=[LOGIN_ROW])
@@ -243,6 +245,18 @@ async def test_register_rejects_invalid_email(client, rest):
         "username": "new_user", "password": PASSWORD, "email": "not-an-email"})
     assert response.status_code == 400
     assert "Invalid email address" in response.json()["error"]
+    assert not route.called
+
+
+@pytest.mark.parametrize("field, body", [
+    ("password", {"username": "new_user", "password": "Str0ng!pa\u0000ss"}),
+    ("email", {"username": "new_user", "password": PASSWORD, "email": "a\u0000@example.com"}),
+])
+async def test_register_rejects_nul_characters_before_hashing(client, rest, field, body):
+    route = rest.post("/rpc/register_user")
+    response = await client.post("/api/auth/register", json=body)
+    assert response.status_code == 400
+    assert response.json() == {"error": f"{field}: must not contain NUL characters"}
     assert not route.called
 
 

@@ -300,6 +300,7 @@ async def test_create_rejects_malformed_idempotency_key(client, rest, key):
     {"amount": 10, "category_id": 1, "payment_method_id": 0},
     {"amount": 10, "category_id": 1, "user_id": -1},
     {"amount": 10, "category_id": 1, "description": "x" * 501},
+    {"amount": 10, "category_id": 1, "description": "nul\u0000byte"},
     {"amount": 10, "category_id": 1, "date": "2025-02-30"},
     {"amount": 10, "category_id": 1, "date": "15/01/2025"},
     {"amount": 10, "category_id": 1, "date": 1736899200},
