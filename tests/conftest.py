@@ -134,6 +134,13 @@ async def api() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.fixture(autouse=True)
+def _api_starts_without_cookies(request):
+    """The `jwt` cookie of a login in one test must not authenticate the next one."""
+    if "api" in request.fixturenames:
+        request.getfixturevalue("api").cookies.clear()
+
+
 @pytest.fixture
 def make_token():
     """A valid token for a user id (as login would issue it)."""
