@@ -1,7 +1,8 @@
 """Tokens, passwords and the `CurrentUser` dependency.
 
 Tokens are the legacy ones: HS256 with JWT_SECRET, claims {userId, name, email} plus exp
-(24 h), iat and jti. Only HS256 is accepted. Whether the user still exists and the token
+(24 h), iat and jti. Only HS256 is accepted. Tokens the legacy functions issued (no jti)
+are accepted too, so nobody is logged out at the cut-over. Whether the user still exists and the token
 was not logged out is checked by Postgres on the same round trip as the request's data
 (see `session_headers` and sql/gateway_functions.sql: check_gateway_session).
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import multiprocessing
 import os
 import time
@@ -31,7 +33,10 @@ ALGORITHM = "HS256"
 COOKIE_NAME = "jwt"
 TOKEN_INVALID = "Invalid or expired token"
 TOKEN_MISSING = "Authentication required"
-REQUIRED_CLAIMS = {"require_exp": True, "require_iat": True, "require_jti": True}
+# Tokens the legacy functions issued carry {userId, name, email, iat, exp} but no jti; they
+# stay valid across the cut-over (same JWT_SECRET), identified for logout by their hash.
+REQUIRED_CLAIMS = {"require_exp": True, "require_iat": True}
+LEGACY_JTI_PREFIX = "legacy-"
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,8 @@ def _decode_token(settings: Settings, token: str) -> TokenUser:
     except JWTError:
         raise ApiError(401, TOKEN_INVALID) from None
     user_id, name, jti = claims.get("userId"), claims.get("name"), claims.get("jti")
+    if "jti" not in claims:
+        jti = LEGACY_JTI_PREFIX + hashlib.sha256(token.encode()).hexdigest()[:40]
     if (not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1
             or not isinstance(name, str) or not isinstance(jti, str) or not jti):
         raise ApiError(401, TOKEN_INVALID)
