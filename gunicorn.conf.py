@@ -8,7 +8,7 @@ read by config.py.
 import os
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = int(os.environ.get("WEB_CONCURRENCY") or "2")
 worker_class = "uvicorn.workers.UvicornWorker"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 timeout = 60
@@ -18,4 +18,7 @@ keepalive = 5
 # user id); gunicorn's would duplicate it without them.
 accesslog = None
 errorlog = "-"
+# gunicorn 27's control socket defaults to one path per user ($HOME/.gunicorn/), shared by
+# every master on the machine; nothing here uses it.
+control_socket_disable = True
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
