@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -181,36 +181,46 @@ def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen | None = Non
     raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
 
 
-@pytest.fixture
-def start_server() -> Iterator[Callable[..., str]]:
-    """start_server(cmd=None, env=None) -> base URL. Default: the Procfile's gunicorn
-    command (2 workers). Stopped at teardown."""
-    procs: list[subprocess.Popen] = []
+PROCFILE_CMD = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:app"]
 
-    def start(cmd: list[str] | None = None, env: dict[str, str] | None = None,
-              workers: int = 2, log_path: Path | None = None) -> str:
-        port = free_port()
-        full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port),
-                    "WEB_CONCURRENCY": str(workers),
-                    "RATE_LIMIT_ENABLED": "false", "BCRYPT_ROUNDS": "4", **(env or {})}
-        command = cmd or [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:app"]
-        out = open(log_path, "wb") if log_path else subprocess.DEVNULL
-        proc = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=out,
-                                stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
-                                start_new_session=True)
-        procs.append(proc)
+
+@contextmanager
+def gunicorn_server(env: dict[str, str] | None = None, workers: int = 2,
+                    log_path: Path | None = None, cmd: list[str] | None = None) -> Iterator[str]:
+    """The Procfile's gunicorn (or `cmd`) on a free loopback port; yields its base URL.
+    Rate limits off and bcrypt cheap unless `env` says otherwise; output to `log_path`."""
+    port = free_port()
+    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port),
+                "WEB_CONCURRENCY": str(workers), "RATE_LIMIT_ENABLED": "false",
+                "BCRYPT_ROUNDS": "4", **(env or {})}
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(cmd or PROCFILE_CMD, cwd=ROOT, env=full_env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        if log_path:
+            out.close()  # the child holds its own copy
+    try:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/health", proc=proc)
-        return base
-
-    yield start
-    for proc in procs:
+        yield base
+    finally:
         proc.terminate()
-    for proc in procs:
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., str]]:
+    """start_server(cmd=None, env=None, workers=2, log_path=None) -> base URL; every server
+    started is stopped at teardown."""
+    with ExitStack() as servers:
+        def start(cmd: list[str] | None = None, env: dict[str, str] | None = None,
+                  workers: int = 2, log_path: Path | None = None) -> str:
+            return servers.enter_context(gunicorn_server(env, workers, log_path, cmd))
+        yield start
 
 
 def dev_script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -354,7 +354,7 @@ HOSTILE_QUERIES = [
     f"user_id={FILTER}", "user_id=*", "user_id=%25", "user_id=0", "user_id=-1", "user_id=1.5",
     "user_id=1e400", "user_id=99999999999999999999", "user_id=%27%3B%20drop%20table%20users%3B%20--",
     "user_id=", "user_id=1)or(1", "category_id=1,2", "category_id=in.(1,2)",
-    "date_from=2025-02-30", f"date_from=2025-01-01,or(user_id.eq.2)", "date_to=*",
+    "date_from=2025-02-30", "date_from=2025-01-01,or(user_id.eq.2)", "date_to=*",
     "date_from=2025-13-01", "date_from=20250101", "date_from=gte.2020-01-01",
     "date_from=2025-03-01&date_to=2025-01-01", "limit=-1", "limit=0", "limit=1e9",
     "limit=abc", "offset=-1", "offset=abc", "offset=1e400",

@@ -7,15 +7,12 @@ land on different workers. A per-worker counter would let up to 3 x 5 failures t
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, count_rows, free_port, wait_http
+from tests.conftest import count_rows, gunicorn_server
 
 LOGIN_WINDOW = 15 * 60
 REGISTER_WINDOW = 60 * 60
@@ -26,23 +23,9 @@ WORKERS = 3
 def limited_server_url() -> Iterator[str]:
     """One server for the module (a 3-worker start costs seconds on 2 cores); every
     counter lives in Postgres, and `fresh_db` empties them before each test."""
-    port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(WORKERS),
-           "BCRYPT_ROUNDS": "4", "RATE_LIMIT_ENABLED": "true",
-           "LOGIN_RATE_LIMIT": "5/15minutes", "REGISTER_RATE_LIMIT": "3/hour"}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:app"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/health", proc=proc)
+    with gunicorn_server({"RATE_LIMIT_ENABLED": "true", "LOGIN_RATE_LIMIT": "5/15minutes",
+                          "REGISTER_RATE_LIMIT": "3/hour"}, workers=WORKERS) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture

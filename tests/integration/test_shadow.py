@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -24,7 +20,7 @@ import pytest
 import uvicorn
 
 from shadow import ShadowMiddleware, body_diff, diff_paths
-from tests.conftest import ROOT, free_port, reset_database, sql, stack_settings, wait_http
+from tests.conftest import free_port, reset_database, sql, stack_settings, gunicorn_server
 
 SLOW_SECONDS = 2.0
 SHADOW_TIMEOUT = 1.0
@@ -86,25 +82,6 @@ def legacy() -> Iterator[tuple[FakeLegacy, str]]:
 # --------------------------------------------------------------------------------------
 # Our server: gunicorn exactly as the Procfile runs it, shadow compare on
 # --------------------------------------------------------------------------------------
-@contextmanager
-def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    port = free_port()
-    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "ENV_FILE": "",
-                "RATE_LIMIT_ENABLED": "false", "BCRYPT_ROUNDS": "4", **env}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-                                 "main:app"], cwd=ROOT, env=full_env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/health", proc=proc)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +101,7 @@ def server(legacy, seeded, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     env = {"WEB_CONCURRENCY": "1", "LOG_LEVEL": "INFO", "SHADOW_COMPARE": "true",
            "LEGACY_BASE_URL": legacy_url, "SHADOW_CONCURRENCY": str(CONCURRENCY),
            "SHADOW_TIMEOUT_SECONDS": str(SHADOW_TIMEOUT)}
-    with gunicorn(env, log_path) as base:
+    with gunicorn_server(env, log_path=log_path) as base:
         yield base, log_path
 
 

@@ -3,52 +3,27 @@ its stderr going to a file: one JSON line per request, from logger `ffb.access`.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, reset_database, stack_settings, wait_http
+from tests.conftest import reset_database, stack_settings, gunicorn_server
 
 ACCESS_FIELDS = {"method", "path", "status", "duration_ms", "request_id", "user_id"}
 
 
-@contextmanager
-def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """The Procfile's gunicorn with stdout and stderr to `log_path`."""
-    port = free_port()
-    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "ENV_FILE": "",
-                "WEB_CONCURRENCY": "2", "RATE_LIMIT_ENABLED": "false", "BCRYPT_ROUNDS": "4",
-                **env}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-                                 "main:app"], cwd=ROOT, env=full_env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/health", proc=proc)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
 def info_server(dsn, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     reset_database(dsn)
     log_path = tmp_path_factory.mktemp("logs") / "info.log"
-    with gunicorn({"LOG_LEVEL": "INFO"}, log_path) as base:
+    with gunicorn_server({"LOG_LEVEL": "INFO"}, log_path=log_path) as base:
         yield base, log_path
 
 
@@ -153,7 +128,7 @@ def test_no_second_access_log_besides_ours(info_server):
 
 def test_log_level_warning_suppresses_access_lines(tmp_path):
     log_path = tmp_path / "warning.log"
-    with gunicorn({"LOG_LEVEL": "WARNING"}, log_path) as base:
+    with gunicorn_server({"LOG_LEVEL": "WARNING"}, log_path=log_path) as base:
         with httpx.Client(base_url=base, timeout=10) as client:
             for _ in range(5):
                 assert client.get("/api/categories").status_code == 200
