@@ -74,23 +74,33 @@ def password_hash(password: str) -> str:
     return _hash_cache[password]
 
 
+def empty_and_load_reference(cur, categories=CATEGORIES, payment_methods=PAYMENT_METHODS) -> None:
+    """Truncate every table, then insert the given categories and payment methods."""
+    cur.execute("truncate " + ", ".join(f"public.{t}" for t in TABLES)
+                + " restart identity cascade")
+    cur.executemany("insert into public.categories (id, name, description) values (%s,%s,%s)",
+                    categories)
+    cur.executemany("insert into public.payment_methods (id, name) values (%s,%s)",
+                    payment_methods)
+
+
+def sync_sequences(cur, tables=("categories", "payment_methods", "users", "expenses")) -> None:
+    """Identity sequences continue after explicitly inserted ids."""
+    for table in tables:
+        cur.execute(f"select setval(pg_get_serial_sequence('public.{table}', 'id'), "
+                    f"coalesce((select max(id) from public.{table}), 0) + 1, false)")
+
+
 def reset_database(dsn: str, users=FAMILY) -> None:
     """Empty every table and load reference data plus the given users (password
     `password123`, email <name>@example.com)."""
     with sql(dsn) as cur:
-        cur.execute("truncate " + ", ".join(f"public.{t}" for t in TABLES)
-                    + " restart identity cascade")
-        cur.executemany("insert into public.categories (id, name, description) values (%s,%s,%s)",
-                        CATEGORIES)
-        cur.executemany("insert into public.payment_methods (id, name) values (%s,%s)",
-                        PAYMENT_METHODS)
+        empty_and_load_reference(cur)
         cur.executemany(
             "insert into public.users (id, name, email, password_hash) values (%s,%s,%s,%s)",
             [(uid, name, f"{name.lower()}@example.com", password_hash(DEMO_PASSWORD))
              for uid, name in users])
-        for table in ("categories", "payment_methods", "users"):
-            cur.execute(f"select setval(pg_get_serial_sequence('public.{table}', 'id'), "
-                        f"greatest((select max(id) from public.{table}), 1))")
+        sync_sequences(cur)
 
 
 def count_rows(dsn: str, table: str) -> int:

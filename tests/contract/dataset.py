@@ -19,7 +19,8 @@ import argparse
 import os
 import sys
 
-from tests.conftest import DEMO_PASSWORD, PAYMENT_METHODS, TABLES, password_hash, sql
+from tests.conftest import (DEMO_PASSWORD, PAYMENT_METHODS, empty_and_load_reference,
+                            password_hash, sql, sync_sequences)
 
 USERS = [  # (id, name, email)
     (1, "Alok", "alok@example.com"),
@@ -81,12 +82,7 @@ def created_at(expense_id: int) -> str:
 def load(dsn: str) -> None:
     """Empty every table and insert exactly the dataset above (password `password123`)."""
     with sql(dsn) as cur:
-        cur.execute("truncate " + ", ".join(f"public.{t}" for t in TABLES)
-                    + " restart identity cascade")
-        cur.executemany("insert into public.categories (id, name, description) values (%s,%s,%s)",
-                        CATEGORIES)
-        cur.executemany("insert into public.payment_methods (id, name) values (%s,%s)",
-                        PAYMENT_METHODS)
+        empty_and_load_reference(cur, CATEGORIES, PAYMENT_METHODS)
         cur.executemany(
             "insert into public.users (id, name, email, password_hash, created_at) "
             "values (%s,%s,%s,%s,'2024-01-01 00:00:00+00')",
@@ -95,9 +91,7 @@ def load(dsn: str) -> None:
             "insert into public.expenses (id, user_id, category_id, payment_method_id, amount, "
             "description, date, created_at) values (%s,%s,%s,%s,%s,%s,%s,%s)",
             [(*row, created_at(row[0])) for row in EXPENSES])
-        for table in ("categories", "payment_methods", "users", "expenses"):
-            cur.execute(f"select setval(pg_get_serial_sequence('public.{table}', 'id'), "
-                        f"(select max(id) from public.{table}))")
+        sync_sequences(cur)
 
 
 def main() -> int:

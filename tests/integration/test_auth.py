@@ -15,14 +15,6 @@ STRONG = "Str0ng!pass"
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
 
 
-@pytest.fixture(autouse=True)
-def _no_shared_cookies(api):
-    """The session-wide client keeps cookies; a login here must not authenticate others."""
-    api.cookies.clear()
-    yield
-    api.cookies.clear()
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

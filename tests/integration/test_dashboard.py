@@ -28,15 +28,6 @@ JANUARY_BREAKDOWN = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _no_shared_cookies(api):
-    """The session-wide client keeps cookies: a `jwt` cookie left by another module's login
-    would authenticate the requests here that must go without a token."""
-    api.cookies.clear()
-    yield
-    api.cookies.clear()
-
-
 @pytest.fixture
 def seeded(fresh_db) -> str:
     with sql(fresh_db) as cur:
