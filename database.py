@@ -190,7 +190,8 @@ EXPECTED_INDEXES = ("users_name_lower_key", "users_email_lower_key", "expenses_u
                     "expenses_date_idx", "expenses_category_idx",
                     "expenses_payment_method_idx", "revoked_tokens_expires_idx",
                     "idempotency_keys_expires_idx", "rate_limits_expires_idx")
-EXPECTED_FUNCTIONS = ("get_monthly_dashboard", "get_yearly_dashboard", "expense_totals_sync",
+EXPECTED_FUNCTIONS = ("get_monthly_dashboard", "get_yearly_dashboard", "dashboard_categories",
+                      "expense_totals_sync", "expense_totals_truncate",
                       "rebuild_expense_monthly_totals", "expense_totals_drift",
                       "request_user_id", "find_login_user", "register_user",
                       "session_is_valid", "check_gateway_session", "revoke_token",

@@ -243,6 +243,49 @@ end
 $$;
 
 -- ---------------------------------------------------------------------------------------
+-- dashboard_categories(p_user_id, p_from, p_to)
+-- Produces: the category part shared by both dashboards, for the months in [p_from, p_to):
+--   total (numeric), top (json: first 5 of breakdown), breakdown (json: every category with
+--   spending, amount descending, ties by name; [] when nothing was spent), each item
+--   {"category","amount","percentage"} with amounts to 2 decimals and percentages to 1,
+--   integers staying integers (trim_scale).
+-- Called by: get_monthly_dashboard and get_yearly_dashboard (below). No endpoint.
+-- ---------------------------------------------------------------------------------------
+create or replace function public.dashboard_categories(
+  p_user_id bigint, p_from date, p_to date,
+  out total numeric, out top json, out breakdown json)
+language sql
+stable
+security definer
+set search_path = public, pg_temp
+as $$
+  with cats as (
+    select c.name as category, sum(t.amount) as amount
+      from public.expense_monthly_totals t
+      join public.categories c on c.id = t.category_id
+     where t.user_id = p_user_id and t.month >= p_from and t.month < p_to
+     group by c.id, c.name
+    having sum(t.amount) <> 0
+  ),
+  total as (
+    select coalesce(sum(amount), 0) as total from cats
+  ),
+  items as (
+    select json_build_object(
+             'category', cats.category,
+             'amount', trim_scale(round(cats.amount, 2)),
+             'percentage', trim_scale(round(cats.amount / nullif(total.total, 0) * 100, 1)))
+             as item,
+           row_number() over (order by cats.amount desc, cats.category collate "C") as rn
+      from cats cross join total
+  )
+  select (select total from total),
+         coalesce(json_agg(i.item order by i.rn) filter (where i.rn <= 5), '[]'::json),
+         coalesce(json_agg(i.item order by i.rn), '[]'::json)
+    from items i
+$$;
+
+-- ---------------------------------------------------------------------------------------
 -- get_monthly_dashboard(p_user_id, p_year, p_month)
 -- Produces: the complete JSON body of GET /api/dashboard/{user_id}/monthly?year&month:
 --   {"user":{"id","name"},"period":{"type":"monthly","year","month"},"total_spent",
@@ -282,36 +325,8 @@ begin
   end if;
 
   v_month := make_date(p_year, p_month, 1);
-
-  with cats as (
-    select c.name as category, sum(t.amount) as amount
-      from public.expense_monthly_totals t
-      join public.categories c on c.id = t.category_id
-     where t.user_id = p_user_id and t.month = v_month
-     group by c.id, c.name
-    having sum(t.amount) <> 0
-  ),
-  total as (
-    select coalesce(sum(amount), 0) as total from cats
-  ),
-  ranked as (
-    select cats.category, cats.amount, total.total,
-           row_number() over (order by cats.amount desc, cats.category collate "C") as rn
-      from cats cross join total
-  )
-  select (select total from total),
-         coalesce(json_agg(json_build_object(
-                    'category', r.category,
-                    'amount', trim_scale(round(r.amount, 2)),
-                    'percentage', trim_scale(round(r.amount / nullif(r.total, 0) * 100, 1)))
-                  order by r.rn) filter (where r.rn <= 5), '[]'::json),
-         coalesce(json_agg(json_build_object(
-                    'category', r.category,
-                    'amount', trim_scale(round(r.amount, 2)),
-                    'percentage', trim_scale(round(r.amount / nullif(r.total, 0) * 100, 1)))
-                  order by r.rn), '[]'::json)
-    into v_total, v_top, v_all
-    from ranked r;
+  select d.total, d.top, d.breakdown into v_total, v_top, v_all
+    from public.dashboard_categories(p_user_id, v_month, (v_month + interval '1 month')::date) d;
 
   return json_build_object(
     'user', json_build_object('id', p_user_id, 'name', v_name),
@@ -363,56 +378,20 @@ begin
   end if;
 
   v_from := make_date(p_year, 1, 1);
+  select d.total, d.top, d.breakdown into v_total, v_top, v_all
+    from public.dashboard_categories(p_user_id, v_from, (v_from + interval '1 year')::date) d;
 
-  -- One read of the user's totals rows for the year (the CTE is referenced twice, so it
-  -- is materialised once), shared by the category and the month aggregations.
-  with yr as (
-    select extract(month from t.month)::int as month, t.category_id, t.amount
-      from public.expense_monthly_totals t
-     where t.user_id = p_user_id
-       and t.month >= v_from and t.month < (v_from + interval '1 year')::date
-  ),
-  cats as (
-    select c.name as category, sum(r.amount) as amount
-      from yr r
-      join public.categories c on c.id = r.category_id
-     group by c.id, c.name
-    having sum(r.amount) <> 0
-  ),
-  total as (
-    select coalesce(sum(amount), 0) as total from cats
-  ),
-  ranked as (
-    select cats.category, cats.amount, total.total,
-           row_number() over (order by cats.amount desc, cats.category collate "C") as rn
-      from cats cross join total
-  ),
-  months as (
-    select m.month, coalesce(sum(r.amount), 0) as amount
-      from generate_series(1, 12) as m(month)
-      left join yr r on r.month = m.month
-     group by m.month
-  )
-  select (select total from total),
-         (select coalesce(json_agg(json_build_object(
-                    'category', k.category,
-                    'amount', trim_scale(round(k.amount, 2)),
-                    'percentage', trim_scale(round(k.amount / nullif(k.total, 0) * 100, 1)))
-                  order by k.rn) filter (where k.rn <= 5), '[]'::json)
-            from ranked k),
-         (select coalesce(json_agg(json_build_object(
-                    'category', k.category,
-                    'amount', trim_scale(round(k.amount, 2)),
-                    'percentage', trim_scale(round(k.amount / nullif(k.total, 0) * 100, 1)))
-                  order by k.rn), '[]'::json)
-            from ranked k),
-         (select json_agg(json_build_object(
-                    'month', m.month,
-                    'month_name', c_month_names[m.month],
-                    'amount', trim_scale(round(m.amount, 2)))
-                  order by m.month)
-            from months m)
-    into v_total, v_top, v_all, v_trends;
+  select json_agg(json_build_object(
+           'month', m.month,
+           'month_name', c_month_names[m.month],
+           'amount', trim_scale(round(m.amount, 2)))
+         order by m.month)
+    into v_trends
+    from (select g.month, coalesce(sum(t.amount), 0) as amount
+            from generate_series(1, 12) as g(month)
+            left join public.expense_monthly_totals t
+              on t.user_id = p_user_id and t.month = make_date(p_year, g.month, 1)
+           group by g.month) m;
 
   return json_build_object(
     'user', json_build_object('id', p_user_id, 'name', v_name),
@@ -434,10 +413,12 @@ revoke all on function public.expense_totals_truncate() from public, anon, authe
 
 revoke all on function public.rebuild_expense_monthly_totals() from public, anon, authenticated;
 revoke all on function public.expense_totals_drift() from public, anon, authenticated;
+revoke all on function public.dashboard_categories(bigint, date, date) from public, anon, authenticated;
 revoke all on function public.get_monthly_dashboard(bigint, int, int) from public, anon, authenticated;
 revoke all on function public.get_yearly_dashboard(bigint, int) from public, anon, authenticated;
 
 grant execute on function public.rebuild_expense_monthly_totals() to service_role;
 grant execute on function public.expense_totals_drift() to service_role;
+grant execute on function public.dashboard_categories(bigint, date, date) to service_role;
 grant execute on function public.get_monthly_dashboard(bigint, int, int) to service_role;
 grant execute on function public.get_yearly_dashboard(bigint, int) to service_role;

@@ -188,6 +188,7 @@ SERVICE_ONLY_RPCS = {
                        "p_ttl_hours": 24},
     "get_monthly_dashboard": {"p_user_id": 2, "p_year": 2025, "p_month": 1},
     "get_yearly_dashboard": {"p_user_id": 2, "p_year": 2025},
+    "dashboard_categories": {"p_user_id": 2, "p_from": "2025-01-01", "p_to": "2026-01-01"},
     "rate_limit_incr": {"p_key": "x", "p_expiry_seconds": 60, "p_amount": 1},
     "rate_limit_get": {"p_key": "x"},
     "rate_limit_clear": {"p_key": None},
