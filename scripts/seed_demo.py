@@ -175,6 +175,15 @@ def check_schema(conn: psycopg2.extensions.connection) -> None:
 # --------------------------------------------------------------------------------------
 # Reference data
 # --------------------------------------------------------------------------------------
+def insert_missing(cur, statement: str, rows) -> int:
+    """Run an `on conflict do nothing` insert per row; how many rows were new."""
+    added = 0
+    for row in rows:
+        cur.execute(statement, row)
+        added += cur.rowcount
+    return added
+
+
 def fix_sequence(cur, table: str) -> None:
     cur.execute(f"select setval(pg_get_serial_sequence('public.{table}', 'id'), "
                 f"(select max(id) from public.{table})) where exists (select from public.{table})")
@@ -199,18 +208,13 @@ def seed_reference(conn) -> dict[str, int]:
                 users_added += cur.rowcount
         fix_sequence(cur, "users")
 
-        categories_added = 0
-        for row in CATEGORIES:
-            cur.execute("insert into public.categories (id, name, description) "
-                        "values (%s, %s, %s) on conflict do nothing", row)
-            categories_added += cur.rowcount
+        categories_added = insert_missing(
+            cur, "insert into public.categories (id, name, description) "
+                 "values (%s, %s, %s) on conflict do nothing", CATEGORIES)
         fix_sequence(cur, "categories")
-
-        methods_added = 0
-        for row in PAYMENT_METHODS:
-            cur.execute("insert into public.payment_methods (id, name) "
-                        "values (%s, %s) on conflict do nothing", row)
-            methods_added += cur.rowcount
+        methods_added = insert_missing(
+            cur, "insert into public.payment_methods (id, name) "
+                 "values (%s, %s) on conflict do nothing", PAYMENT_METHODS)
         fix_sequence(cur, "payment_methods")
     conn.commit()
     say(f"users: {users_added} added, {len(DEMO_USERS) - users_added} already present")

@@ -48,24 +48,23 @@ def raw(text: str) -> bytes:
     return text.encode()
 
 
-def expense(**changes: Any) -> dict:
-    body = dict(VALID_EXPENSE)
+def changed(valid: dict, changes: dict[str, Any]) -> dict:
+    """`valid` with `changes` applied; a value of ... removes the key."""
+    body = dict(valid)
     for key, value in changes.items():
         if value is ...:
             body.pop(key)
         else:
             body[key] = value
     return body
+
+
+def expense(**changes: Any) -> dict:
+    return changed(VALID_EXPENSE, changes)
 
 
 def registration(**changes: Any) -> dict:
-    body = dict(VALID_REGISTRATION)
-    for key, value in changes.items():
-        if value is ...:
-            body.pop(key)
-        else:
-            body[key] = value
-    return body
+    return changed(VALID_REGISTRATION, changes)
 
 
 def now() -> int:
