@@ -662,7 +662,7 @@ def table(r: dict[str, Result], v: dict[str, dict], data: DataChoice, meta: dict
            fmt_row("(a) PostgREST /categories (anon)", r["a_direct"]),
            fmt_row("(a) gateway /api/categories", r["a_gateway"]),
            verdict("a", f"gateway/direct = {v['a']['ratio']:.0%}"), line,
-           fmt_row(f"(b) PostgREST /expenses (service)", r["b_direct"]),
+           fmt_row("(b) PostgREST /expenses (service)", r["b_direct"]),
            fmt_row("(b) gateway /api/expenses (JWT)", r["b_gateway"]),
            f"  ({data.window_rows} rows: user {data.user_id}, {data.window[0]}..{data.window[1]})",
            verdict("b", f"gateway/direct = {v['b']['ratio']:.0%}"), line]
