@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -38,8 +39,11 @@ BOOTSTRAP_RETRY_SECONDS = 10
 def configure_logging(level: str) -> None:
     """One JSON object per line on stderr, for our loggers and uvicorn's."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OrjsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
-                                         rename_fields={"levelname": "level", "asctime": "time"}))
+    handler.setFormatter(OrjsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "asctime": "time"},
+        # uvicorn adds an ANSI-coloured copy of its message; the plain one is enough
+        reserved_attrs=[*RESERVED_ATTRS, "color_message"]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
