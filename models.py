@@ -77,12 +77,14 @@ StrictInput = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
 # --- reference data -------------------------------------------------------------------
 class Category(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {"id": 1, "name": "Food", "description": "Groceries, restaurants and snacks"}})
     id: int
     name: str
     description: str | None
 
 
 class PaymentMethod(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {"id": 4, "name": "UPI"}})
     id: int
     name: str
 
@@ -93,6 +95,7 @@ SPECIAL_RE = re.compile(r"[^A-Za-z0-9]")
 
 
 class PublicUser(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {"id": 1, "name": "Alok", "email": "alok@example.com"}})
     id: int
     name: str
     email: str | None
@@ -107,6 +110,7 @@ class LoginRequest(BaseModel):
 
 
 class LoginResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {"message": "Login successful", "token": "eyJhbGciOiJIUzI1NiIs...", "user": {"id": 1, "name": "Alok", "email": "alok@example.com"}}})
     message: Literal["Login successful"]
     token: str
     user: PublicUser
@@ -157,6 +161,11 @@ class MessageResponse(BaseModel):
 
 # --- expenses -------------------------------------------------------------------------
 class Expense(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "id": 42, "user_id": 1, "user_name": "Alok", "amount": 250.5, "category_id": 1,
+        "category": "Food", "payment_method_id": 4, "payment_method": "UPI",
+        "description": "Groceries", "date": "2025-01-15",
+        "created_at": "2025-01-15T10:02:03.123456+00:00"}})
     id: int
     user_id: int
     user_name: str
@@ -232,6 +241,11 @@ class MonthlyTrend(BaseModel):
 
 
 class MonthlyDashboard(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "user": {"id": 1, "name": "Alok"},
+        "period": {"type": "monthly", "year": 2025, "month": 1}, "total_spent": 23333,
+        "top_categories": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
+        "category_breakdown": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}]}})
     user: DashboardUser
     period: MonthlyPeriod
     total_spent: float
@@ -240,6 +254,12 @@ class MonthlyDashboard(BaseModel):
 
 
 class YearlyDashboard(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "user": {"id": 1, "name": "Alok"}, "period": {"type": "yearly", "year": 2025},
+        "total_spent": 23333,
+        "top_categories": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
+        "category_breakdown": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
+        "monthly_trends": [{"month": 1, "month_name": "January", "amount": 23333}]}})
     user: DashboardUser
     period: YearlyPeriod
     total_spent: float
