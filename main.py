@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import database
+import schema
 import shadow
 from auth import PasswordHasher
 from config import ConfigError, Settings, get_settings
@@ -177,7 +178,7 @@ async def bootstrap_until_done(settings: Settings) -> None:
     dsn = settings.database_url.get_secret_value()
     while True:
         try:
-            applied = await asyncio.to_thread(database.ensure_schema, dsn)
+            applied = await asyncio.to_thread(schema.ensure_schema, dsn)
             if applied:
                 log.info("schema bootstrapped", extra={"changes": applied})
             return

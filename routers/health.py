@@ -6,6 +6,7 @@ import asyncio
 from fastapi import APIRouter, Request
 
 import database
+import schema
 import shadow
 from auth import TOKEN_INVALID, CurrentUser
 from models import ApiError, HealthStatus, JsonResponse, error_responses
@@ -33,7 +34,7 @@ async def ready(request: Request) -> JsonResponse:
     db: database.Database = request.app.state.db
     dsn = db.settings.database_url.get_secret_value()
     postgres, postgrest = await asyncio.gather(
-        _check(asyncio.to_thread(database.check_postgres, dsn)),
+        _check(asyncio.to_thread(schema.check_postgres, dsn)),
         _check(database.execute(db.anon.table("categories").select("id").limit(1))))
     checks = {"postgres": postgres, "postgrest": postgrest}
     if postgres == postgrest == "ok":
