@@ -104,8 +104,8 @@ def snapshot_rows(dsn: str) -> dict[str, list[tuple]]:
     with sql(dsn) as cur:
         rows = {}
         for table in ALL_TABLES:
-            cur.execute(f"select * from public.{table} order by 1, 2")
-            rows[table] = cur.fetchall()
+            cur.execute(f"select * from public.{table}")
+            rows[table] = sorted(cur.fetchall(), key=repr)  # json has no order: sort here
         return rows
 
 
