@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import httpx
 import orjson
-from fastapi import Depends, Request
 from postgrest import APIError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from yarl import URL
@@ -79,7 +78,6 @@ class Database:
     http: PostgrestHttpClient
     anon: AsyncClient
     service: AsyncClient
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     async def connect(cls, settings: Settings) -> Database:
@@ -93,15 +91,6 @@ class Database:
         if self.http.fast is not None:
             await self.http.fast.close()
         await self.http.aclose()
-
-
-async def get_db(request: Request) -> Database:
-    # async on purpose: FastAPI runs a sync dependency in a worker thread, a thread hop on
-    # every request (README, Performance)
-    return request.app.state.db
-
-
-Db = Annotated[Database, Depends(get_db)]
 
 
 async def execute(query: Any, headers: dict[str, str] | None = None) -> Any:

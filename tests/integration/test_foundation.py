@@ -8,11 +8,11 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import ROOT, count_rows, dev_script, sql
+from tests.conftest import ROOT, count_rows, dev_script, forget_reference_data, sql
 
 
 async def test_categories_come_from_postgres_by_id(api, fresh_db):
-    api.app.state.db.extras.clear()  # no cached copy from an earlier test
+    forget_reference_data(api)  # no cached copy from an earlier test
     response = await api.get("/api/categories")
     assert response.status_code == 200
     assert response.json() == [
@@ -24,7 +24,7 @@ async def test_categories_come_from_postgres_by_id(api, fresh_db):
 
 
 async def test_payment_methods_come_from_postgres_by_id(api, fresh_db):
-    api.app.state.db.extras.clear()
+    forget_reference_data(api)
     response = await api.get("/api/payment-methods")
     assert response.status_code == 200
     assert [m["name"] for m in response.json()] == ["Cash", "Credit Card", "Debit Card", "UPI", "Other"]
