@@ -35,7 +35,8 @@ log = logging.getLogger("ffb.database")
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 # Applied in this order: tables and policies first, then the functions that use them.
-SQL_FILES = ("supabase_schema.sql", "supabase_functions.sql", "gateway_functions.sql")
+SQL_FILES = ("supabase_schema.sql", "supabase_functions.sql", "login_canonical.sql",
+             "gateway_functions.sql")
 
 DB_UNAVAILABLE = "Database unavailable"
 # PostgREST answers these when it cannot reach Postgres; nginx answers 502/504 without it.
@@ -193,7 +194,7 @@ EXPECTED_INDEXES = ("users_name_lower_key", "users_email_lower_key", "expenses_u
 EXPECTED_FUNCTIONS = ("get_monthly_dashboard", "get_yearly_dashboard", "dashboard_categories",
                       "expense_totals_sync", "expense_totals_truncate",
                       "rebuild_expense_monthly_totals", "expense_totals_drift",
-                      "request_user_id", "find_login_user", "register_user",
+                      "request_user_id", "login_canonical", "find_login_user", "register_user",
                       "session_is_valid", "check_gateway_session", "revoke_token",
                       "create_expense", "expense_json", "rate_limit_incr", "rate_limit_get",
                       "rate_limit_clear")

@@ -7,7 +7,7 @@ from auth import COOKIE_NAME, CurrentUser, TOKEN_INVALID, create_token, session_
 from database import Db, execute
 from models import (ApiError, JsonResponse, LoginRequest, LoginResponse, MessageResponse,
                     PublicUser, RegisterRequest, RegisterResponse, error_responses)
-from ratelimit import AuthLimits
+from ratelimit import AuthLimits, login_account_key
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 BAD_LOGIN = "Invalid email or password"
@@ -30,13 +30,15 @@ def public_user(row: dict) -> dict:
              summary="Log in with email (or username) and password; sets the `jwt` cookie")
 async def login(body: LoginRequest, request: Request, db: Db) -> JsonResponse:
     client, limiter = client_of(request), limits(db)
-    await limiter.before_login(client, body.email)
     rows = await execute(db.service.rpc("find_login_user", {"p_login": body.email}))
     account = rows[0] if rows else None
+    # One counter per account however it is spelled; unknown names by their canonical form.
+    counted_as = login_account_key(account["id"] if account else None, body.email)
+    await limiter.before_login(client, counted_as)
     if not await request.app.state.passwords.verify(
             body.password, account["password_hash"] if account else None):
         raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
-    await limiter.login_succeeded(client, body.email)
+    await limiter.login_succeeded(client, counted_as)
     token, _ = create_token(db.settings, account)
     response = JsonResponse({"message": "Login successful", "token": token,
                              "user": public_user(account)})
