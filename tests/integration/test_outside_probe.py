@@ -219,7 +219,8 @@ async def test_non_canonical_token_encodings_are_refused_before_anything_else(ap
 @pytest.fixture
 def bcrypt_calls(api, monkeypatch) -> list[str]:
     calls: list[str] = []
-    passwords = api.app.state.passwords
+    from deps import app_state
+    passwords = app_state(api.app).passwords
     original_hash, original_verify = passwords.hash, passwords.verify
 
     async def counted_hash(password):
