@@ -205,6 +205,11 @@ async def bootstrap_until_done(settings: Settings) -> None:
             if applied:
                 log.info("schema bootstrapped", extra={"changes": applied})
             return
+        except (schema.SchemaRefused, schema.MigrationFailed) as exc:
+            # names a file and checksums or the first line of a SQL error, never data
+            log.error("schema bootstrap refused, retrying in %ss: %s (run "
+                      "scripts/bootstrap_schema.py --check)", BOOTSTRAP_RETRY_SECONDS, exc)
+            await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
         except Exception as exc:  # noqa: BLE001 - logged, retried
             log.warning("schema bootstrap failed, retrying in %ss: %s",
                         BOOTSTRAP_RETRY_SECONDS, type(exc).__name__)
