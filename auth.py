@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.responses import Response
 from jose import JWTError, jwt
 from passlib.context import CryptContext
 
+import metrics
 from config import Settings
 from models import ApiError
 
@@ -46,6 +48,7 @@ class TokenUser:
     email: str | None
     jti: str
     expires_at: dt.datetime
+    issued_at: int = 0  # iat: refused when at or before the user's sessions_revoked_at
 
 
 def create_token(settings: Settings, user: dict[str, Any]) -> tuple[str, TokenUser]:
@@ -55,7 +58,8 @@ def create_token(settings: Settings, user: dict[str, Any]) -> tuple[str, TokenUs
               "iat": int(now.timestamp()), "exp": int(expires.timestamp()),
               "jti": uuid.uuid4().hex}
     token = jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
-    return token, TokenUser(user["id"], user["name"], user.get("email"), claims["jti"], expires)
+    return token, TokenUser(user["id"], user["name"], user.get("email"), claims["jti"], expires,
+                            claims["iat"])
 
 
 # Verified tokens per worker: (secret, token) -> user. A browser sends the same token on
@@ -96,9 +100,13 @@ def _decode_token(settings: Settings, token: str) -> TokenUser:
     if (not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1
             or not isinstance(name, str) or not isinstance(jti, str) or not jti):
         raise ApiError(401, TOKEN_INVALID)
+    issued_at = claims.get("iat")
+    if not isinstance(issued_at, int) or isinstance(issued_at, bool) or not 0 <= issued_at < 10**12:
+        raise ApiError(401, TOKEN_INVALID)
     email = claims.get("email")
     expires = dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc)
-    return TokenUser(user_id, name, email if isinstance(email, str) else None, jti, expires)
+    return TokenUser(user_id, name, email if isinstance(email, str) else None, jti, expires,
+                     issued_at)
 
 
 def token_from_request(request: Request) -> str | None:
@@ -121,9 +129,25 @@ async def current_user(request: Request) -> TokenUser:
 CurrentUser = Annotated[TokenUser, Depends(current_user)]
 
 
+def set_session_cookie(response: Response, settings: Settings, token: str) -> None:
+    """The legacy httpOnly `jwt` cookie; COOKIE_SAMESITE / COOKIE_DOMAIN fit it to the
+    deployment (SameSite=None, for a frontend on another site, always goes with Secure)."""
+    response.set_cookie(COOKIE_NAME, token, max_age=settings.jwt_expire_hours * 3600,
+                        httponly=True, samesite=settings.cookie_samesite,
+                        secure=settings.cookie_secure, domain=settings.cookie_domain, path="/")
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    """Same attributes as when it was set: a browser only replaces a cookie whose domain and
+    path match."""
+    response.delete_cookie(COOKIE_NAME, path="/", domain=settings.cookie_domain, httponly=True,
+                           samesite=settings.cookie_samesite, secure=settings.cookie_secure)
+
+
 def session_headers(user: TokenUser) -> dict[str, str]:
-    """Names the caller's session to Postgres' pre-request check (one round trip)."""
-    return {"X-Gateway-Session": f"{user.id}:{user.jti}"}
+    """Names the caller's session to Postgres' pre-request check (one round trip):
+    user id, token id and issue time (for scripts/users.py revoke-sessions)."""
+    return {"X-Gateway-Session": f"{user.id}:{user.jti}:{user.issued_at}"}
 
 
 # --------------------------------------------------------------------------------------
@@ -171,8 +195,12 @@ class PasswordHasher:
         self._dummy_hash: str | None = None
 
     async def _run(self, fn, *args):
-        async with self._slots:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        metrics.BCRYPT_QUEUE.inc()
+        try:
+            async with self._slots:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        finally:
+            metrics.BCRYPT_QUEUE.dec()
 
     async def hash(self, password: str) -> str:
         return await self._run(_hash, password)

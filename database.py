@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import time
+
 import aiohttp
 import httpx
 import orjson
@@ -28,6 +30,7 @@ from postgrest import APIError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from yarl import URL
 
+import metrics
 from config import Settings
 from models import ApiError
 
@@ -35,7 +38,9 @@ log = logging.getLogger("ffb.database")
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 # Applied in this order: tables and policies first, then the functions that use them.
-SQL_FILES = ("supabase_schema.sql", "supabase_functions.sql", "gateway_functions.sql")
+SQL_FILES = ("supabase_schema.sql",
+             "migrations/0003_invites.sql",  # TEMP: until the migration runner lands
+             "supabase_functions.sql", "gateway_functions.sql")
 
 DB_UNAVAILABLE = "Database unavailable"
 # PostgREST answers these when it cannot reach Postgres; nginx answers 502/504 without it.
@@ -126,16 +131,25 @@ async def execute(query: Any, headers: dict[str, str] | None = None) -> Any:
     request = query.request
     if headers:
         request.headers.update(headers)
+    started, outcome = time.perf_counter(), "ok"
     try:
         fast = getattr(request.session, "fast", None)
         if fast is not None:
             return await _send_fast(fast, request)
         return (await query.execute()).data
     except APIError as exc:
-        raise translate_api_error(exc) from None
+        error = translate_api_error(exc)
+        outcome = ("unavailable" if error.status == 503 else
+                   "error" if error.status == 500 else "refused")
+        raise error from None
     except (httpx.TransportError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         log.warning("PostgREST unreachable: %s", type(exc).__name__)
+        outcome = "unavailable"
         raise ApiError(503, DB_UNAVAILABLE) from None
+    finally:
+        metrics.POSTGREST_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+        if outcome in ("unavailable", "error"):
+            metrics.POSTGREST_FAILURES.labels(outcome).inc()
 
 
 async def _send_fast(session: aiohttp.ClientSession, request: Any) -> Any:
@@ -185,7 +199,7 @@ def json_bytes(data: Any) -> bytes:
 # --------------------------------------------------------------------------------------
 EXPECTED_TABLES = ("users", "categories", "payment_methods", "expenses",
                    "expense_monthly_totals", "revoked_tokens", "idempotency_keys",
-                   "rate_limits", "schema_bootstrap")
+                   "rate_limits", "schema_bootstrap", "invites")
 EXPECTED_INDEXES = ("users_name_lower_key", "users_email_lower_key", "expenses_user_date_idx",
                     "expenses_date_idx", "expenses_category_idx",
                     "expenses_payment_method_idx", "revoked_tokens_expires_idx",
@@ -196,7 +210,7 @@ EXPECTED_FUNCTIONS = ("get_monthly_dashboard", "get_yearly_dashboard", "dashboar
                       "request_user_id", "find_login_user", "register_user",
                       "session_is_valid", "check_gateway_session", "revoke_token",
                       "create_expense", "expense_json", "rate_limit_incr", "rate_limit_get",
-                      "rate_limit_clear")
+                      "rate_limit_clear", "invite_is_usable", "register_user_invited")
 EXPECTED_POLICIES = ("categories_read", "payment_methods_read", "expenses_owner_read",
                      "expenses_owner_insert")
 PRE_REQUEST_SETTING = "pgrst.db_pre_request=public.check_gateway_session"

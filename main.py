@@ -23,12 +23,14 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import database
+import metrics
 import shadow
 from auth import PasswordHasher
 from config import ConfigError, Settings, get_settings
 from models import ApiError, ErrorBody, JsonResponse
 from routers import auth as auth_routes
 from routers import categories, dashboard, expenses, health
+from routers import metrics as metrics_routes
 
 log = logging.getLogger("ffb")
 access_log = logging.getLogger("ffb.access")
@@ -112,9 +114,11 @@ class GatewayMiddleware:
             if not response_started:
                 await self._error(send_wrapper, 500, "Internal server error")
         finally:
+            elapsed = time.perf_counter() - started
+            metrics.observe_request(scope, status, elapsed)
             access_log.info("request", extra={
                 "method": scope["method"], "path": scope["path"], "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(elapsed * 1000, 2),
                 "request_id": request_id, "user_id": scope["state"].get("user_id"),
                 "client": scope["client"][0] if scope.get("client") else None})
 
@@ -190,6 +194,9 @@ async def bootstrap_until_done(settings: Settings) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
+    if settings.is_prod and settings.registration_mode == "open":
+        log.warning("REGISTRATION_MODE=open in prod: anyone who can reach the API can register "
+                    "and read every member's expenses; use invite or closed for a family")
     app.state.db = await database.Database.connect(settings)
     app.state.passwords = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_concurrency)
     app.state.shadow = shadow.start(settings)  # None unless SHADOW_COMPARE and LEGACY_BASE_URL
@@ -259,7 +266,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     shadow.install(app, settings)  # inside GatewayMiddleware: sees the request id
     app.add_middleware(GatewayMiddleware, settings=settings)
     for router in (health.router, auth_routes.router, categories.router, expenses.router,
-                   dashboard.router):
+                   dashboard.router, metrics_routes.router):
         app.include_router(router)
     app.openapi = custom_openapi(app)  # type: ignore[method-assign]
     return app

@@ -39,7 +39,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict]:
     """OpenAPI `responses=` entries documenting the `{"error": ...}` body."""
     described = {
         400: "Invalid input", 401: "Missing, invalid, expired or revoked token",
-        404: "Not found", 409: "Conflict", 413: "Request body too large",
+        403: "Forbidden", 404: "Not found", 409: "Conflict", 413: "Request body too large",
         429: "Too many requests (see Retry-After)", 500: "Internal error",
         503: "Database unavailable",
     }
@@ -121,6 +121,9 @@ class RegisterRequest(BaseModel):
     username: str = Field(examples=["new_user"])
     password: Annotated[str, NoNul] = Field(examples=["Str0ng!pass"])
     email: Annotated[str, NoNul] | None = Field(None, examples=["new_user@example.com"])
+    invite_code: Annotated[str, StringConstraints(max_length=128), NoNul] | None = Field(
+        None, description="Required when the server runs with REGISTRATION_MODE=invite: a "
+                          "single-use code from `scripts/users.py invite`")
 
     @field_validator("username")
     @classmethod

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter, Request, Response
 
 import database
+import metrics
 from models import Category, JsonResponse, PaymentMethod, error_responses
 
 router = APIRouter(prefix="/api", tags=["reference data"])
@@ -34,11 +35,14 @@ class ReferenceCache:
     async def get(self, db: database.Database, table: str, columns: str) -> CachedBody:
         entry = self.entries.get(table)
         if entry and entry.expires > time.monotonic():
+            metrics.REFERENCE_CACHE.labels(table, "hit").inc()
             return entry
         async with self.locks.setdefault(table, asyncio.Lock()):
             entry = self.entries.get(table)
             if entry and entry.expires > time.monotonic():
+                metrics.REFERENCE_CACHE.labels(table, "hit").inc()
                 return entry
+            metrics.REFERENCE_CACHE.labels(table, "miss").inc()
             rows = await database.execute(db.anon.table(table).select(columns).order("id"))
             body = database.json_bytes(rows)
             entry = CachedBody(body, f'"{hashlib.sha1(body).hexdigest()}"',
