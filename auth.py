@@ -156,9 +156,19 @@ def session_headers(user: TokenUser) -> dict[str, str]:
 _context: CryptContext | None = None
 
 
+def _crypt_context(rounds: int) -> CryptContext:
+    return CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
+
+
+def hash_password(password: str, rounds: int) -> str:
+    """bcrypt at BCRYPT_ROUNDS, blocking: for scripts (scripts/users.py); the app hashes
+    through PasswordHasher, off the event loop."""
+    return _crypt_context(rounds).hash(password)
+
+
 def _init_worker(rounds: int, nice: int) -> None:
     global _context
-    _context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
+    _context = _crypt_context(rounds)
     if nice:
         os.nice(nice)
 

@@ -94,6 +94,31 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{3,30}$")
 SPECIAL_RE = re.compile(r"[^A-Za-z0-9]")
 
 
+def check_username(v: str) -> str:
+    """The register rules, shared with scripts/users.py (ValueError names the rule)."""
+    if not USERNAME_RE.fullmatch(v):  # `$` alone would accept a trailing newline
+        raise ValueError("Username must be 3-30 characters: letters, digits or underscore")
+    return v
+
+
+def check_password(v: str) -> str:
+    if not 8 <= len(v) <= 128:
+        raise ValueError("Password must be 8-128 characters long")
+    if not (re.search(r"[a-z]", v) and re.search(r"[A-Z]", v)
+            and re.search(r"[0-9]", v) and SPECIAL_RE.search(v)):
+        raise ValueError("Password must contain an uppercase letter, a lowercase letter, "
+                         "a digit and a special character")
+    return v
+
+
+def check_email(v: str | None) -> str | None:
+    if v is None or v == "":
+        return None
+    if len(v) > 254 or not re.fullmatch(r"[^@\s,()]+@[^@\s,()]+\.[^@\s,()]+", v):
+        raise ValueError("Invalid email address")
+    return v
+
+
 class PublicUser(BaseModel):
     model_config = ConfigDict(json_schema_extra={"example": {"id": 1, "name": "Alok", "email": "alok@example.com"}})
     id: int
@@ -125,32 +150,21 @@ class RegisterRequest(BaseModel):
         None, description="Required when the server runs with REGISTRATION_MODE=invite: a "
                           "single-use code from `scripts/users.py invite`")
 
+    # the rules live in functions so scripts/users.py applies exactly the same ones
     @field_validator("username")
     @classmethod
     def _username(cls, v: str) -> str:
-        if not USERNAME_RE.fullmatch(v):  # `$` alone would accept a trailing newline
-            raise ValueError("Username must be 3-30 characters: letters, digits or underscore")
-        return v
+        return check_username(v)
 
     @field_validator("password")
     @classmethod
     def _password(cls, v: str) -> str:
-        if not 8 <= len(v) <= 128:
-            raise ValueError("Password must be 8-128 characters long")
-        if not (re.search(r"[a-z]", v) and re.search(r"[A-Z]", v)
-                and re.search(r"[0-9]", v) and SPECIAL_RE.search(v)):
-            raise ValueError("Password must contain an uppercase letter, a lowercase letter, "
-                             "a digit and a special character")
-        return v
+        return check_password(v)
 
     @field_validator("email")
     @classmethod
     def _email(cls, v: str | None) -> str | None:
-        if v is None or v == "":
-            return None
-        if len(v) > 254 or not re.fullmatch(r"[^@\s,()]+@[^@\s,()]+\.[^@\s,()]+", v):
-            raise ValueError("Invalid email address")
-        return v
+        return check_email(v)
 
 
 class RegisterResponse(BaseModel):
