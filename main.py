@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import database
 import metrics
+import openapi_docs
 import shadow
 from auth import PasswordHasher
 from config import ConfigError, Settings, get_settings
@@ -238,7 +239,7 @@ def custom_openapi(app: FastAPI):
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         components.setdefault("ErrorBody", ErrorBody.model_json_schema())
-        app.openapi_schema = schema
+        app.openapi_schema = openapi_docs.document(app, schema)
         return schema
     return build
 
@@ -253,7 +254,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "expense tracker. Every error is `{\"error\": \"...\"}`.",
         lifespan=lifespan,
         default_response_class=JsonResponse,
+        docs_url=None, redoc_url=None,  # openapi_docs serves both without a CDN
     )
+    openapi_docs.install(app)
     app.state.settings = settings
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)

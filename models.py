@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import orjson
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      StringConstraints, field_validator)
+                      StringConstraints, WithJsonSchema, field_validator)
 from starlette.responses import JSONResponse
 
 
@@ -32,7 +32,7 @@ class ApiError(Exception):
 
 
 class ErrorBody(BaseModel):
-    error: str = Field(examples=["Invalid email or password"])
+    error: str = Field(description="Human-readable message; each operation documents its own")
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict]:
@@ -77,14 +77,12 @@ StrictInput = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
 # --- reference data -------------------------------------------------------------------
 class Category(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"id": 1, "name": "Food", "description": "Groceries, restaurants and snacks"}})
     id: int
     name: str
     description: str | None
 
 
 class PaymentMethod(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"id": 4, "name": "UPI"}})
     id: int
     name: str
 
@@ -120,7 +118,6 @@ def check_email(v: str | None) -> str | None:
 
 
 class PublicUser(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"id": 1, "name": "Alok", "email": "alok@example.com"}})
     id: int
     name: str
     email: str | None
@@ -135,7 +132,6 @@ class LoginRequest(BaseModel):
 
 
 class LoginResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"message": "Login successful", "token": "eyJhbGciOiJIUzI1NiIs...", "user": {"id": 1, "name": "Alok", "email": "alok@example.com"}}})
     message: Literal["Login successful"]
     token: str
     user: PublicUser
@@ -178,11 +174,6 @@ class MessageResponse(BaseModel):
 
 # --- expenses -------------------------------------------------------------------------
 class Expense(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "id": 42, "user_id": 1, "user_name": "Alok", "amount": 250.5, "category_id": 1,
-        "category": "Food", "payment_method_id": 4, "payment_method": "UPI",
-        "description": "Groceries", "date": "2025-01-15",
-        "created_at": "2025-01-15T10:02:03.123456+00:00"}})
     id: int
     user_id: int
     user_name: str
@@ -198,7 +189,11 @@ class Expense(BaseModel):
 
 class ExpenseCreate(BaseModel):
     model_config = StrictInput
-    amount: Decimal = Field(gt=0, le=Decimal("9999999999.99"), examples=[250.5])
+    # a JSON number only (a string is 400), so documented as number, not pydantic's
+    # number-or-string for Decimal
+    amount: Annotated[Decimal, WithJsonSchema({
+        "type": "number", "exclusiveMinimum": 0, "maximum": 9999999999.99,
+        "multipleOf": 0.01, "examples": [250.5]})] = Field(gt=0, le=Decimal("9999999999.99"))
     category_id: Id = Field(examples=[1])
     payment_method_id: Id | None = Field(None, examples=[4])
     description: Annotated[str, StringConstraints(max_length=500), NoNul] | None = Field(
@@ -258,11 +253,6 @@ class MonthlyTrend(BaseModel):
 
 
 class MonthlyDashboard(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "user": {"id": 1, "name": "Alok"},
-        "period": {"type": "monthly", "year": 2025, "month": 1}, "total_spent": 23333,
-        "top_categories": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
-        "category_breakdown": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}]}})
     user: DashboardUser
     period: MonthlyPeriod
     total_spent: float
@@ -271,12 +261,6 @@ class MonthlyDashboard(BaseModel):
 
 
 class YearlyDashboard(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "user": {"id": 1, "name": "Alok"}, "period": {"type": "yearly", "year": 2025},
-        "total_spent": 23333,
-        "top_categories": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
-        "category_breakdown": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
-        "monthly_trends": [{"month": 1, "month_name": "January", "amount": 23333}]}})
     user: DashboardUser
     period: YearlyPeriod
     total_spent: float
