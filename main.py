@@ -10,7 +10,9 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -22,12 +24,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import database
+import deps
 import metrics
 import openapi_docs
+import schema
 import shadow
-from auth import PasswordHasher
 from config import ConfigError, Settings, get_settings
+from deps import AppState
 from models import ApiError, ErrorBody, JsonResponse
 from routers import auth as auth_routes
 from routers import categories, dashboard, expenses, health
@@ -182,7 +185,7 @@ async def bootstrap_until_done(settings: Settings) -> None:
     dsn = settings.database_url.get_secret_value()
     while True:
         try:
-            applied = await asyncio.to_thread(database.ensure_schema, dsn)
+            applied = await asyncio.to_thread(schema.ensure_schema, dsn)
             if applied:
                 log.info("schema bootstrapped", extra={"changes": applied})
             return
@@ -193,17 +196,15 @@ async def bootstrap_until_done(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI):
-    settings: Settings = app.state.settings
+async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     if settings.is_prod and settings.registration_mode == "open":
         log.warning("REGISTRATION_MODE=open in prod: anyone who can reach the API can register "
                     "and read every member's expenses; use invite or closed for a family")
-    app.state.db = await database.Database.connect(settings)
-    app.state.passwords = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_concurrency)
-    app.state.shadow = shadow.start(settings)  # None unless SHADOW_COMPARE and LEGACY_BASE_URL
+    state = await AppState.start(settings)
+    deps.attach(app, state)
     # Start the bcrypt process now: spawned on first use, it added 1-3 s to each worker's
     # first login or register (past the 5 s in which an outage must answer 503).
-    warm_up = asyncio.create_task(app.state.passwords.warm_up())
+    warm_up = asyncio.create_task(state.passwords.warm_up())
     bootstrap = None
     if settings.bootstrap_on_startup:
         # A first attempt inline, so a healthy start serves with the schema in place.
@@ -215,9 +216,8 @@ async def lifespan(app: FastAPI):
     finally:
         if bootstrap is not None:
             bootstrap.cancel()
-        app.state.passwords.close()
-        await shadow.stop(app.state.shadow)
-        await app.state.db.close()
+        deps.attach(app, None)
+        await state.close()
 
 
 def custom_openapi(app: FastAPI):
@@ -252,12 +252,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description="Drop-in replacement for the legacy serverless API of the family "
                     "expense tracker. Every error is `{\"error\": \"...\"}`.",
-        lifespan=lifespan,
+        lifespan=partial(lifespan, settings=settings),
         default_response_class=JsonResponse,
         docs_url=None, redoc_url=None,  # openapi_docs serves both without a CDN
     )
     openapi_docs.install(app)
-    app.state.settings = settings
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
@@ -266,7 +265,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
         allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Retry-After", "ETag"])
-    shadow.install(app, settings)  # inside GatewayMiddleware: sees the request id
+    # inside GatewayMiddleware: sees the request id
+    shadow.install(app, settings, lambda: deps.app_state(app).shadow)
     app.add_middleware(GatewayMiddleware, settings=settings)
     for router in (health.router, auth_routes.router, categories.router, expenses.router,
                    dashboard.router, metrics_routes.router):

@@ -83,11 +83,10 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def check_operator(request: Request, *, required: bool) -> None:
+def check_operator(settings: Settings, request: Request, *, required: bool) -> None:
     """METRICS_TOKEN as `Authorization: Bearer <token>`. When it is unset, an endpoint that
     is not `required` is open and one that is (`/health/shadow`) is refused to everyone:
     a member's login token never opens an operator endpoint."""
-    settings: Settings = request.app.state.settings
     if settings.metrics_token is None:
         if required:
             raise ApiError(403, OPERATOR_TOKEN_UNSET)
@@ -96,11 +95,3 @@ def check_operator(request: Request, *, required: bool) -> None:
     expected = settings.metrics_token.get_secret_value()
     if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(401, OPERATOR_TOKEN_REQUIRED, headers={"WWW-Authenticate": "Bearer"})
-
-
-async def metrics_access(request: Request) -> None:
-    check_operator(request, required=False)
-
-
-async def operator_access(request: Request) -> None:
-    check_operator(request, required=True)

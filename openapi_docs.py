@@ -24,11 +24,18 @@ from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from auth import TOKEN_INVALID, TOKEN_MISSING, current_user
+from auth import TOKEN_INVALID, TOKEN_MISSING
 from database import DB_UNAVAILABLE
-from metrics import OPERATOR_TOKEN_REQUIRED, OPERATOR_TOKEN_UNSET, operator_access
+from deps import current_user
+from metrics import OPERATOR_TOKEN_REQUIRED, OPERATOR_TOKEN_UNSET
 from ratelimit import TOO_MANY
+from routers.metrics import operator_access
 
+# The pages may load only what this server serves: ReDoc's sidebar credit would otherwise
+# fetch its logo from a CDN (an offline machine shows a broken image, a tracked one a hit).
+DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'; "
+            "font-src 'self' data:; frame-ancestors 'none'")
 STATIC_DIR = Path(fastapi_offline.__file__).resolve().parent / "static"
 STATIC_URL = "/docs-static"
 
@@ -221,17 +228,21 @@ def install(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{root}{STATIC_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{STATIC_URL}/swagger-ui.css",
             swagger_favicon_url=f"{root}{STATIC_URL}/favicon.png",
             swagger_ui_parameters={"persistAuthorization": False, "displayRequestDuration": True})
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - ReDoc",
             redoc_js_url=f"{root}{STATIC_URL}/redoc.standalone.js",
             redoc_favicon_url=f"{root}{STATIC_URL}/favicon.png", with_google_fonts=False)
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page

@@ -5,22 +5,18 @@ import hashlib
 
 from fastapi import APIRouter, Depends, Request
 
-from auth import (CurrentUser, TOKEN_INVALID, clear_session_cookie, create_token,
-                  session_headers, set_session_cookie)
-from database import Db, execute
+from auth import (TOKEN_INVALID, clear_session_cookie, create_token, session_headers,
+                  set_session_cookie)
+from database import execute
+from deps import AppSettings, CurrentUser, Db, Limits, Passwords
 from models import (ApiError, JsonResponse, LoginRequest, LoginResponse, MessageResponse,
                     PublicUser, RegisterRequest, RegisterResponse, error_responses)
-from ratelimit import AuthLimits
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 BAD_LOGIN = "Invalid email or password"
 REGISTRATION_CLOSED = "Registration is closed"
 INVITE_REQUIRED = "An invite code is required"
 INVITE_INVALID = "Invalid or expired invite code"
-
-
-def limits(db: Db) -> AuthLimits:
-    return db.extras.setdefault("auth_limits", AuthLimits(db.settings, db))
 
 
 def client_of(request: Request) -> str:
@@ -34,15 +30,15 @@ def public_user(row: dict) -> dict:
 @router.post("/login", response_model=LoginResponse,
              responses=error_responses(400, 401, 413, 429, 500, 503),
              summary="Log in with email (or username) and password; sets the `jwt` cookie")
-async def login(body: LoginRequest, request: Request, db: Db) -> JsonResponse:
-    client, limiter = client_of(request), limits(db)
-    await limiter.before_login(client, body.email)
+async def login(body: LoginRequest, request: Request, db: Db, passwords: Passwords,
+                limits: Limits) -> JsonResponse:
+    client = client_of(request)
+    await limits.before_login(client, body.email)
     rows = await execute(db.service.rpc("find_login_user", {"p_login": body.email}))
     account = rows[0] if rows else None
-    if not await request.app.state.passwords.verify(
-            body.password, account["password_hash"] if account else None):
+    if not await passwords.verify(body.password, account["password_hash"] if account else None):
         raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
-    await limiter.login_succeeded(client, body.email)
+    await limits.login_succeeded(client, body.email)
     token, _ = create_token(db.settings, account)
     response = JsonResponse({"message": "Login successful", "token": token,
                              "user": public_user(account)})
@@ -55,9 +51,9 @@ def invite_sha256(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-async def registration_allowed(request: Request) -> None:
+async def registration_allowed(settings: AppSettings) -> None:
     """REGISTRATION_MODE=closed refuses before the body is even read."""
-    if request.app.state.settings.registration_mode == "closed":
+    if settings.registration_mode == "closed":
         raise ApiError(403, REGISTRATION_CLOSED)
 
 
@@ -67,8 +63,9 @@ async def registration_allowed(request: Request) -> None:
              summary="Create an account (username 3-30 of [A-Za-z0-9_], strong password); "
                      "with REGISTRATION_MODE=invite an `invite_code` is required, with closed "
                      "it is 403")
-async def register(body: RegisterRequest, request: Request, db: Db) -> JsonResponse:
-    await limits(db).register_attempt(client_of(request))
+async def register(body: RegisterRequest, request: Request, db: Db, passwords: Passwords,
+                   limits: Limits) -> JsonResponse:
+    await limits.register_attempt(client_of(request))
     invited = db.settings.registration_mode == "invite"
     if invited:
         if not body.invite_code:
@@ -77,7 +74,7 @@ async def register(body: RegisterRequest, request: Request, db: Db) -> JsonRespo
         # a made-up code costs one indexed lookup, not a bcrypt hash
         if not await execute(db.service.rpc("invite_is_usable", {"p_code_sha256": code_sha256})):
             raise ApiError(400, INVITE_INVALID)
-    password_hash = await request.app.state.passwords.hash(body.password)
+    password_hash = await passwords.hash(body.password)
     params = {"p_name": body.username, "p_email": body.email, "p_password_hash": password_hash}
     if invited:
         user = await execute(db.service.rpc("register_user_invited",

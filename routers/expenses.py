@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Query
 
-from auth import CurrentUser, session_headers
-from database import Db, execute
+from auth import session_headers
+from database import execute
+from deps import CurrentUser, Db
 from models import (ApiError, Expense, ExpenseCreate, ExpenseCreated, Id, IsoDate,
                     JsonResponse, error_responses)
 

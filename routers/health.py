@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request
-
-from fastapi import Depends
+from fastapi import APIRouter, Depends
 
 import database
-import metrics
+import schema
 import shadow
+from deps import Db, Shadow
 from models import HealthStatus, JsonResponse, error_responses
+from routers.metrics import operator_access
 
 router = APIRouter(tags=["health"])
 
@@ -31,11 +31,10 @@ async def _check(coro) -> str:
 @router.get("/health/ready", response_model=HealthStatus,
             responses={503: {"model": HealthStatus, "description": "Postgres or PostgREST down"}},
             summary="Readiness: Postgres and PostgREST both reachable")
-async def ready(request: Request) -> JsonResponse:
-    db: database.Database = request.app.state.db
+async def ready(db: Db) -> JsonResponse:
     dsn = db.settings.database_url.get_secret_value()
     postgres, postgrest = await asyncio.gather(
-        _check(asyncio.to_thread(database.check_postgres, dsn)),
+        _check(asyncio.to_thread(schema.check_postgres, dsn)),
         _check(database.execute(db.anon.table("categories").select("id").limit(1))))
     checks = {"postgres": postgres, "postgrest": postgrest}
     if postgres == postgrest == "ok":
@@ -46,12 +45,11 @@ async def ready(request: Request) -> JsonResponse:
 
 @router.get("/health/shadow", response_model=shadow.ShadowReport,
             responses=error_responses(401, 403, 500),
-            dependencies=[Depends(metrics.operator_access)],
+            dependencies=[Depends(operator_access)],
             summary="Shadow compare against the legacy API: counts per endpoint (this worker). "
                     "Operators only: `Authorization: Bearer <METRICS_TOKEN>`")
-async def shadow_counts(request: Request) -> JsonResponse:
+async def shadow_counts(compare: Shadow) -> JsonResponse:
     # The report names endpoints and differences from the legacy: for operators, not for
     # members (a self-registered outsider once read it with an ordinary login token).
-    compare: shadow.ShadowCompare | None = getattr(request.app.state, "shadow", None)
     report = compare.report() if compare is not None else shadow.disabled_report()
     return JsonResponse(report.model_dump())

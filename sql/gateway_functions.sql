@@ -1,5 +1,6 @@
 -- Functions the gateway calls through PostgREST with the service-role key: logins,
--- sessions, idempotent expense creation and shared rate-limit counters. Idempotent.
+-- sessions, idempotent expense creation and shared rate-limit counters. A repeatable file
+-- (re-applied by the bootstrap when it changes), idempotent.
 -- Errors meant for the API user are raised as SQLSTATE 'PTxyz', which PostgREST answers
 -- with HTTP status xyz and which the gateway passes on as {"error": message}.
 
@@ -78,7 +79,6 @@ $$;
 -- GET /api/auth/me, and every authenticated request (through check_gateway_session):
 -- the token's user still exists, the token was not logged out, and it was issued after the
 -- user's sessions were last revoked (scripts/users.py revoke-sessions; p_issued_at = iat).
-drop function if exists public.session_is_valid(bigint, text);
 create or replace function public.session_is_valid(p_user_id bigint, p_jti text, p_issued_at bigint)
 returns boolean
 language sql stable security definer set search_path = public, pg_temp
@@ -253,8 +253,11 @@ grant execute on function public.find_login_user(text), public.register_user(tex
   public.rate_limit_incr(text, integer, integer), public.rate_limit_get(text),
   public.rate_limit_clear(text)
   to service_role;
+-- The pre-request hook runs as whatever role the request's JWT names, before every request.
+revoke all on function public.check_gateway_session() from public;
 grant execute on function public.check_gateway_session() to anon, authenticated, service_role;
-grant execute on function public.request_user_id() to anon, authenticated, service_role;
 
--- PostgREST reads in-database configuration (db-config, on by default, as on Supabase).
-alter role authenticator set pgrst.db_pre_request to 'public.check_gateway_session';
+-- PostgREST's pre-request hook itself (`alter role authenticator set pgrst.db_pre_request
+-- to 'public.check_gateway_session'`) is set by the bootstrap as a separate last step
+-- (schema.py, PRE_REQUEST_SQL): on hosted Supabase it may be refused, and then everything
+-- else must stay applied.
