@@ -222,6 +222,25 @@ def test_amount_is_a_number_and_the_yearly_example_has_twelve_months():
     assert [t["month"] for t in trends] == list(range(1, 13))
 
 
+def test_the_contract_document_names_every_operation_and_error_message():
+    from main import create_app
+    schema = create_app(stack_settings()).openapi()
+    contract = (ROOT / "docs" / "CONTRACT.md").read_text()
+    for method, path, _ in operations(schema):
+        assert f"`{method} {path}" in contract, (method, path)
+    for method, path, status, example in documented_examples(schema):
+        if status >= 400 and set(example) == {"error"}:
+            assert example["error"] in contract, (method, path, status, example)
+
+
+def test_readme_links_only_to_files_in_the_repository():
+    readme = (ROOT / "README.md").read_text()
+    assert "DESIGN.md" not in readme and "docs/CONTRACT.md" in readme
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme):
+        if not target.startswith(("http://", "https://")):
+            assert (ROOT / target).exists(), target
+
+
 # --------------------------------------------------------------------------------------
 # a real browser, offline
 # --------------------------------------------------------------------------------------
