@@ -197,14 +197,13 @@ def seed_reference(conn) -> dict[str, int]:
         missing = [(i, n) for i, n in DEMO_USERS if n.lower() not in present]
         users_added = 0
         if missing:
-            from passlib.hash import bcrypt
-            hasher = bcrypt.using(rounds=BCRYPT_ROUNDS)
+            from passwords import hash_password
             say(f"hashing passwords for {len(missing)} demo user(s) (bcrypt, {BCRYPT_ROUNDS} rounds)")
             for user_id, name in missing:
                 cur.execute(
                     "insert into public.users (id, name, email, password_hash) "
                     "values (%s, %s, %s, %s) on conflict do nothing",
-                    (user_id, name, f"{name.lower()}@example.com", hasher.hash(DEMO_PASSWORD)))
+                    (user_id, name, f"{name.lower()}@example.com", hash_password(DEMO_PASSWORD, BCRYPT_ROUNDS)))
                 users_added += cur.rowcount
         fix_sequence(cur, "users")
 

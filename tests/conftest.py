@@ -69,8 +69,8 @@ _hash_cache: dict[str, str] = {}
 def password_hash(password: str) -> str:
     """bcrypt with few rounds: test users only; the API verifies any cost."""
     if password not in _hash_cache:
-        from passlib.hash import bcrypt
-        _hash_cache[password] = bcrypt.using(rounds=4).hash(password)
+        from passwords import hash_password
+        _hash_cache[password] = hash_password(password, rounds=4)
     return _hash_cache[password]
 
 

@@ -202,7 +202,7 @@ async def test_cookie_and_query_reach_the_legacy_unchanged(api, ours, legacy, to
     path = "/api/dashboard/1/yearly?year=2025"
     expected = await truth(api, path, {"Authorization": f"Bearer {token}"})
     fake.canned[path] = (200, expected.content, 0)
-    response = await ours.get(path, cookies={"jwt": token})
+    response = await ours.get(path, headers={"Cookie": f"jwt={token}"})
     assert response.status_code == 200 and response.content == expected.content
     counts = await wait_counts(ours, token, "/api/dashboard/{user_id}/yearly", 1)
     assert counts["matches"] == 1

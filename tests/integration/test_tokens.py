@@ -59,7 +59,7 @@ async def assert_refused(api, dsn, token: str) -> None:
     assert count_rows(dsn, "expenses") == before
     # The legacy cookie is no back door.
     api.cookies.clear()
-    by_cookie = await api.get("/api/auth/me", cookies={"jwt": token})
+    by_cookie = await api.get("/api/auth/me", headers={"Cookie": f"jwt={token}"})
     api.cookies.clear()
     assert by_cookie.status_code == 401
 
