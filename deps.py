@@ -46,7 +46,7 @@ class AppState:
             shadow=shadow.start(settings))
 
     async def close(self) -> None:
-        self.passwords.close()
+        await self.passwords.close()
         await shadow.stop(self.shadow)
         await self.db.close()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -44,9 +45,19 @@ def verify_password(password: str, password_hash: str) -> bool:
         return False
 
 
-def _lower_priority(nice: int) -> None:
+def _init_worker(nice: int) -> None:
     if nice:
         os.nice(nice)
+    # A worker killed outright (SIGKILL, gunicorn's timeout) never shuts its pool down;
+    # this process then leaves with it instead of waiting for work forever.
+    owner = multiprocessing.parent_process()
+    if owner is not None:
+        threading.Thread(target=_exit_after, args=(owner,), daemon=True).start()
+
+
+def _exit_after(owner: multiprocessing.process.BaseProcess) -> None:
+    owner.join()
+    os._exit(0)
 
 
 class PasswordHasher:
@@ -62,7 +73,7 @@ class PasswordHasher:
         context.set_forkserver_preload([__name__])
         self._pool = ProcessPoolExecutor(
             max_workers=concurrency, mp_context=context,
-            initializer=_lower_priority, initargs=(self.NICE,))
+            initializer=_init_worker, initargs=(self.NICE,))
         self._slots = asyncio.Semaphore(concurrency)
         self._rounds = rounds
         self._dummy_hash: str | None = None
@@ -86,5 +97,8 @@ class PasswordHasher:
     async def warm_up(self) -> None:
         self._dummy_hash = await self.hash(uuid.uuid4().hex)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    async def close(self) -> None:
+        """Stop the bcrypt processes and wait for them. uvicorn ends a gunicorn worker by
+        re-raising SIGTERM, which skips atexit: a pool left to stop in the background
+        outlived its worker, keeping the forkserver and resource tracker alive too."""
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)

@@ -7,6 +7,7 @@ up (its environment: SUPABASE_URL, keys, DATABASE_URL, JWT_SECRET, DEV_SCRIPT, .
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -221,11 +222,13 @@ def gunicorn_server(env: dict[str, str] | None = None, workers: int = 2,
         wait_http(f"{base}/health", proc=proc)
         yield base
     finally:
-        proc.terminate()
+        proc.terminate()  # gunicorn stops its workers within graceful_timeout (30 s)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=40)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            # its own session: the whole group goes, workers and bcrypt pools included
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture

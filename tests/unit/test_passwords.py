@@ -63,4 +63,4 @@ async def test_hasher_pool_uses_the_configured_cost_and_verifies():
         assert not await hasher.verify(UMLAUTS, None)  # unknown user: the dummy hash
         assert await hasher.verify("password123", KNOWN[0][1])  # bcryptjs' $2a$
     finally:
-        hasher.close()
+        await hasher.close()
