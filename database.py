@@ -211,6 +211,7 @@ EXPECTED_INDEXES = ("users_name_lower_key", "users_email_lower_key", "expenses_u
                     "expenses_payment_method_idx", "revoked_tokens_expires_idx",
                     "idempotency_keys_expires_idx", "rate_limits_expires_idx")
 EXPECTED_FUNCTIONS = ("get_monthly_dashboard", "get_yearly_dashboard", "dashboard_categories",
+                      "dashboard_user",
                       "expense_totals_sync", "expense_totals_truncate",
                       "rebuild_expense_monthly_totals", "expense_totals_drift",
                       "request_user_id", "find_login_user", "register_user",

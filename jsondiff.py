@@ -85,9 +85,9 @@ def diff_json(old: Any, new: Any, path: str = "$", key_order: bool = False) -> l
             return [Difference("order", path, [item_label(i) for i in old],
                                [item_label(i) for i in new])]
         out = []
-        if len(old) != len(new):
-            out.append(Difference("length", path, len(old), len(new)))
         for i, (a, b) in enumerate(zip(old, new)):
             out += diff_json(a, b, f"{path}[{i}]", key_order)
+        if len(old) != len(new):
+            out.append(Difference("length", path, len(old), len(new)))
         return out
     return [] if old == new else [Difference("value", path, old, new)]

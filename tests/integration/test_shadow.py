@@ -11,7 +11,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,8 +21,14 @@ import uvicorn
 
 from deps import app_state
 from shadow import ShadowMiddleware, body_diff, diff_paths
-from tests.conftest import (forget_reference_data, free_port, gunicorn_server, reset_database, sql,
-                            stack_settings)
+from tests.conftest import (
+    forget_reference_data,
+    free_port,
+    gunicorn_server,
+    reset_database,
+    sql,
+    token_for,
+)
 
 SLOW_SECONDS = 2.0
 SHADOW_TIMEOUT = 1.0
@@ -109,14 +115,11 @@ def server(legacy, seeded, tmp_path_factory) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture(scope="module")
 def token() -> str:
-    from auth import create_token
-    value, _ = create_token(stack_settings(), {"id": 1, "name": "Alok",
-                                               "email": "alok@example.com"})
-    return value
+    return token_for()
 
 
 @pytest.fixture
-async def ours(server, token) -> httpx.AsyncClient:
+async def ours(server, token) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server[0], timeout=10) as client:
         yield client
 
