@@ -7,8 +7,15 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 import orjson
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      StringConstraints, field_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 from starlette.responses import JSONResponse
 
 
@@ -200,7 +207,9 @@ class ExpenseCreate(BaseModel):
     @field_validator("amount")
     @classmethod
     def _two_decimals(cls, v: Decimal) -> Decimal:
-        if not v.is_finite() or v.as_tuple().exponent < -2 and v != v.quantize(Decimal("0.01")):
+        exponent = v.as_tuple().exponent  # a letter for NaN and infinities
+        if not v.is_finite() or (isinstance(exponent, int) and exponent < -2
+                                 and v != v.quantize(Decimal("0.01"))):
             raise ValueError("amount may have at most 2 decimals")
         return v.quantize(Decimal("0.01"))
 

@@ -6,8 +6,17 @@ from fastapi import APIRouter, Request
 from auth import COOKIE_NAME, TOKEN_INVALID, create_token, session_headers
 from database import execute
 from deps import CurrentUser, Db, Limits, Passwords
-from models import (ApiError, JsonResponse, LoginRequest, LoginResponse, MessageResponse,
-                    PublicUser, RegisterRequest, RegisterResponse, error_responses)
+from models import (
+    ApiError,
+    JsonResponse,
+    LoginRequest,
+    LoginResponse,
+    MessageResponse,
+    PublicUser,
+    RegisterRequest,
+    RegisterResponse,
+    error_responses,
+)
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 BAD_LOGIN = "Invalid email or password"
@@ -30,7 +39,9 @@ async def login(body: LoginRequest, request: Request, db: Db, passwords: Passwor
     await limits.before_login(client, body.email)
     rows = await execute(db.service.rpc("find_login_user", {"p_login": body.email}))
     account = rows[0] if rows else None
-    if not await passwords.verify(body.password, account["password_hash"] if account else None):
+    # An unknown account is checked against a dummy hash: same answer, same time.
+    verified = await passwords.verify(body.password, account["password_hash"] if account else None)
+    if account is None or not verified:
         raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
     await limits.login_succeeded(client, body.email)
     token, _ = create_token(db.settings, account)

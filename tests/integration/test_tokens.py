@@ -168,7 +168,7 @@ def run_prod_server(**env_overrides: str) -> subprocess.CompletedProcess:
            "PORT": str(free_port()), "WEB_CONCURRENCY": "1",
            "JWT_SECRET": "k" * 48, "CORS_ORIGINS": "https://family.example.com",
            **env_overrides}
-    return subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:app"],
+    return subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:create_app()"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
