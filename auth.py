@@ -8,8 +8,11 @@ was not logged out is checked by Postgres on the same round trip as the request'
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +20,8 @@ from typing import Any
 
 from fastapi import Request
 from jose import JWTError, jwt
+from starlette.responses import Response
+from typing_extensions import TypeIs  # Python 3.13 has it in typing
 
 from config import Settings
 from models import ApiError
@@ -29,6 +34,14 @@ TOKEN_MISSING = "Authentication required"
 # stay valid across the cut-over (same JWT_SECRET), identified for logout by their hash.
 REQUIRED_CLAIMS = {"require_exp": True, "require_iat": True}
 LEGACY_JTI_PREFIX = "legacy-"
+# The one jti format: what create_token issues (uuid4 hex). The session header and the
+# revocation table carry nothing else (see check_gateway_session in sql/gateway_functions.sql).
+JTI_RE = re.compile(r"[0-9a-f]{32}")
+# A token's iat may be this far in the future (clock skew between issuers), no further.
+IAT_LEEWAY_SECONDS = 60
+MAX_TIMESTAMP = 10**10  # year 2286: exp/iat beyond it are not times but attacks
+MAX_USER_ID = 2**53 - 1
+SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,7 @@ class TokenUser:
     email: str | None
     jti: str
     expires_at: dt.datetime
+    issued_at: int = 0  # iat: refused when at or before the user's sessions_revoked_at
 
 
 def create_token(settings: Settings, user: dict[str, Any]) -> tuple[str, TokenUser]:
@@ -47,7 +61,8 @@ def create_token(settings: Settings, user: dict[str, Any]) -> tuple[str, TokenUs
               "iat": int(now.timestamp()), "exp": int(expires.timestamp()),
               "jti": uuid.uuid4().hex}
     token = jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
-    return token, TokenUser(user["id"], user["name"], user.get("email"), claims["jti"], expires)
+    return token, TokenUser(user["id"], user["name"], user.get("email"), claims["jti"], expires,
+                            claims["iat"])
 
 
 # Verified tokens per worker: (secret, token) -> user. A browser sends the same token on
@@ -74,7 +89,35 @@ def decode_token(settings: Settings, token: str) -> TokenUser:
     return user
 
 
+def is_canonical(token: str) -> bool:
+    """Three unpadded base64url segments, each the only spelling of its bytes.
+
+    python-jose also accepts a trailing `=` and a last character whose unused low bits
+    differ: the same signature in another text. A legacy token's revocation is keyed on
+    its text, so such a variant of a logged-out token would work again; refusing every
+    non-canonical spelling first closes that (and keeps the keys of stored revocations)."""
+    segments = token.split(".")
+    if len(segments) != 3:
+        return False
+    for segment in segments:
+        if not SEGMENT_RE.fullmatch(segment) or len(segment) % 4 == 1:
+            return False
+        try:
+            decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        except (binascii.Error, ValueError):
+            return False
+        if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode() != segment:
+            return False
+    return True
+
+
+def _is_time(value: object) -> TypeIs[int]:
+    return type(value) is int and 0 <= value < MAX_TIMESTAMP
+
+
 def _decode_token(settings: Settings, token: str) -> TokenUser:
+    if not is_canonical(token):
+        raise ApiError(401, TOKEN_INVALID)
     try:
         if jwt.get_unverified_header(token).get("alg") != ALGORITHM:
             raise ApiError(401, TOKEN_INVALID)
@@ -83,14 +126,20 @@ def _decode_token(settings: Settings, token: str) -> TokenUser:
     except JWTError:
         raise ApiError(401, TOKEN_INVALID) from None
     user_id, name, jti = claims.get("userId"), claims.get("name"), claims.get("jti")
+    issued_at, expires_at = claims.get("iat"), claims.get("exp")
     if "jti" not in claims:
         jti = LEGACY_JTI_PREFIX + hashlib.sha256(token.encode()).hexdigest()[:40]
-    if (not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1
-            or not isinstance(name, str) or not isinstance(jti, str) or not jti):
+    elif not isinstance(jti, str) or not JTI_RE.fullmatch(jti):
+        raise ApiError(401, TOKEN_INVALID)
+    if (type(user_id) is not int or not 1 <= user_id <= MAX_USER_ID
+            or not isinstance(name, str)
+            or not _is_time(issued_at) or not _is_time(expires_at)
+            or issued_at > time.time() + IAT_LEEWAY_SECONDS):
         raise ApiError(401, TOKEN_INVALID)
     email = claims.get("email")
-    expires = dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc)
-    return TokenUser(user_id, name, email if isinstance(email, str) else None, jti, expires)
+    expires = dt.datetime.fromtimestamp(expires_at, dt.timezone.utc)
+    return TokenUser(user_id, name, email if isinstance(email, str) else None, jti, expires,
+                     issued_at)
 
 
 def token_from_request(request: Request) -> str | None:
@@ -101,6 +150,22 @@ def token_from_request(request: Request) -> str | None:
     return request.cookies.get(COOKIE_NAME) or None
 
 
+def set_session_cookie(response: Response, settings: Settings, token: str) -> None:
+    """The legacy httpOnly `jwt` cookie; COOKIE_SAMESITE / COOKIE_DOMAIN fit it to the
+    deployment (SameSite=None, for a frontend on another site, always goes with Secure)."""
+    response.set_cookie(COOKIE_NAME, token, max_age=settings.jwt_expire_hours * 3600,
+                        httponly=True, samesite=settings.cookie_samesite,
+                        secure=settings.cookie_secure, domain=settings.cookie_domain, path="/")
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    """Same attributes as when it was set: a browser only replaces a cookie whose domain and
+    path match."""
+    response.delete_cookie(COOKIE_NAME, path="/", domain=settings.cookie_domain, httponly=True,
+                           samesite=settings.cookie_samesite, secure=settings.cookie_secure)
+
+
 def session_headers(user: TokenUser) -> dict[str, str]:
-    """Names the caller's session to Postgres' pre-request check (one round trip)."""
-    return {"X-Gateway-Session": f"{user.id}:{user.jti}"}
+    """Names the caller's session to Postgres' pre-request check (one round trip):
+    user id, token id and issue time (for scripts/users.py revoke-sessions)."""
+    return {"X-Gateway-Session": f"{user.id}:{user.jti}:{user.issued_at}"}

@@ -6,6 +6,7 @@ main:create_app`; tests call `create_app(settings)`. Importing this module build
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import sys
@@ -25,14 +26,17 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import database
 import deps
+import metrics
+import openapi_docs
+import schema
 import shadow
 from config import ConfigError, Settings, get_settings
 from deps import AppState
 from models import ApiError, ErrorBody, JsonResponse
 from routers import auth as auth_routes
 from routers import categories, dashboard, expenses, health
+from routers import metrics as metrics_routes
 
 log = logging.getLogger("ffb")
 access_log = logging.getLogger("ffb.access")
@@ -69,9 +73,26 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, "Request body too large")
 
 
+def forwarded_client(scope: Scope, hops: int) -> tuple[str, int] | None:
+    """The client address behind `hops` trusted proxies: each appends the address it saw
+    to X-Forwarded-For, so the client is the `hops`-th entry from the right (the one the
+    outermost trusted proxy appended). Everything left of it is whatever the client sent.
+    None when there are fewer entries or the entry is no IP address: the caller then keeps
+    the TCP peer (the proxy), which a client cannot choose."""
+    values = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
+    entries = [e.strip() for e in ",".join(values).split(",")] if values else []
+    if len(entries) < hops:
+        return None
+    try:
+        return str(ipaddress.ip_address(entries[-hops])), 0
+    except ValueError:
+        return None
+
+
 class GatewayMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings):
         self.app = app
+        self.proxy_hops = settings.trusted_proxy_hops
         self.max_body = settings.max_body_bytes
         self.security_headers = [
             (b"x-content-type-options", b"nosniff"),
@@ -87,6 +108,9 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        if self.proxy_hops:
+            # Decided once, here: rate limits and the access log read scope["client"].
+            scope["client"] = forwarded_client(scope, self.proxy_hops) or scope.get("client")
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
@@ -116,9 +140,11 @@ class GatewayMiddleware:
             if not response_started:
                 await self._error(send_wrapper, 500, "Internal server error")
         finally:
+            elapsed = time.perf_counter() - started
+            metrics.observe_request(scope, status, elapsed)
             access_log.info("request", extra={
                 "method": scope["method"], "path": scope["path"], "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(elapsed * 1000, 2),
                 "request_id": request_id, "user_id": scope["state"].get("user_id"),
                 "client": scope["client"][0] if scope.get("client") else None})
 
@@ -181,10 +207,15 @@ async def bootstrap_until_done(settings: Settings) -> None:
     dsn = settings.database_url.get_secret_value()
     while True:
         try:
-            applied = await asyncio.to_thread(database.ensure_schema, dsn)
+            applied = await asyncio.to_thread(schema.ensure_schema, dsn)
             if applied:
                 log.info("schema bootstrapped", extra={"changes": applied})
             return
+        except (schema.SchemaRefused, schema.MigrationFailed) as exc:
+            # names a file and checksums or the first line of a SQL error, never data
+            log.error("schema bootstrap refused, retrying in %ss: %s (run "
+                      "scripts/bootstrap_schema.py --check)", BOOTSTRAP_RETRY_SECONDS, exc)
+            await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
         except Exception as exc:  # noqa: BLE001 - logged, retried
             log.warning("schema bootstrap failed, retrying in %ss: %s",
                         BOOTSTRAP_RETRY_SECONDS, type(exc).__name__)
@@ -193,6 +224,9 @@ async def bootstrap_until_done(settings: Settings) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    if settings.is_prod and settings.registration_mode == "open":
+        log.warning("REGISTRATION_MODE=open in prod: anyone who can reach the API can register "
+                    "and read every member's expenses; use invite or closed for a family")
     state = await AppState.start(settings)
     deps.attach(app, state)
     # Start the bcrypt process now: spawned on first use, it added 1-3 s to each worker's
@@ -232,7 +266,7 @@ def custom_openapi(app: FastAPI):
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         components.setdefault("ErrorBody", ErrorBody.model_json_schema())
-        app.openapi_schema = schema
+        app.openapi_schema = openapi_docs.document(app, schema)
         return schema
     return build
 
@@ -259,7 +293,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "expense tracker. Every error is `{\"error\": \"...\"}`.",
         lifespan=partial(lifespan, settings=settings),
         default_response_class=JsonResponse,
+        docs_url=None, redoc_url=None,  # openapi_docs serves both without a CDN
     )
+    openapi_docs.install(app)
     # Starlette types every handler as taking Exception; each of ours takes its own type.
     app.add_exception_handler(ApiError, api_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]
@@ -273,7 +309,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     shadow.install(app, settings, lambda: deps.app_state(app).shadow)
     app.add_middleware(GatewayMiddleware, settings=settings)
     for router in (health.router, auth_routes.router, categories.router, expenses.router,
-                   dashboard.router):
+                   dashboard.router, metrics_routes.router):
         app.include_router(router)
     app.openapi = custom_openapi(app)  # type: ignore[method-assign]
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
@@ -14,8 +14,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 from starlette.responses import JSONResponse
 
 
@@ -39,21 +41,43 @@ class ApiError(Exception):
 
 
 class ErrorBody(BaseModel):
-    error: str = Field(examples=["Invalid email or password"])
+    error: str = Field(description="Human-readable message; each operation documents its own")
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict]:
     """OpenAPI `responses=` entries documenting the `{"error": ...}` body."""
     described = {
         400: "Invalid input", 401: "Missing, invalid, expired or revoked token",
-        404: "Not found", 409: "Conflict", 413: "Request body too large",
+        403: "Forbidden", 404: "Not found", 409: "Conflict", 413: "Request body too large",
         429: "Too many requests (see Retry-After)", 500: "Internal error",
         503: "Database unavailable",
     }
     return {s: {"model": ErrorBody, "description": described[s]} for s in statuses}
 
 
-Id = Annotated[int, Field(ge=1, le=2**53 - 1)]
+CANONICAL_INT_RE = re.compile(r"0|-?[1-9][0-9]{0,17}")
+
+
+def _canonical_int(value: object) -> object:
+    """Integers in paths and query strings are spelled one way only: `1` (or `-1`, which the
+    range then refuses with its own message), never `01`, `1.0`, `+1`, ` 1` or `1_0` (which
+    Python's int() and pydantic take), so every route decides alike and no id has aliases.
+    JSON numbers stay numbers; `true` is no integer."""
+    if isinstance(value, str) and not CANONICAL_INT_RE.fullmatch(value):
+        raise PydanticCustomError(
+            "int_parsing", "Input should be a valid integer, unable to parse string as an integer")
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+def canonical_int(ge: int, le: int) -> Any:
+    """The one integer type of every path, query and body field: `ge`..`le`, canonical
+    spelling. (The bounds sit inside so that OpenAPI shows them as minimum/maximum.)"""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_canonical_int)]
+
+
+Id = canonical_int(1, 2**53 - 1)
 
 
 def _iso_date(value: object) -> object:
@@ -71,27 +95,32 @@ def _iso_date(value: object) -> object:
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 
 
-def _no_nul(value: str) -> str:
-    """Postgres text cannot hold U+0000 (and bcrypt refuses it): bad input, not a 500."""
+SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(value: str) -> str:
+    """Text that Postgres, bcrypt and orjson can all take: no U+0000 (Postgres text cannot
+    hold it, bcrypt refuses it) and no lone surrogate such as a JSON "\\ud800" (not UTF-8:
+    bcrypt and orjson fail on it). Bad input, 400, before any bcrypt or database work."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if SURROGATE_RE.search(value):
+        raise ValueError("must be valid Unicode text (no lone surrogates)")
     return value
 
 
-NoNul = AfterValidator(_no_nul)
+Storable = AfterValidator(_storable)
 StrictInput = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
 
 # --- reference data -------------------------------------------------------------------
 class Category(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"id": 1, "name": "Food", "description": "Groceries, restaurants and snacks"}})
     id: int
     name: str
     description: str | None
 
 
 class PaymentMethod(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"id": 4, "name": "UPI"}})
     id: int
     name: str
 
@@ -101,8 +130,32 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{3,30}$")
 SPECIAL_RE = re.compile(r"[^A-Za-z0-9]")
 
 
+def check_username(v: str) -> str:
+    """The register rules, shared with scripts/users.py (ValueError names the rule)."""
+    if not USERNAME_RE.fullmatch(v):  # `$` alone would accept a trailing newline
+        raise ValueError("Username must be 3-30 characters: letters, digits or underscore")
+    return v
+
+
+def check_password(v: str) -> str:
+    if not 8 <= len(v) <= 128:
+        raise ValueError("Password must be 8-128 characters long")
+    if not (re.search(r"[a-z]", v) and re.search(r"[A-Z]", v)
+            and re.search(r"[0-9]", v) and SPECIAL_RE.search(v)):
+        raise ValueError("Password must contain an uppercase letter, a lowercase letter, "
+                         "a digit and a special character")
+    return v
+
+
+def check_email(v: str | None) -> str | None:
+    if v is None or v == "":
+        return None
+    if len(v) > 254 or not re.fullmatch(r"[^@\s,()]+@[^@\s,()]+\.[^@\s,()]+", v):
+        raise ValueError("Invalid email address")
+    return v
+
+
 class PublicUser(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"id": 1, "name": "Alok", "email": "alok@example.com"}})
     id: int
     name: str
     email: str | None
@@ -110,14 +163,13 @@ class PublicUser(BaseModel):
 
 class LoginRequest(BaseModel):
     model_config = StrictInput
-    email: Annotated[str, StringConstraints(min_length=1, max_length=254), NoNul] = Field(
+    email: Annotated[str, StringConstraints(min_length=1, max_length=254), Storable] = Field(
         description="Email address or username", examples=["alok@example.com"])
-    password: Annotated[str, StringConstraints(min_length=1, max_length=128), NoNul] = Field(
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128), Storable] = Field(
         examples=["password123"])
 
 
 class LoginResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"message": "Login successful", "token": "eyJhbGciOiJIUzI1NiIs...", "user": {"id": 1, "name": "Alok", "email": "alok@example.com"}}})
     message: Literal["Login successful"]
     token: str
     user: PublicUser
@@ -126,35 +178,27 @@ class LoginResponse(BaseModel):
 class RegisterRequest(BaseModel):
     model_config = StrictInput
     username: str = Field(examples=["new_user"])
-    password: Annotated[str, NoNul] = Field(examples=["Str0ng!pass"])
-    email: Annotated[str, NoNul] | None = Field(None, examples=["new_user@example.com"])
+    password: Annotated[str, Storable] = Field(examples=["Str0ng!pass"])
+    email: Annotated[str, Storable] | None = Field(None, examples=["new_user@example.com"])
+    invite_code: Annotated[str, StringConstraints(max_length=128), Storable] | None = Field(
+        None, description="Required when the server runs with REGISTRATION_MODE=invite: a "
+                          "single-use code from `scripts/users.py invite`")
 
+    # the rules live in functions so scripts/users.py applies exactly the same ones
     @field_validator("username")
     @classmethod
     def _username(cls, v: str) -> str:
-        if not USERNAME_RE.fullmatch(v):  # `$` alone would accept a trailing newline
-            raise ValueError("Username must be 3-30 characters: letters, digits or underscore")
-        return v
+        return check_username(v)
 
     @field_validator("password")
     @classmethod
     def _password(cls, v: str) -> str:
-        if not 8 <= len(v) <= 128:
-            raise ValueError("Password must be 8-128 characters long")
-        if not (re.search(r"[a-z]", v) and re.search(r"[A-Z]", v)
-                and re.search(r"[0-9]", v) and SPECIAL_RE.search(v)):
-            raise ValueError("Password must contain an uppercase letter, a lowercase letter, "
-                             "a digit and a special character")
-        return v
+        return check_password(v)
 
     @field_validator("email")
     @classmethod
     def _email(cls, v: str | None) -> str | None:
-        if v is None or v == "":
-            return None
-        if len(v) > 254 or not re.fullmatch(r"[^@\s,()]+@[^@\s,()]+\.[^@\s,()]+", v):
-            raise ValueError("Invalid email address")
-        return v
+        return check_email(v)
 
 
 class RegisterResponse(BaseModel):
@@ -168,11 +212,6 @@ class MessageResponse(BaseModel):
 
 # --- expenses -------------------------------------------------------------------------
 class Expense(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "id": 42, "user_id": 1, "user_name": "Alok", "amount": 250.5, "category_id": 1,
-        "category": "Food", "payment_method_id": 4, "payment_method": "UPI",
-        "description": "Groceries", "date": "2025-01-15",
-        "created_at": "2025-01-15T10:02:03.123456+00:00"}})
     id: int
     user_id: int
     user_name: str
@@ -188,10 +227,14 @@ class Expense(BaseModel):
 
 class ExpenseCreate(BaseModel):
     model_config = StrictInput
-    amount: Decimal = Field(gt=0, le=Decimal("9999999999.99"), examples=[250.5])
+    # a JSON number only (a string is 400), so documented as number, not pydantic's
+    # number-or-string for Decimal
+    amount: Annotated[Decimal, WithJsonSchema({
+        "type": "number", "exclusiveMinimum": 0, "maximum": 9999999999.99,
+        "multipleOf": 0.01, "examples": [250.5]})] = Field(gt=0, le=Decimal("9999999999.99"))
     category_id: Id = Field(examples=[1])
     payment_method_id: Id | None = Field(None, examples=[4])
-    description: Annotated[str, StringConstraints(max_length=500), NoNul] | None = Field(
+    description: Annotated[str, StringConstraints(max_length=500), Storable] | None = Field(
         None, examples=["Groceries"])
     date: IsoDate | None = Field(None, examples=["2025-01-15"])
     user_id: Id | None = Field(None, description="Defaults to the caller")
@@ -250,11 +293,6 @@ class MonthlyTrend(BaseModel):
 
 
 class MonthlyDashboard(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "user": {"id": 1, "name": "Alok"},
-        "period": {"type": "monthly", "year": 2025, "month": 1}, "total_spent": 23333,
-        "top_categories": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
-        "category_breakdown": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}]}})
     user: DashboardUser
     period: MonthlyPeriod
     total_spent: float
@@ -263,12 +301,6 @@ class MonthlyDashboard(BaseModel):
 
 
 class YearlyDashboard(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "user": {"id": 1, "name": "Alok"}, "period": {"type": "yearly", "year": 2025},
-        "total_spent": 23333,
-        "top_categories": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
-        "category_breakdown": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
-        "monthly_trends": [{"month": 1, "month_name": "January", "amount": 23333}]}})
     user: DashboardUser
     period: YearlyPeriod
     total_spent: float

@@ -24,6 +24,8 @@ from typing import TypeVar
 
 import bcrypt
 
+import metrics
+
 BCRYPT_MAX_BYTES = 72
 T = TypeVar("T")
 
@@ -79,8 +81,12 @@ class PasswordHasher:
         self._dummy_hash: str | None = None
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        async with self._slots:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        metrics.BCRYPT_QUEUE.inc()
+        try:
+            async with self._slots:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        finally:
+            metrics.BCRYPT_QUEUE.dec()
 
     async def hash(self, password: str) -> str:
         return await self._run(hash_password, password, self._rounds)
