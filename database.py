@@ -8,16 +8,16 @@ The schema bootstrap (psycopg2 on DATABASE_URL) is `schema.py`.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import aiohttp
 import httpx
 import orjson
 from postgrest import APIError
+from postgrest.base_request_builder import RequestConfig
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from yarl import URL
 
@@ -36,20 +36,86 @@ _HTTP_STATUS_CODE = {"PT400": 400, "PT401": 401, "PT404": 404, "PT409": 409}
 # --------------------------------------------------------------------------------------
 # HTTP clients
 # --------------------------------------------------------------------------------------
+class Query(Protocol):
+    """What postgrest-py's request builders have in common: the prepared request, and
+    postgrest-py's own way of sending it."""
+
+    request: RequestConfig[httpx.AsyncClient]
+
+    async def execute(self) -> Any: ...
+
+
+class Sender(Protocol):
+    """How a worker's queries reach PostgREST, chosen once in `Database.connect` from
+    HTTP_TRANSPORT. `send` returns the response's JSON (None for an empty body) or raises
+    postgrest's APIError (PostgREST's error JSON; `{"code": "<status>"}` when the body is
+    not JSON, e.g. nginx's 502 page) or a transport error (aiohttp/httpx, timeout, OS)."""
+
+    async def send(self, query: Query) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+class HttpxSender:
+    """postgrest-py's own path (HTTP_TRANSPORT=httpx): its request and response models
+    over the shared httpx client. The unit tests fake it with respx."""
+
+    async def send(self, query: Query) -> Any:
+        return (await query.execute()).data
+
+    async def close(self) -> None:
+        pass  # the httpx client is closed by Database.close
+
+
+class AiohttpSender:
+    """The default (HTTP_TRANSPORT=aiohttp): sends the request postgrest-py prepared (URL,
+    query string, headers, JSON body) over one keep-alive aiohttp session and parses the
+    answer with orjson, skipping httpx's request/response objects and postgrest-py's
+    response models. Measured by scripts/bench.py: about 0.15 ms of CPU per PostgREST
+    call instead of 0.48 ms, the difference between ~30 % and ~60 % of direct PostgREST
+    (README, Performance)."""
+
+    def __init__(self, settings: Settings):
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=settings.http_pool_size, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=settings.http_timeout_seconds),
+            json_serialize=lambda obj: orjson.dumps(obj).decode(), trust_env=False,
+            auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar())
+
+    async def send(self, query: Query) -> Any:
+        request = query.request
+        headers = httpx.Headers(request.session.headers)
+        headers.update(request.headers)
+        body = None
+        if request.json is not None:
+            body = orjson.dumps(request.json)
+            headers["Content-Type"] = "application/json"
+        url = str(request.path)
+        if request.params:
+            url = f"{url}?{request.params}"
+        async with self.session.request(request.http_method, URL(url, encoded=True), data=body,
+                                        headers=dict(headers.items())) as response:
+            payload = await response.read()
+            status = response.status
+        if 200 <= status < 300:
+            return orjson.loads(payload) if payload else None
+        try:
+            error = orjson.loads(payload)
+            if not isinstance(error, dict):
+                raise ValueError
+        except ValueError:  # not PostgREST's JSON: a proxy's error page (nginx 502/504)
+            error = {"code": str(status), "message": f"HTTP {status}"}
+        raise APIError(error)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
 class PostgrestHttpClient(httpx.AsyncClient):
-    """The httpx client supabase-py/postgrest-py are built with.
+    """The httpx client supabase-py/postgrest-py are built with. It carries the worker's
+    Sender, so `execute` reaches it from any query either client builds."""
 
-    With HTTP_TRANSPORT=aiohttp (the default) it also holds `fast`, a keep-alive aiohttp
-    session: `execute` then sends the request postgrest-py prepared (URL, query string,
-    headers, JSON body) over it and parses the answer with orjson, skipping httpx's
-    request/response objects and postgrest-py's response models. Measured by
-    scripts/bench.py: about 0.15 ms of CPU per PostgREST call instead of 0.48 ms, the
-    difference between ~30 % and ~60 % of direct PostgREST (README, Performance).
-    With HTTP_TRANSPORT=httpx, `fast` is None and postgrest-py sends through httpx itself
-    (what the unit tests fake with respx).
-    """
-
-    fast: aiohttp.ClientSession | None = None
+    sender: Sender
 
 
 def build_http_client(settings: Settings) -> PostgrestHttpClient:
@@ -58,12 +124,7 @@ def build_http_client(settings: Settings) -> PostgrestHttpClient:
         timeout=httpx.Timeout(settings.http_timeout_seconds), trust_env=False,
         limits=httpx.Limits(max_connections=settings.http_pool_size,
                             max_keepalive_connections=settings.http_pool_size))
-    if settings.http_transport == "aiohttp":
-        client.fast = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=settings.http_pool_size, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=settings.http_timeout_seconds),
-            json_serialize=lambda obj: orjson.dumps(obj).decode(), trust_env=False,
-            auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar())
+    client.sender = AiohttpSender(settings) if settings.http_transport == "aiohttp" else HttpxSender()
     return client
 
 
@@ -90,12 +151,11 @@ class Database:
         return cls(settings=settings, http=http, anon=anon, service=service)
 
     async def close(self) -> None:
-        if self.http.fast is not None:
-            await self.http.fast.close()
+        await self.http.sender.close()
         await self.http.aclose()
 
 
-async def execute(query: Any, headers: dict[str, str] | None = None) -> Any:
+async def execute(query: Query, headers: dict[str, str] | None = None) -> Any:
     """Run a postgrest-py query, turning every failure into an ApiError.
 
     `headers` are added to this request only (e.g. auth.session_headers(user)).
@@ -103,21 +163,18 @@ async def execute(query: Any, headers: dict[str, str] | None = None) -> Any:
     purpose (`PT4xx`) keep their status and message; anything else is logged with its
     details and answered with a generic 500.
     """
-    request = query.request
     if headers:
-        request.headers.update(headers)
+        query.request.headers.update(headers)
+    sender = cast(PostgrestHttpClient, query.request.session).sender
     started, outcome = time.perf_counter(), "ok"
     try:
-        fast = getattr(request.session, "fast", None)
-        if fast is not None:
-            return await _send_fast(fast, request)
-        return (await query.execute()).data
+        return await sender.send(query)
     except APIError as exc:
         error = translate_api_error(exc)
         outcome = ("unavailable" if error.status == 503 else
                    "error" if error.status == 500 else "refused")
         raise error from None
-    except (httpx.TransportError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, httpx.TransportError, aiohttp.ClientError, OSError) as exc:
         log.warning("PostgREST unreachable: %s", type(exc).__name__)
         outcome = "unavailable"
         raise ApiError(503, DB_UNAVAILABLE) from None
@@ -125,32 +182,6 @@ async def execute(query: Any, headers: dict[str, str] | None = None) -> Any:
         metrics.POSTGREST_SECONDS.labels(outcome).observe(time.perf_counter() - started)
         if outcome in ("unavailable", "error"):
             metrics.POSTGREST_FAILURES.labels(outcome).inc()
-
-
-async def _send_fast(session: aiohttp.ClientSession, request: Any) -> Any:
-    """Send postgrest-py's prepared request over aiohttp; same data as `.execute().data`."""
-    headers = httpx.Headers(request.session.headers)
-    headers.update(request.headers)
-    body = None
-    if request.json is not None:
-        body = orjson.dumps(request.json)
-        headers["Content-Type"] = "application/json"
-    url = str(request.path)
-    if request.params:
-        url = f"{url}?{request.params}"
-    async with session.request(request.http_method, URL(url, encoded=True), data=body,
-                               headers=dict(headers.items())) as response:
-        payload = await response.read()
-        status = response.status
-    if 200 <= status < 300:
-        return orjson.loads(payload) if payload else None
-    try:
-        error = orjson.loads(payload)
-        if not isinstance(error, dict):
-            raise ValueError
-    except ValueError:  # not PostgREST's JSON: a proxy's error page (nginx 502/504)
-        error = {"code": str(status), "message": f"HTTP {status}"}
-    raise APIError(error)
 
 
 def translate_api_error(exc: APIError) -> ApiError:

@@ -17,10 +17,11 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 
 import shadow
-from auth import TOKEN_MISSING, PasswordHasher, TokenUser, decode_token, token_from_request
+from auth import TOKEN_MISSING, TokenUser, decode_token, token_from_request
 from config import Settings
 from database import Database
 from models import ApiError
+from passwords import PasswordHasher
 from ratelimit import AuthLimits
 from reference_cache import ReferenceCache
 
@@ -45,7 +46,7 @@ class AppState:
             shadow=shadow.start(settings))
 
     async def close(self) -> None:
-        self.passwords.close()
+        await self.passwords.close()
         await shadow.stop(self.shadow)
         await self.db.close()
 

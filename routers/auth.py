@@ -5,12 +5,26 @@ import hashlib
 
 from fastapi import APIRouter, Depends, Request
 
-from auth import (TOKEN_INVALID, clear_session_cookie, create_token, session_headers,
-                  set_session_cookie)
+from auth import (
+    TOKEN_INVALID,
+    clear_session_cookie,
+    create_token,
+    session_headers,
+    set_session_cookie,
+)
 from database import execute
 from deps import AppSettings, CurrentUser, Db, Limits, Passwords
-from models import (ApiError, JsonResponse, LoginRequest, LoginResponse, MessageResponse,
-                    PublicUser, RegisterRequest, RegisterResponse, error_responses)
+from models import (
+    ApiError,
+    JsonResponse,
+    LoginRequest,
+    LoginResponse,
+    MessageResponse,
+    PublicUser,
+    RegisterRequest,
+    RegisterResponse,
+    error_responses,
+)
 from ratelimit import login_account_key
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -39,7 +53,9 @@ async def login(body: LoginRequest, request: Request, db: Db, passwords: Passwor
     # One counter per account however it is spelled; unknown names by their canonical form.
     counted_as = login_account_key(account["id"] if account else None, body.email)
     await limits.before_login(client, counted_as)
-    if not await passwords.verify(body.password, account["password_hash"] if account else None):
+    # An unknown account is checked against a dummy hash: same answer, same time.
+    verified = await passwords.verify(body.password, account["password_hash"] if account else None)
+    if account is None or not verified:
         raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
     await limits.login_succeeded(client, counted_as)
     token, _ = create_token(db.settings, account)

@@ -13,8 +13,16 @@ from fastapi import APIRouter, Path, Query
 from auth import session_headers
 from database import execute
 from deps import CurrentUser, Db
-from models import (ApiError, Id, JsonResponse, MonthlyDashboard, PublicUser, YearlyDashboard,
-                    canonical_int, error_responses)
+from models import (
+    ApiError,
+    Id,
+    JsonResponse,
+    MonthlyDashboard,
+    PublicUser,
+    YearlyDashboard,
+    canonical_int,
+    error_responses,
+)
 
 router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
 MIN_YEAR, MAX_YEAR = 1900, 2200

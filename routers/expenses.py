@@ -11,8 +11,17 @@ from fastapi import APIRouter, Header, Query
 from auth import session_headers
 from database import execute
 from deps import CurrentUser, Db
-from models import (ApiError, Expense, ExpenseCreate, ExpenseCreated, Id, IsoDate,
-                    JsonResponse, canonical_int, error_responses)
+from models import (
+    ApiError,
+    Expense,
+    ExpenseCreate,
+    ExpenseCreated,
+    Id,
+    IsoDate,
+    JsonResponse,
+    canonical_int,
+    error_responses,
+)
 
 router = APIRouter(prefix="/api/expenses", tags=["expenses"])
 

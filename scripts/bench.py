@@ -43,26 +43,27 @@ if VENV_PY.exists() and Path(sys.prefix).resolve() != (ROOT / ".venv").resolve()
     os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
 sys.path.insert(0, str(ROOT))
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import datetime as dt  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
-from decimal import Decimal  # noqa: E402
-from urllib.parse import urlencode  # noqa: E402
+import argparse
+import asyncio
+import datetime as dt
+import json
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
 
-import aiohttp  # noqa: E402
-import httpx  # noqa: E402
-import psycopg2  # noqa: E402
+import aiohttp
+import httpx
+import psycopg2
 
 PROG = "bench"
 OUT_DIR = ROOT / ".bench"
@@ -237,7 +238,7 @@ async def closed_loop(name: str, url: str, concurrency: int, seconds: float,
                 t0 = time.perf_counter()
                 try:
                     ok = await one_call(session, index)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     failures["timeout"] += 1
                     continue
                 except aiohttp.ClientError as exc:
@@ -291,7 +292,7 @@ def legacy_aggregate(rows: list[dict], yearly: bool) -> dict:
         if yearly:
             by_month[int(row["date"][5:7])] += amount
     breakdown = sorted(by_category.items(), key=lambda kv: (-kv[1], kv[0]))
-    out = {"total_spent": float(total), "category_breakdown": [
+    out: dict[str, Any] = {"total_spent": float(total), "category_breakdown": [
         {"category": name, "amount": float(amount),
          "percentage": round(float(amount / total * 100), 1) if total else 0}
         for name, amount in breakdown]}
@@ -462,7 +463,7 @@ class ApiServer:
             env["WEB_CONCURRENCY"] = str(workers)
         self.workers = int(env.get("WEB_CONCURRENCY", "2"))
         self.command = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
-                        "main:app"]
+                        "main:create_app()"]
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -623,7 +624,7 @@ def verdicts(r: dict[str, Result]) -> dict[str, dict]:
     out["a"] = {"ratio": a, "ok": a >= 1.0 and r["a_gateway"].failures == 0}
     b = ratio(r["b_gateway"].rps, r["b_direct"].rps)
     out["b"] = {"ratio": b, "ok": b >= 0.5 and r["b_gateway"].failures == 0}
-    c = {}
+    c: dict[str, Any] = {}
     for kind in ("monthly", "yearly"):
         g, legacy = r[f"c_{kind}_gateway"], r[f"c_{kind}_legacy"]
         c[kind] = {"ratio": ratio(g.rps, legacy.rps), "p95_ms": g.p95_ms}

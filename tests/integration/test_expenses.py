@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from tests.conftest import count_rows, sql
+from tests.conftest import count_rows, insert_expenses, sql, token_for
 
 FIELDS = ["id", "user_id", "user_name", "amount", "category_id", "category",
           "payment_method_id", "payment_method", "description", "date", "created_at"]
@@ -26,9 +26,7 @@ ROWS = [
 
 @pytest.fixture
 def seeded(fresh_db) -> str:
-    with sql(fresh_db) as cur:
-        cur.executemany("insert into public.expenses (user_id, category_id, payment_method_id, "
-                        "amount, description, date) values (%s,%s,%s,%s,%s,%s)", ROWS)
+    insert_expenses(fresh_db, ROWS)
     return fresh_db
 
 
@@ -62,7 +60,7 @@ async def test_list_returns_every_row_in_the_legacy_shape_newest_first(api, seed
     assert response.status_code == 200
     body = response.json()
     assert ids(response) == [i for i, _ in expected()]
-    for item, (i, (user, category, payment, amount, description, date)) in zip(body, expected()):
+    for item, (_, (user, category, payment, amount, description, date)) in zip(body, expected()):
         assert list(item) == FIELDS
         assert item["user_id"] == user and item["user_name"] == USER_NAMES[user]
         assert item["category_id"] == category and item["category"] == CATEGORY_NAMES[category]
@@ -270,9 +268,8 @@ async def test_create_without_token_is_401_and_stores_nothing(api, fresh_db):
     assert count_rows(fresh_db, "expenses") == 0
 
 
-async def test_create_with_a_logged_out_token_is_401_and_stores_nothing(api, fresh_db,
-                                                                        make_token):
-    token = make_token(2, "Amol")
+async def test_create_with_a_logged_out_token_is_401_and_stores_nothing(api, fresh_db):
+    token = token_for(2, "Amol")
     headers = {"Authorization": f"Bearer {token}"}
     assert (await api.post("/api/auth/logout", headers=headers)).status_code == 200
     api.cookies.clear()

@@ -7,14 +7,8 @@ import httpx
 import pytest
 from postgrest import APIError
 
-from auth import create_token
 from database import translate_api_error
-from tests.unit.conftest import unit_settings
-
-
-def bearer() -> dict[str, str]:
-    token, _ = create_token(unit_settings(), {"id": 1, "name": "Alok", "email": None})
-    return {"Authorization": f"Bearer {token}"}
+from tests.conftest import bearer
 
 
 def api_error(code: str, message: str = "msg", details=None, hint=None) -> APIError:

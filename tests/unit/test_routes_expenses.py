@@ -8,17 +8,12 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from auth import create_token
+from tests.conftest import bearer
 from tests.unit.conftest import unit_settings
 
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
 PGRST_BOOM = {"code": "42P01", "message": "relation \"secret_table\" does not exist",
               "details": "SECRET-DETAIL-xyz", "hint": None}
-
-
-def bearer(user: dict = ALOK) -> dict[str, str]:
-    token, _ = create_token(unit_settings(), user)
-    return {"Authorization": f"Bearer {token}"}
 
 
 def db_row(id: int, amount="400.00", date="2025-01-15", payment=(4, "UPI")) -> dict:
