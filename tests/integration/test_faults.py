@@ -215,7 +215,8 @@ async def run_fault(api: Api, service: str, while_down=None) -> dict[str, float]
     return figures
 
 
-PROD = {"ENVIRONMENT": "prod", "CORS_ORIGINS": "https://family.example.com"}
+PROD = {"ENVIRONMENT": "prod", "CORS_ORIGINS": "https://family.example.com",
+        "REGISTRATION_MODE": "open"}
 
 
 @pytest.fixture

@@ -329,8 +329,10 @@ def test_anon_key_cannot_probe_user_ids_or_revoked_tokens_through_the_session_he
 
 def test_service_role_requests_still_check_the_session(fresh_db):
     service = os.environ["SUPABASE_SERVICE_ROLE_KEY"]
-    assert rest_get(service, f"1:{uuid.uuid4().hex}").status_code == 200
-    assert rest_get(service, f"999:{uuid.uuid4().hex}").status_code == 401
+    issued = int(time.time())  # the session names "<userId>:<jti>:<iat>"
+    assert rest_get(service, f"1:{uuid.uuid4().hex}:{issued}").status_code == 200
+    assert rest_get(service, f"999:{uuid.uuid4().hex}:{issued}").status_code == 401
+    assert rest_get(service, f"1:{uuid.uuid4().hex}").status_code == 401  # no iat
     assert rest_get(service, "1:x:y").status_code == 401
 
 
