@@ -9,9 +9,10 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
 
 from auth import CurrentUser, session_headers
-from database import Db, execute
+from database import Db, execute, rpc_passthrough
 from models import (ApiError, Id, JsonResponse, MonthlyDashboard, PublicUser, YearlyDashboard,
                     error_responses)
 
@@ -31,18 +32,19 @@ async def list_users(user: CurrentUser, db: Db) -> JsonResponse:
     return JsonResponse(rows)
 
 
-async def _dashboard(db: Db, user: CurrentUser, function: str, params: dict) -> JsonResponse:
-    data = await execute(db.service.rpc(function, params), session_headers(user))
-    if data is None:
+async def _dashboard(db: Db, user: CurrentUser, function: str, params: dict) -> Response:
+    """Postgres builds the whole body; its bytes are passed on unparsed."""
+    response = await rpc_passthrough(db, function, params, session_headers(user), stream=False)
+    if response.body == b"null":  # the function answers null for an unknown user
         raise ApiError(404, "User not found")
-    return JsonResponse(data)
+    return response
 
 
 @router.get("/{user_id}/monthly", response_model=MonthlyDashboard,
             responses=error_responses(400, 401, 404, 500, 503),
             summary="One month: total, top 5 categories and the full breakdown")
 async def monthly(user_id: UserId, user: CurrentUser, db: Db,
-                  year: Year = None, month: Month = None) -> JsonResponse:
+                  year: Year = None, month: Month = None) -> Response:
     today = dt.date.today()
     return await _dashboard(db, user, "get_monthly_dashboard", {
         "p_user_id": user_id, "p_year": year or today.year, "p_month": month or today.month})
@@ -51,6 +53,6 @@ async def monthly(user_id: UserId, user: CurrentUser, db: Db,
 @router.get("/{user_id}/yearly", response_model=YearlyDashboard,
             responses=error_responses(400, 401, 404, 500, 503),
             summary="One year: total, categories and all 12 monthly totals")
-async def yearly(user_id: UserId, user: CurrentUser, db: Db, year: Year = None) -> JsonResponse:
+async def yearly(user_id: UserId, user: CurrentUser, db: Db, year: Year = None) -> Response:
     return await _dashboard(db, user, "get_yearly_dashboard",
                             {"p_user_id": user_id, "p_year": year or dt.date.today().year})
