@@ -48,7 +48,6 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(4.0, gt=0, le=60)
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     http_pool_size: int = Field(64, ge=1, le=1000)
-    postgrest_page_size: int = Field(1000, ge=1, le=10000)
     reference_cache_ttl_seconds: float = Field(30.0, ge=0, le=3600)
     bootstrap_on_startup: bool = True
 
