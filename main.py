@@ -5,12 +5,15 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -22,10 +25,11 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import database
+import deps
+import schema
 import shadow
-from auth import PasswordHasher
 from config import ConfigError, Settings, get_settings
+from deps import AppState
 from models import ApiError, ErrorBody, JsonResponse
 from routers import auth as auth_routes
 from routers import categories, dashboard, expenses, health
@@ -65,9 +69,26 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, "Request body too large")
 
 
+def forwarded_client(scope: Scope, hops: int) -> tuple[str, int] | None:
+    """The client address behind `hops` trusted proxies: each appends the address it saw
+    to X-Forwarded-For, so the client is the `hops`-th entry from the right (the one the
+    outermost trusted proxy appended). Everything left of it is whatever the client sent.
+    None when there are fewer entries or the entry is no IP address: the caller then keeps
+    the TCP peer (the proxy), which a client cannot choose."""
+    values = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
+    entries = [e.strip() for e in ",".join(values).split(",")] if values else []
+    if len(entries) < hops:
+        return None
+    try:
+        return str(ipaddress.ip_address(entries[-hops])), 0
+    except ValueError:
+        return None
+
+
 class GatewayMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings):
         self.app = app
+        self.proxy_hops = settings.trusted_proxy_hops
         self.max_body = settings.max_body_bytes
         self.security_headers = [
             (b"x-content-type-options", b"nosniff"),
@@ -83,6 +104,9 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        if self.proxy_hops:
+            # Decided once, here: rate limits and the access log read scope["client"].
+            scope["client"] = forwarded_client(scope, self.proxy_hops) or scope.get("client")
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
@@ -177,10 +201,15 @@ async def bootstrap_until_done(settings: Settings) -> None:
     dsn = settings.database_url.get_secret_value()
     while True:
         try:
-            applied = await asyncio.to_thread(database.ensure_schema, dsn)
+            applied = await asyncio.to_thread(schema.ensure_schema, dsn)
             if applied:
                 log.info("schema bootstrapped", extra={"changes": applied})
             return
+        except (schema.SchemaRefused, schema.MigrationFailed) as exc:
+            # names a file and checksums or the first line of a SQL error, never data
+            log.error("schema bootstrap refused, retrying in %ss: %s (run "
+                      "scripts/bootstrap_schema.py --check)", BOOTSTRAP_RETRY_SECONDS, exc)
+            await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
         except Exception as exc:  # noqa: BLE001 - logged, retried
             log.warning("schema bootstrap failed, retrying in %ss: %s",
                         BOOTSTRAP_RETRY_SECONDS, type(exc).__name__)
@@ -188,14 +217,12 @@ async def bootstrap_until_done(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI):
-    settings: Settings = app.state.settings
-    app.state.db = await database.Database.connect(settings)
-    app.state.passwords = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_concurrency)
-    app.state.shadow = shadow.start(settings)  # None unless SHADOW_COMPARE and LEGACY_BASE_URL
+async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    state = await AppState.start(settings)
+    deps.attach(app, state)
     # Start the bcrypt process now: spawned on first use, it added 1-3 s to each worker's
     # first login or register (past the 5 s in which an outage must answer 503).
-    warm_up = asyncio.create_task(app.state.passwords.warm_up())
+    warm_up = asyncio.create_task(state.passwords.warm_up())
     bootstrap = None
     if settings.bootstrap_on_startup:
         # A first attempt inline, so a healthy start serves with the schema in place.
@@ -207,9 +234,8 @@ async def lifespan(app: FastAPI):
     finally:
         if bootstrap is not None:
             bootstrap.cancel()
-        app.state.passwords.close()
-        await shadow.stop(app.state.shadow)
-        await app.state.db.close()
+        deps.attach(app, None)
+        await state.close()
 
 
 def custom_openapi(app: FastAPI):
@@ -244,10 +270,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description="Drop-in replacement for the legacy serverless API of the family "
                     "expense tracker. Every error is `{\"error\": \"...\"}`.",
-        lifespan=lifespan,
+        lifespan=partial(lifespan, settings=settings),
         default_response_class=JsonResponse,
     )
-    app.state.settings = settings
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
@@ -256,7 +281,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
         allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Retry-After", "ETag"])
-    shadow.install(app, settings)  # inside GatewayMiddleware: sees the request id
+    # inside GatewayMiddleware: sees the request id
+    shadow.install(app, settings, lambda: deps.app_state(app).shadow)
     app.add_middleware(GatewayMiddleware, settings=settings)
     for router in (health.router, auth_routes.router, categories.router, expenses.router,
                    dashboard.router):

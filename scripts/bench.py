@@ -604,8 +604,11 @@ def clear_login_limits(dsn: str) -> None:
     conn = psycopg2.connect(dsn, connect_timeout=10, application_name=PROG)
     try:
         with conn, conn.cursor() as cur:
+            # the login limit counts per client address and account (ratelimit.py:
+            # login_account_key: "user:<id>" once the name resolves to an account)
             cur.execute("delete from public.rate_limits where key like %s and "
-                        "split_part(key, '/', 4) = any(%s)",
+                        "split_part(key, '/', 4) in (select 'user:' || id from public.users "
+                        "where lower(email) = any(%s))",
                         ("LIMITER/login/127.0.0.1/%", STORM_ACCOUNTS))
     finally:
         conn.close()
