@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request
 
 from auth import COOKIE_NAME, TOKEN_INVALID, create_token, session_headers
 from database import execute
-from deps import CurrentUser, Db, Limits, Passwords
+from deps import CurrentUser, DashCache, Db, Limits, Passwords
 from models import (ApiError, JsonResponse, LoginRequest, LoginResponse, MessageResponse,
                     PublicUser, RegisterRequest, RegisterResponse, error_responses)
 from ratelimit import login_account_key
@@ -68,9 +68,10 @@ async def me(user: CurrentUser, db: Db) -> JsonResponse:
 
 @router.post("/logout", response_model=MessageResponse, responses=error_responses(401, 500, 503),
              summary="Revoke the token (refused from now on) and clear the cookie")
-async def logout(user: CurrentUser, db: Db) -> JsonResponse:
+async def logout(user: CurrentUser, db: Db, cache: DashCache) -> JsonResponse:
     await execute(db.service.rpc("revoke_token", {
         "p_jti": user.jti, "p_expires_at": user.expires_at.isoformat()}), session_headers(user))
+    cache.invalidate()  # this worker at once; the others through the NOTIFY it caused
     response = JsonResponse({"message": "Logout successful"})
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict",
                            secure=db.settings.is_prod)

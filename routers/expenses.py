@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from auth import session_headers
 from database import rpc_passthrough
-from deps import CurrentUser, Db
+from deps import CurrentUser, DashCache, Db
 from models import (ApiError, Expense, ExpenseCreate, ExpenseCreated, Id, IsoDate,
                     canonical_int, error_responses)
 
@@ -59,14 +59,14 @@ def request_hash(actor_id: int, body: ExpenseCreate) -> str:
              responses=error_responses(400, 401, 409, 413, 500, 503),
              summary="Add an expense; retries with the same Idempotency-Key store nothing new")
 async def create_expense(
-    body: ExpenseCreate, user: CurrentUser, db: Db,
+    body: ExpenseCreate, user: CurrentUser, db: Db, cache: DashCache,
     idempotency_key: Annotated[str | None, Header(
         description="Any client-chosen key (1-255 printable ASCII); a retry with the same "
                     "key and body returns the first response")] = None,
 ) -> Response:
     if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
         raise ApiError(400, "Idempotency-Key must be 1-255 printable ASCII characters")
-    return await rpc_passthrough(db, "create_expense_response", {
+    response = await rpc_passthrough(db, "create_expense_response", {
         "p_actor_id": user.id, "p_user_id": body.user_id or user.id,
         "p_category_id": body.category_id, "p_payment_method_id": body.payment_method_id,
         "p_amount": str(body.amount), "p_description": body.description,
@@ -75,3 +75,5 @@ async def create_expense(
         "p_request_hash": request_hash(user.id, body) if idempotency_key else None,
         "p_ttl_hours": db.settings.idempotency_ttl_hours,
     }, session_headers(user), status_code=201, stream=False)
+    cache.invalidate()  # read-your-writes on this worker; the others through the NOTIFY
+    return response

@@ -887,7 +887,8 @@ def table(r: dict[str, Result], v: dict[str, dict], data: DataChoice, meta: dict
     out = [f"Benchmark {meta['started']} on {meta['machine']}",
            f"  {meta['connections']} connections, {meta['duration_s']:g}s per case "
            f"(+{meta['warmup_s']:g}s warm-up), API: gunicorn {meta['workers']} uvicorn workers, "
-           f"{data.expenses_total:,} expenses",
+           f"{data.expenses_total:,} expenses, DASHBOARD_CACHE "
+           f"{'on' if meta['dashboard_cache'] else 'off'}",
            f"  load average (1 min) before/after: {meta['loadavg_before'][0]:.1f} / "
            f"{meta['loadavg_after'][0]:.1f} (other work on the machine skews every figure)",
            head, line,
@@ -965,9 +966,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Benchmark the gateway against direct PostgREST in one run and print "
                     "the ratios (see the README, Performance).",
         epilog=("examples:\n"
-                "  ./scripts/dev start && scripts/bench.py      the full run (~3 minutes)\n"
+                "  ./scripts/dev start && scripts/bench.py      the full run (~5 minutes)\n"
                 "  scripts/bench.py --quick                     smoke run, a few seconds per case\n"
                 "  scripts/bench.py --workers 1 --duration 20   other server settings\n"
+                "  scripts/bench.py --dashboard-cache           dashboards from the NOTIFY-invalidated cache\n"
                 "  scripts/bench.py --f-rates 400,900           (f) at 400 req/s, knee probe at 900\n\n"
                 "Settings (SUPABASE_URL, keys, DATABASE_URL, JWT_SECRET) come from the\n"
                 "environment or .env, exactly as the app reads them."))
@@ -982,6 +984,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="concurrent login clients in case (d) (default 16)")
     parser.add_argument("--workers", type=int,
                         help="gunicorn workers (default: WEB_CONCURRENCY or gunicorn.conf.py's 2)")
+    parser.add_argument("--dashboard-cache", action="store_true",
+                        help="start the API with DASHBOARD_CACHE=true (dashboards from each "
+                             "worker's memory, invalidated by Postgres NOTIFY); default: as "
+                             "the environment says (off by default)")
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--expenses", type=int,
                         help="seed up to this many expenses first (default 100000; quick 5000)")
@@ -1030,7 +1036,8 @@ def run(args: argparse.Namespace) -> int:
 
     log_path = args.out / f"api-{stamp}.log"
     # The API logs one JSON line per request (as in production); to a file here.
-    server = ApiServer(args.workers, log_path, {})
+    server = ApiServer(args.workers, log_path,
+                       {"DASHBOARD_CACHE": "true"} if args.dashboard_cache else {})
     say(f"API: {' '.join(server.command[1:])} with {server.workers} worker(s) on {server.base}")
     try:
         server.wait_ready()
@@ -1054,6 +1061,8 @@ def run(args: argparse.Namespace) -> int:
             "connections": args.connections, "duration_s": args.duration,
             "warmup_s": args.warmup, "workers": server.workers, "quick": args.quick,
             "storm_clients": args.storm, "wrk_threads": args.wrk_threads,
+            "dashboard_cache": args.dashboard_cache or os.environ.get(
+                "DASHBOARD_CACHE", "").lower() in ("1", "true", "yes", "on"),
             "f_users": args.f_users, "f_rates": args.f_rates, "e_repeat": args.e_repeat,
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
