@@ -61,8 +61,8 @@ class Settings(DatabaseSettings):
     http_timeout_seconds: float = Field(4.0, gt=0, le=60)
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     http_pool_size: int = Field(64, ge=1, le=1000)
-    postgrest_page_size: int = Field(1000, ge=1, le=10000)
     reference_cache_ttl_seconds: float = Field(30.0, ge=0, le=3600)
+    dashboard_cache: bool = False
     bootstrap_on_startup: bool = True
 
     # Abuse limits (the `limits` library's notation, e.g. "5/15minutes")

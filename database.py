@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -18,6 +19,7 @@ import httpx
 import orjson
 from postgrest import APIError
 from postgrest.base_request_builder import RequestConfig
+from starlette.responses import Response, StreamingResponse
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from yarl import URL
 
@@ -26,6 +28,7 @@ from config import Settings
 from models import ApiError
 
 log = logging.getLogger("ffb.database")
+JSON_MEDIA_TYPE = "application/json"
 
 DB_UNAVAILABLE = "Database unavailable"
 # PostgREST answers these when it cannot reach Postgres; nginx answers 502/504 without it.
@@ -99,13 +102,7 @@ class AiohttpSender:
             status = response.status
         if 200 <= status < 300:
             return orjson.loads(payload) if payload else None
-        try:
-            error = orjson.loads(payload)
-            if not isinstance(error, dict):
-                raise ValueError
-        except ValueError:  # not PostgREST's JSON: a proxy's error page (nginx 502/504)
-            error = {"code": str(status), "message": f"HTTP {status}"}
-        raise APIError(error)
+        raise _postgrest_error(status, payload)
 
     async def close(self) -> None:
         await self.session.close()
@@ -182,6 +179,94 @@ async def execute(query: Query, headers: dict[str, str] | None = None) -> Any:
         metrics.POSTGREST_SECONDS.labels(outcome).observe(time.perf_counter() - started)
         if outcome in ("unavailable", "error"):
             metrics.POSTGREST_FAILURES.labels(outcome).inc()
+
+
+# --------------------------------------------------------------------------------------
+# Pass-through: bodies Postgres already built reach the client as PostgREST sent them
+# --------------------------------------------------------------------------------------
+SMALL_BODY_BYTES = 256 * 1024   # answered in one piece (with Content-Length) up to this size
+STREAM_CHUNK_BYTES = 64 * 1024  # larger bodies are streamed on in pieces of this size
+
+
+async def rpc_passthrough(db: Database, function: str, params: dict[str, Any],
+                          headers: dict[str, str] | None = None, status_code: int = 200,
+                          stream: bool = True) -> Response:
+    """Call a function that returns the response body (sql/: type "application/json")
+    and hand PostgREST's bytes to the client without parsing them: in one piece when
+    small, otherwise streamed as they arrive (the worker holds ~one chunk per request,
+    not the body; aiohttp and uvicorn both apply back-pressure)."""
+    url = f"{db.service.rest_url}/rpc/{function}"
+    key = db.settings.supabase_service_role_key.get_secret_value()
+    sent = {"apikey": key, "Authorization": f"Bearer {key}", "Accept": "application/json",
+            "Content-Type": "application/json", **(headers or {})}
+    body = orjson.dumps(params)
+    try:
+        sender = db.http.sender
+        if not isinstance(sender, AiohttpSender):  # HTTP_TRANSPORT=httpx: one piece, no streaming
+            answer = await db.http.post(url, content=body, headers=sent)
+            _check_answer(answer.status_code, answer.headers.get("content-type"),
+                          answer.content)
+            return Response(answer.content, status_code, media_type=JSON_MEDIA_TYPE)
+        seconds = db.settings.http_timeout_seconds
+        response = await sender.session.post(
+            URL(url), data=body, headers=sent,
+            timeout=aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds))
+        try:
+            if not 200 <= response.status < 300 or not _is_json(response.content_type):
+                _check_answer(response.status, response.content_type, await response.read())
+            first = bytearray()
+            while len(first) < SMALL_BODY_BYTES or not stream:
+                chunk = await response.content.readany()
+                if not chunk:
+                    break
+                first += chunk
+        except BaseException:
+            response.close()
+            raise
+        if response.content.at_eof():
+            response.release()
+            return Response(bytes(first), status_code, media_type=JSON_MEDIA_TYPE)
+    except APIError as exc:
+        raise translate_api_error(exc) from None
+    except (httpx.TransportError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        log.warning("PostgREST unreachable: %s", type(exc).__name__)
+        raise ApiError(503, DB_UNAVAILABLE) from None
+    return StreamingResponse(_rest_of(response, bytes(first)), status_code,
+                             media_type=JSON_MEDIA_TYPE)
+
+
+async def _rest_of(response: aiohttp.ClientResponse, first: bytes) -> AsyncIterator[bytes]:
+    try:
+        yield first
+        async for chunk in response.content.iter_chunked(STREAM_CHUNK_BYTES):
+            yield chunk
+    finally:
+        response.close()  # also when the client went away mid-body
+
+
+def _is_json(content_type: str | None) -> bool:
+    return (content_type or "").startswith(JSON_MEDIA_TYPE)
+
+
+def _check_answer(status: int, content_type: str | None, payload: bytes) -> None:
+    """PostgREST errors as `execute` reports them; a 2xx that is not PostgREST's JSON (a
+    proxy's page) is a generic 500 too, never passed on."""
+    if not 200 <= status < 300:
+        raise _postgrest_error(status, payload)
+    if not _is_json(content_type):
+        log.error("PostgREST answered %s with Content-Type %r, not JSON", status, content_type)
+        raise ApiError(500, "Internal server error")
+
+
+def _postgrest_error(status: int, payload: bytes) -> APIError:
+    try:
+        error = orjson.loads(payload)
+        if not isinstance(error, dict):
+            raise ValueError
+    except ValueError:  # not PostgREST's JSON: a proxy's error page (nginx 502/504)
+        error = {"code": str(status), "message": f"HTTP {status}",
+                 "details": payload[:300].decode("utf-8", "replace")}  # for the log only
+    return APIError(error)
 
 
 def translate_api_error(exc: APIError) -> ApiError:

@@ -13,18 +13,9 @@ from auth import (
     set_session_cookie,
 )
 from database import execute
-from deps import AppSettings, CurrentUser, Db, Limits, Passwords
-from models import (
-    ApiError,
-    JsonResponse,
-    LoginRequest,
-    LoginResponse,
-    MessageResponse,
-    PublicUser,
-    RegisterRequest,
-    RegisterResponse,
-    error_responses,
-)
+from deps import AppSettings, CurrentUser, DashCache, Db, Limits, Passwords
+from models import (ApiError, JsonResponse, LoginRequest, LoginResponse, MessageResponse,
+                    PublicUser, RegisterRequest, RegisterResponse, error_responses)
 from ratelimit import login_account_key
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -115,9 +106,10 @@ async def me(user: CurrentUser, db: Db) -> JsonResponse:
 
 @router.post("/logout", response_model=MessageResponse, responses=error_responses(401, 500, 503),
              summary="Revoke the token (refused from now on) and clear the cookie")
-async def logout(user: CurrentUser, db: Db) -> JsonResponse:
+async def logout(user: CurrentUser, db: Db, cache: DashCache) -> JsonResponse:
     await execute(db.service.rpc("revoke_token", {
         "p_jti": user.jti, "p_expires_at": user.expires_at.isoformat()}), session_headers(user))
+    cache.invalidate()  # this worker at once; the others through the NOTIFY it caused
     response = JsonResponse({"message": "Logout successful"})
     clear_session_cookie(response, db.settings)
     return response

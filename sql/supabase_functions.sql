@@ -440,3 +440,38 @@ grant execute on function public.expense_totals_drift() to service_role;
 grant execute on function public.dashboard_categories(bigint, date, date) to service_role;
 grant execute on function public.get_monthly_dashboard(bigint, int, int) to service_role;
 grant execute on function public.get_yearly_dashboard(bigint, int) to service_role;
+
+-- notify_dashboard_cache(): trigger function, the invalidation of the gateway's per-worker
+--   dashboard cache (dashboard_cache.py, DASHBOARD_CACHE). Any statement that writes
+--   expenses (hence the totals the dashboards read), users (names, deletions), categories
+--   (names) or revoked_tokens (logouts: a cached body must not outlive its session) sends
+--   `NOTIFY ffb_cache`; each worker LISTENs on its own connection and empties its cache.
+--   Statement-level: a COPY of 100k rows sends one notification, and Postgres folds
+--   identical notifications of one transaction into one, delivered at commit.
+-- Called by: the *_cache_notify triggers below. No grants (trigger functions need none).
+create or replace function public.notify_dashboard_cache()
+returns trigger
+language plpgsql security definer set search_path = public, pg_temp
+as $$
+begin
+  perform pg_notify('ffb_cache', tg_table_name);
+  return null;
+end
+$$;
+
+create or replace trigger expenses_cache_notify
+  after insert or update or delete or truncate on public.expenses
+  for each statement execute function public.notify_dashboard_cache();
+create or replace trigger users_cache_notify
+  after insert or update or delete or truncate on public.users
+  for each statement execute function public.notify_dashboard_cache();
+create or replace trigger categories_cache_notify
+  after insert or update or delete or truncate on public.categories
+  for each statement execute function public.notify_dashboard_cache();
+-- revoked_tokens: only a logout matters (pruning expired rows does not), and a statement
+-- trigger would fire for the prune that runs on every logout even when it deletes nothing.
+create or replace trigger revoked_tokens_cache_notify
+  after insert on public.revoked_tokens
+  for each statement execute function public.notify_dashboard_cache();
+
+revoke all on function public.notify_dashboard_cache() from public, anon, authenticated, service_role;
