@@ -35,12 +35,15 @@ log = logging.getLogger("ffb.database")
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 # Applied in this order: tables and policies first, then the functions that use them.
-SQL_FILES = ("supabase_schema.sql", "supabase_functions.sql", "gateway_functions.sql")
+SQL_FILES = ("supabase_schema.sql",
+             "migrations/0002_expense_authorship_audit.sql",  # TEMP: until the migration runner lands
+             "supabase_functions.sql", "expense_changes.sql", "gateway_functions.sql")
 
 DB_UNAVAILABLE = "Database unavailable"
 # PostgREST answers these when it cannot reach Postgres; nginx answers 502/504 without it.
 _UNAVAILABLE_CODES = {"PGRST000", "PGRST001", "PGRST002", "PGRST003", "502", "503", "504"}
-_HTTP_STATUS_CODE = {"PT400": 400, "PT401": 401, "PT404": 404, "PT409": 409}
+_HTTP_STATUS_CODE = {"PT400": 400, "PT401": 401, "PT403": 403, "PT404": 404, "PT409": 409,
+                     "PT412": 412}
 
 
 # --------------------------------------------------------------------------------------
@@ -185,20 +188,28 @@ def json_bytes(data: Any) -> bytes:
 # --------------------------------------------------------------------------------------
 EXPECTED_TABLES = ("users", "categories", "payment_methods", "expenses",
                    "expense_monthly_totals", "revoked_tokens", "idempotency_keys",
-                   "rate_limits", "schema_bootstrap")
+                   "rate_limits", "schema_bootstrap", "audit_log")
 EXPECTED_INDEXES = ("users_name_lower_key", "users_email_lower_key", "expenses_user_date_idx",
                     "expenses_date_idx", "expenses_category_idx",
                     "expenses_payment_method_idx", "revoked_tokens_expires_idx",
-                    "idempotency_keys_expires_idx", "rate_limits_expires_idx")
+                    "idempotency_keys_expires_idx", "rate_limits_expires_idx",
+                    "expenses_created_by_idx", "audit_log_occurred_at_idx",
+                    "audit_log_actor_idx", "audit_log_action_idx", "audit_log_target_idx")
 EXPECTED_FUNCTIONS = ("get_monthly_dashboard", "get_yearly_dashboard", "dashboard_categories",
                       "expense_totals_sync", "expense_totals_truncate",
                       "rebuild_expense_monthly_totals", "expense_totals_drift",
                       "request_user_id", "find_login_user", "register_user",
                       "session_is_valid", "check_gateway_session", "revoke_token",
                       "create_expense", "expense_json", "rate_limit_incr", "rate_limit_get",
-                      "rate_limit_clear")
+                      "rate_limit_clear", "request_header", "request_actor_id",
+                      "audit_write", "expenses_default_created_by", "expenses_audit",
+                      "expense_etag", "check_expense_references", "get_expense",
+                      "lock_expense_for_change", "update_expense", "delete_expense",
+                      "csv_cell", "export_expenses_csv", "record_login", "prune_audit_log")
 EXPECTED_POLICIES = ("categories_read", "payment_methods_read", "expenses_owner_read",
-                     "expenses_owner_insert")
+                     "expenses_owner_insert", "expenses_recorder_read",
+                     "expenses_owner_or_recorder_update", "expenses_owner_or_recorder_delete",
+                     "expenses_recorded_by_caller")
 PRE_REQUEST_SETTING = "pgrst.db_pre_request=public.check_gateway_session"
 ADVISORY_LOCK_ID = 4_242_001  # serialises concurrent bootstraps (several workers start at once)
 
@@ -326,6 +337,14 @@ def ensure_schema(dsn: str) -> list[str]:
             raise RuntimeError("schema still differs after bootstrap: " + "; ".join(remaining))
         return problems or ["sql/ changed since it was last applied"]
     return []
+
+
+def prune_audit_log(dsn: str, retention_days: int) -> int:
+    """Delete audit rows older than `retention_days` (as the table's owner: no API role may
+    delete audit rows); returns how many."""
+    with connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("select public.prune_audit_log(%s)", (retention_days,))
+        return cur.fetchone()[0]
 
 
 def check_postgres(dsn: str) -> None:

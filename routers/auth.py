@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from auth import COOKIE_NAME, CurrentUser, TOKEN_INVALID, create_token, session_headers
+from auth import (COOKIE_NAME, CurrentUser, TOKEN_INVALID, audit_headers, create_token,
+                  session_headers)
 from database import Db, execute
 from models import (ApiError, JsonResponse, LoginRequest, LoginResponse, MessageResponse,
                     PublicUser, RegisterRequest, RegisterResponse, error_responses)
@@ -33,8 +34,13 @@ async def login(body: LoginRequest, request: Request, db: Db) -> JsonResponse:
     await limiter.before_login(client, body.email)
     rows = await execute(db.service.rpc("find_login_user", {"p_login": body.email}))
     account = rows[0] if rows else None
-    if not await request.app.state.passwords.verify(
-            body.password, account["password_hash"] if account else None):
+    verified = await request.app.state.passwords.verify(
+        body.password, account["password_hash"] if account else None)
+    # the audit row, on success and failure alike (same work, same time either way)
+    await execute(db.service.rpc("record_login", {
+        "p_user_id": account["id"] if account else None, "p_success": verified}),
+        audit_headers(request))
+    if not verified:
         raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
     await limiter.login_succeeded(client, body.email)
     token, _ = create_token(db.settings, account)
@@ -52,7 +58,8 @@ async def register(body: RegisterRequest, request: Request, db: Db) -> JsonRespo
     await limits(db).register_attempt(client_of(request))
     password_hash = await request.app.state.passwords.hash(body.password)
     user = await execute(db.service.rpc("register_user", {
-        "p_name": body.username, "p_email": body.email, "p_password_hash": password_hash}))
+        "p_name": body.username, "p_email": body.email, "p_password_hash": password_hash}),
+        audit_headers(request))
     return JsonResponse({"message": "Registration successful", "user": user})
 
 
@@ -68,9 +75,10 @@ async def me(user: CurrentUser, db: Db) -> JsonResponse:
 
 @router.post("/logout", response_model=MessageResponse, responses=error_responses(401, 500, 503),
              summary="Revoke the token (refused from now on) and clear the cookie")
-async def logout(user: CurrentUser, db: Db) -> JsonResponse:
+async def logout(user: CurrentUser, db: Db, request: Request) -> JsonResponse:
     await execute(db.service.rpc("revoke_token", {
-        "p_jti": user.jti, "p_expires_at": user.expires_at.isoformat()}), session_headers(user))
+        "p_jti": user.jti, "p_expires_at": user.expires_at.isoformat()}),
+        audit_headers(request, user))
     response = JsonResponse({"message": "Logout successful"})
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict",
                            secure=db.settings.is_prod)
