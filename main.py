@@ -276,7 +276,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-        allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "X-Request-ID"],
+        allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "X-Request-ID",
+                       "If-Match"],
         expose_headers=["X-Request-ID", "Retry-After", "ETag"])
     shadow.install(app, settings)  # inside GatewayMiddleware: sees the request id
     app.add_middleware(GatewayMiddleware, settings=settings)
