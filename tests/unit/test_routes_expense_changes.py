@@ -173,3 +173,27 @@ async def test_failed_login_records_its_audit_row_without_an_actor(client, rest)
     assert response.status_code == 401
     assert sent(route) == {"p_user_id": None, "p_success": False}
     assert b"secret-pw" not in route.calls.last.request.content
+
+
+# --------------------------------------------------------------------------------------
+# OpenAPI
+# --------------------------------------------------------------------------------------
+async def test_openapi_documents_the_new_endpoints_with_examples_and_errors(client):
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    one = paths["/api/expenses/{expense_id}"]
+    assert set(one) == {"get", "put", "delete"}
+    for method, statuses in (("put", {"403", "404", "412"}), ("delete", {"403", "404", "412"}),
+                             ("get", {"404"})):
+        responses = one[method]["responses"]
+        assert {"200", "400", "401"} | statuses <= set(responses)
+        for status in statuses:
+            example = responses[status]["content"]["application/json"]["example"]
+            assert example["error"] in ("You can only change your own expenses",
+                                        "Expense not found", "Expense was changed by someone else")
+    assert "ETag" in one["put"]["responses"]["200"]["headers"]
+    assert any(p["name"] == "if-match" for p in one["put"]["parameters"])
+    export = paths["/api/expenses/export.csv"]["get"]
+    csv_example = export["responses"]["200"]["content"]["text/csv"]["example"]
+    assert csv_example.startswith(CSV_HEADER.decode())
+    assert {p["name"] for p in export["parameters"]} == {"user_id", "category_id", "date_from",
+                                                         "date_to"}
