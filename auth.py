@@ -1,4 +1,4 @@
-"""Tokens, passwords and the `CurrentUser` dependency.
+"""Tokens and passwords (the `CurrentUser` dependency that uses them is in deps.py).
 
 Tokens are the legacy ones: HS256 with JWT_SECRET, claims {userId, name, email} plus exp
 (24 h), iat and jti. Only HS256 is accepted. Tokens the legacy functions issued (no jti)
@@ -20,9 +20,9 @@ import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from jose import JWTError, jwt
 from passlib.context import CryptContext
 
@@ -107,18 +107,6 @@ def token_from_request(request: Request) -> str | None:
         scheme, _, value = header.partition(" ")
         return value.strip() if scheme.lower() == "bearer" and value.strip() else None
     return request.cookies.get(COOKIE_NAME) or None
-
-
-async def current_user(request: Request) -> TokenUser:
-    token = token_from_request(request)
-    if token is None:
-        raise ApiError(401, TOKEN_MISSING)
-    user = decode_token(request.app.state.settings, token)
-    request.state.user_id = user.id  # for the access log
-    return user
-
-
-CurrentUser = Annotated[TokenUser, Depends(current_user)]
 
 
 def session_headers(user: TokenUser) -> dict[str, str]:

@@ -1,29 +1,21 @@
-"""Every long-lived client, and the schema bootstrap.
+"""Every long-lived HTTP client, and `execute`.
 
 `Database.connect()` runs in the app's lifespan: one supabase-py client with the anon key
 (public reference data) and one with the service-role key (users, expenses, dashboards),
 sharing one keep-alive HTTP pool. Importing this module performs no I/O.
 
-The bootstrap (`apply_schema`, `inspect_schema`) applies `sql/*.sql` through psycopg2 on
-`DATABASE_URL`; the app runs it at start-up and admins run it as
-`scripts/bootstrap_schema.py`.
+The schema bootstrap (psycopg2 on DATABASE_URL) is `schema.py`.
 """
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import httpx
 import orjson
-import psycopg2
-from fastapi import Depends, Request
 from postgrest import APIError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from yarl import URL
@@ -32,12 +24,6 @@ from config import Settings
 from models import ApiError
 
 log = logging.getLogger("ffb.database")
-
-SQL_DIR = Path(__file__).resolve().parent / "sql"
-# Applied in this order: tables and policies first, then the functions that use them.
-SQL_FILES = ("supabase_schema.sql",
-             "migrations/0002_expense_authorship_audit.sql",  # TEMP: until the migration runner lands
-             "supabase_functions.sql", "expense_changes.sql", "gateway_functions.sql")
 
 DB_UNAVAILABLE = "Database unavailable"
 # PostgREST answers these when it cannot reach Postgres; nginx answers 502/504 without it.
@@ -93,7 +79,6 @@ class Database:
     http: PostgrestHttpClient
     anon: AsyncClient
     service: AsyncClient
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     async def connect(cls, settings: Settings) -> Database:
@@ -107,15 +92,6 @@ class Database:
         if self.http.fast is not None:
             await self.http.fast.close()
         await self.http.aclose()
-
-
-async def get_db(request: Request) -> Database:
-    # async on purpose: FastAPI runs a sync dependency in a worker thread, a thread hop on
-    # every request (README, Performance)
-    return request.app.state.db
-
-
-Db = Annotated[Database, Depends(get_db)]
 
 
 async def execute(query: Any, headers: dict[str, str] | None = None) -> Any:
@@ -181,172 +157,3 @@ def translate_api_error(exc: APIError) -> ApiError:
 
 def json_bytes(data: Any) -> bytes:
     return orjson.dumps(data)
-
-
-# --------------------------------------------------------------------------------------
-# Schema bootstrap (psycopg2, sync: call it from a thread inside the app)
-# --------------------------------------------------------------------------------------
-EXPECTED_TABLES = ("users", "categories", "payment_methods", "expenses",
-                   "expense_monthly_totals", "revoked_tokens", "idempotency_keys",
-                   "rate_limits", "schema_bootstrap", "audit_log")
-EXPECTED_INDEXES = ("users_name_lower_key", "users_email_lower_key", "expenses_user_date_idx",
-                    "expenses_date_idx", "expenses_category_idx",
-                    "expenses_payment_method_idx", "revoked_tokens_expires_idx",
-                    "idempotency_keys_expires_idx", "rate_limits_expires_idx",
-                    "expenses_created_by_idx", "audit_log_occurred_at_idx",
-                    "audit_log_actor_idx", "audit_log_action_idx", "audit_log_target_idx")
-EXPECTED_FUNCTIONS = ("get_monthly_dashboard", "get_yearly_dashboard", "dashboard_categories",
-                      "expense_totals_sync", "expense_totals_truncate",
-                      "rebuild_expense_monthly_totals", "expense_totals_drift",
-                      "request_user_id", "find_login_user", "register_user",
-                      "session_is_valid", "check_gateway_session", "revoke_token",
-                      "create_expense", "expense_json", "rate_limit_incr", "rate_limit_get",
-                      "rate_limit_clear", "request_header", "request_actor_id",
-                      "audit_write", "expenses_default_created_by", "expenses_audit",
-                      "expense_etag", "check_expense_references", "get_expense",
-                      "lock_expense_for_change", "update_expense", "delete_expense",
-                      "csv_cell", "export_expenses_csv", "record_login", "prune_audit_log")
-EXPECTED_POLICIES = ("categories_read", "payment_methods_read", "expenses_owner_read",
-                     "expenses_owner_insert", "expenses_recorder_read",
-                     "expenses_owner_or_recorder_update", "expenses_owner_or_recorder_delete",
-                     "expenses_recorded_by_caller")
-PRE_REQUEST_SETTING = "pgrst.db_pre_request=public.check_gateway_session"
-ADVISORY_LOCK_ID = 4_242_001  # serialises concurrent bootstraps (several workers start at once)
-
-
-def sql_sources() -> list[tuple[str, str]]:
-    return [(name, (SQL_DIR / name).read_text()) for name in SQL_FILES]
-
-
-def sql_checksum() -> str:
-    digest = hashlib.sha256()
-    for name, text in sql_sources():
-        digest.update(name.encode() + b"\0" + text.encode())
-    return digest.hexdigest()
-
-
-@dataclass
-class SchemaReport:
-    tables: dict[str, bool]
-    rls: dict[str, bool]
-    indexes: dict[str, bool]
-    functions: dict[str, bool]
-    policies: dict[str, bool]
-    pre_request: bool
-    totals_drift: int | None          # None: cannot tell (tables missing)
-    applied_checksum: str | None
-    row_counts: dict[str, int] = field(default_factory=dict)
-
-    def drift(self) -> list[str]:
-        """Every difference from what sql/ defines, one readable item each."""
-        problems = [f"missing table public.{t}" for t, ok in self.tables.items() if not ok]
-        problems += [f"RLS disabled on public.{t}" for t, ok in self.rls.items()
-                     if self.tables.get(t) and not ok]
-        problems += [f"missing index {i}" for i, ok in self.indexes.items() if not ok]
-        problems += [f"missing function public.{f}()" for f, ok in self.functions.items() if not ok]
-        problems += [f"missing policy {p}" for p, ok in self.policies.items() if not ok]
-        if not self.pre_request:
-            problems.append("authenticator lacks " + PRE_REQUEST_SETTING)
-        if self.totals_drift:
-            problems.append(f"expense_monthly_totals differs from expenses in "
-                            f"{self.totals_drift} (user, month, category) groups")
-        if self.applied_checksum not in (None, sql_checksum()) and not problems:
-            problems.append("sql/ changed since it was last applied")
-        return problems
-
-
-@contextmanager
-def connect(dsn: str, timeout: int = 5) -> Iterator[Any]:
-    """A psycopg2 connection that commits (or rolls back) and is always closed."""
-    conn = psycopg2.connect(dsn, connect_timeout=timeout, application_name="ffb-bootstrap")
-    try:
-        with conn:
-            yield conn
-    finally:
-        conn.close()
-
-
-def inspect_schema(dsn: str) -> SchemaReport:
-    with connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("select c.relname, c.relrowsecurity from pg_class c "
-                    "join pg_namespace n on n.oid = c.relnamespace "
-                    "where n.nspname = 'public' and c.relkind = 'r'")
-        found = dict(cur.fetchall())
-        cur.execute("select indexname from pg_indexes where schemaname = 'public'")
-        indexes = {r[0] for r in cur.fetchall()}
-        cur.execute("select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
-                    "where n.nspname = 'public'")
-        functions = {r[0] for r in cur.fetchall()}
-        cur.execute("select policyname from pg_policies where schemaname = 'public'")
-        policies = {r[0] for r in cur.fetchall()}
-        cur.execute("select coalesce(bool_or(%s = any(s.setconfig)), false) from pg_db_role_setting s "
-                    "join pg_roles r on r.oid = s.setrole where r.rolname = 'authenticator'",
-                    (PRE_REQUEST_SETTING,))
-        pre_request = bool(cur.fetchone()[0])
-        drift = checksum = None
-        counts: dict[str, int] = {}
-        if {"expenses", "expense_monthly_totals"} <= found.keys() and "expense_totals_drift" in functions:
-            cur.execute("select count(*) from public.expense_totals_drift()")
-            drift = cur.fetchone()[0]
-        if "schema_bootstrap" in found:
-            cur.execute("select sql_sha256 from public.schema_bootstrap where id = 1")
-            row = cur.fetchone()
-            checksum = row[0] if row else None
-        for table in ("users", "categories", "payment_methods", "expenses"):
-            if table in found:
-                cur.execute(f"select count(*) from public.{table}")  # names from a constant
-                counts[table] = cur.fetchone()[0]
-    return SchemaReport(
-        tables={t: t in found for t in EXPECTED_TABLES},
-        rls={t: bool(found.get(t)) for t in EXPECTED_TABLES},
-        indexes={i: i in indexes for i in EXPECTED_INDEXES},
-        functions={f: f in functions for f in EXPECTED_FUNCTIONS},
-        policies={p: p in policies for p in EXPECTED_POLICIES},
-        pre_request=pre_request, totals_drift=drift, applied_checksum=checksum,
-        row_counts=counts)
-
-
-def apply_schema(dsn: str, progress=lambda message: None) -> SchemaReport:
-    """Apply every sql/ file in one transaction, repair the totals table if it drifted,
-    record the checksum, and ask PostgREST to reload its schema cache and config."""
-    with connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("select pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_ID,))
-        for name, text in sql_sources():
-            progress(f"applying sql/{name}")
-            cur.execute(text)
-        cur.execute("select count(*) from public.expense_totals_drift()")
-        if cur.fetchone()[0]:
-            progress("expense_monthly_totals drifted from expenses: rebuilding it")
-            cur.execute("select public.rebuild_expense_monthly_totals()")
-        cur.execute("insert into public.schema_bootstrap (id, sql_sha256) values (1, %s) "
-                    "on conflict (id) do update set sql_sha256 = excluded.sql_sha256, "
-                    "applied_at = now()", (sql_checksum(),))
-        cur.execute("notify pgrst, 'reload schema'")
-        cur.execute("notify pgrst, 'reload config'")
-    return inspect_schema(dsn)
-
-
-def ensure_schema(dsn: str) -> list[str]:
-    """Start-up: verify, and apply only when something is missing or sql/ changed.
-    Returns what was found missing (empty when nothing had to be done)."""
-    report = inspect_schema(dsn)
-    problems = report.drift()
-    if problems or report.applied_checksum != sql_checksum():
-        remaining = apply_schema(dsn).drift()
-        if remaining:
-            raise RuntimeError("schema still differs after bootstrap: " + "; ".join(remaining))
-        return problems or ["sql/ changed since it was last applied"]
-    return []
-
-
-def prune_audit_log(dsn: str, retention_days: int) -> int:
-    """Delete audit rows older than `retention_days` (as the table's owner: no API role may
-    delete audit rows); returns how many."""
-    with connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("select public.prune_audit_log(%s)", (retention_days,))
-        return cur.fetchone()[0]
-
-
-def check_postgres(dsn: str) -> None:
-    with connect(dsn, timeout=2) as conn, conn.cursor() as cur:
-        cur.execute("select 1")

@@ -10,7 +10,9 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -22,10 +24,11 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import database
+import deps
+import schema
 import shadow
-from auth import PasswordHasher
 from config import ConfigError, Settings, get_settings
+from deps import AppState
 from models import ApiError, ErrorBody, JsonResponse
 from routers import auth as auth_routes
 from routers import categories, dashboard, expenses, health
@@ -177,7 +180,7 @@ async def bootstrap_until_done(settings: Settings) -> None:
     dsn = settings.database_url.get_secret_value()
     while True:
         try:
-            applied = await asyncio.to_thread(database.ensure_schema, dsn)
+            applied = await asyncio.to_thread(schema.ensure_schema, dsn)
             if applied:
                 log.info("schema bootstrapped", extra={"changes": applied})
             return
@@ -197,7 +200,7 @@ async def prune_audit_periodically(settings: Settings) -> None:
     while True:
         try:
             deleted = await asyncio.to_thread(
-                database.prune_audit_log, dsn, settings.audit_retention_days)
+                schema.prune_audit_log, dsn, settings.audit_retention_days)
             if deleted:
                 log.info("audit log pruned", extra={"deleted": deleted,
                                                     "retention_days": settings.audit_retention_days})
@@ -207,14 +210,12 @@ async def prune_audit_periodically(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI):
-    settings: Settings = app.state.settings
-    app.state.db = await database.Database.connect(settings)
-    app.state.passwords = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_concurrency)
-    app.state.shadow = shadow.start(settings)  # None unless SHADOW_COMPARE and LEGACY_BASE_URL
+async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    state = await AppState.start(settings)
+    deps.attach(app, state)
     # Start the bcrypt process now: spawned on first use, it added 1-3 s to each worker's
     # first login or register (past the 5 s in which an outage must answer 503).
-    warm_up = asyncio.create_task(app.state.passwords.warm_up())
+    warm_up = asyncio.create_task(state.passwords.warm_up())
     bootstrap = None
     if settings.bootstrap_on_startup:
         # A first attempt inline, so a healthy start serves with the schema in place.
@@ -229,9 +230,8 @@ async def lifespan(app: FastAPI):
         prune.cancel()
         if bootstrap is not None:
             bootstrap.cancel()
-        app.state.passwords.close()
-        await shadow.stop(app.state.shadow)
-        await app.state.db.close()
+        deps.attach(app, None)
+        await state.close()
 
 
 def custom_openapi(app: FastAPI):
@@ -266,10 +266,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description="Drop-in replacement for the legacy serverless API of the family "
                     "expense tracker. Every error is `{\"error\": \"...\"}`.",
-        lifespan=lifespan,
+        lifespan=partial(lifespan, settings=settings),
         default_response_class=JsonResponse,
     )
-    app.state.settings = settings
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
@@ -279,7 +278,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "X-Request-ID",
                        "If-Match"],
         expose_headers=["X-Request-ID", "Retry-After", "ETag"])
-    shadow.install(app, settings)  # inside GatewayMiddleware: sees the request id
+    # inside GatewayMiddleware: sees the request id
+    shadow.install(app, settings, lambda: deps.app_state(app).shadow)
     app.add_middleware(GatewayMiddleware, settings=settings)
     for router in (health.router, auth_routes.router, categories.router, expenses.router,
                    dashboard.router):

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -197,14 +198,15 @@ def disabled_report() -> ShadowReport:
 # Pure ASGI middleware: copy our GET /api/* response, hand it over once it is sent
 # --------------------------------------------------------------------------------------
 class ShadowMiddleware:
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, compare: Callable[[], ShadowCompare | None]):
         self.app = app
+        self.compare = compare  # the running app's ShadowCompare (built in its lifespan)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        shadow: ShadowCompare | None = getattr(getattr(scope.get("app"), "state", None),
-                                               "shadow", None)
-        if (shadow is None or scope["type"] != "http" or scope["method"] != "GET"
-                or not scope["path"].startswith("/api/")):
+        replayable = (scope["type"] == "http" and scope["method"] == "GET"
+                      and scope["path"].startswith("/api/"))
+        shadow = self.compare() if replayable else None
+        if shadow is None:
             await self.app(scope, receive, send)
             return
         status = 0
@@ -242,11 +244,13 @@ def enabled(settings: Settings) -> bool:
     return bool(settings.shadow_compare and settings.legacy_base_url)
 
 
-def install(app: FastAPI, settings: Settings) -> None:
+def install(app: FastAPI, settings: Settings,
+            compare: Callable[[], ShadowCompare | None]) -> None:
+    """`compare` returns the running app's ShadowCompare (None until its lifespan starts)."""
     if settings.shadow_compare and not settings.legacy_base_url:
         log.warning("SHADOW_COMPARE is on but LEGACY_BASE_URL is empty: shadow compare is off")
     if enabled(settings):
-        app.add_middleware(ShadowMiddleware)
+        app.add_middleware(ShadowMiddleware, compare=compare)
 
 
 def start(settings: Settings) -> ShadowCompare | None:

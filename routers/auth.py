@@ -3,19 +3,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from auth import (COOKIE_NAME, CurrentUser, TOKEN_INVALID, audit_headers, create_token,
-                  session_headers)
-from database import Db, execute
+from auth import COOKIE_NAME, TOKEN_INVALID, audit_headers, create_token, session_headers
+from database import execute
+from deps import CurrentUser, Db, Limits, Passwords
 from models import (ApiError, JsonResponse, LoginRequest, LoginResponse, MessageResponse,
                     PublicUser, RegisterRequest, RegisterResponse, error_responses)
-from ratelimit import AuthLimits
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 BAD_LOGIN = "Invalid email or password"
-
-
-def limits(db: Db) -> AuthLimits:
-    return db.extras.setdefault("auth_limits", AuthLimits(db.settings, db))
 
 
 def client_of(request: Request) -> str:
@@ -29,20 +24,21 @@ def public_user(row: dict) -> dict:
 @router.post("/login", response_model=LoginResponse,
              responses=error_responses(400, 401, 413, 429, 500, 503),
              summary="Log in with email (or username) and password; sets the `jwt` cookie")
-async def login(body: LoginRequest, request: Request, db: Db) -> JsonResponse:
-    client, limiter = client_of(request), limits(db)
-    await limiter.before_login(client, body.email)
+async def login(body: LoginRequest, request: Request, db: Db, passwords: Passwords,
+                limits: Limits) -> JsonResponse:
+    client = client_of(request)
+    await limits.before_login(client, body.email)
     rows = await execute(db.service.rpc("find_login_user", {"p_login": body.email}))
     account = rows[0] if rows else None
-    verified = await request.app.state.passwords.verify(
-        body.password, account["password_hash"] if account else None)
+    verified = await passwords.verify(body.password,
+                                      account["password_hash"] if account else None)
     # the audit row, on success and failure alike (same work, same time either way)
     await execute(db.service.rpc("record_login", {
         "p_user_id": account["id"] if account else None, "p_success": verified}),
         audit_headers(request))
     if not verified:
         raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
-    await limiter.login_succeeded(client, body.email)
+    await limits.login_succeeded(client, body.email)
     token, _ = create_token(db.settings, account)
     response = JsonResponse({"message": "Login successful", "token": token,
                              "user": public_user(account)})
@@ -54,9 +50,10 @@ async def login(body: LoginRequest, request: Request, db: Db) -> JsonResponse:
 @router.post("/register", response_model=RegisterResponse,
              responses=error_responses(400, 413, 429, 500, 503),
              summary="Create an account (username 3-30 of [A-Za-z0-9_], strong password)")
-async def register(body: RegisterRequest, request: Request, db: Db) -> JsonResponse:
-    await limits(db).register_attempt(client_of(request))
-    password_hash = await request.app.state.passwords.hash(body.password)
+async def register(body: RegisterRequest, request: Request, db: Db, passwords: Passwords,
+                   limits: Limits) -> JsonResponse:
+    await limits.register_attempt(client_of(request))
+    password_hash = await passwords.hash(body.password)
     user = await execute(db.service.rpc("register_user", {
         "p_name": body.username, "p_email": body.email, "p_password_hash": password_hash}),
         audit_headers(request))

@@ -10,8 +10,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from auth import CurrentUser, session_headers
-from database import Db, execute
+from auth import session_headers
+from database import execute
+from deps import CurrentUser, Db
 from models import (ApiError, Id, JsonResponse, MonthlyDashboard, PublicUser, YearlyDashboard,
                     error_responses)
 

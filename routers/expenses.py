@@ -13,8 +13,9 @@ import orjson
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
-from auth import CurrentUser, audit_headers, session_headers
-from database import Db, execute
+from auth import audit_headers, session_headers
+from database import execute
+from deps import CurrentUser, Db
 from models import (ApiError, Expense, ExpenseChanges, ExpenseCreate, ExpenseCreated,
                     ExpenseDeleted, ExpenseUpdated, ErrorBody, Id, IsoDate, JsonResponse,
                     error_responses)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 import database
+import schema
 import shadow
-from auth import TOKEN_INVALID, CurrentUser
+from auth import TOKEN_INVALID
+from deps import CurrentUser, Db, Shadow
 from models import ApiError, HealthStatus, JsonResponse, error_responses
 
 router = APIRouter(tags=["health"])
@@ -29,11 +31,10 @@ async def _check(coro) -> str:
 @router.get("/health/ready", response_model=HealthStatus,
             responses={503: {"model": HealthStatus, "description": "Postgres or PostgREST down"}},
             summary="Readiness: Postgres and PostgREST both reachable")
-async def ready(request: Request) -> JsonResponse:
-    db: database.Database = request.app.state.db
+async def ready(db: Db) -> JsonResponse:
     dsn = db.settings.database_url.get_secret_value()
     postgres, postgrest = await asyncio.gather(
-        _check(asyncio.to_thread(database.check_postgres, dsn)),
+        _check(asyncio.to_thread(schema.check_postgres, dsn)),
         _check(database.execute(db.anon.table("categories").select("id").limit(1))))
     checks = {"postgres": postgres, "postgrest": postgrest}
     if postgres == postgrest == "ok":
@@ -45,12 +46,11 @@ async def ready(request: Request) -> JsonResponse:
 @router.get("/health/shadow", response_model=shadow.ShadowReport,
             responses=error_responses(401, 500, 503),
             summary="Shadow compare against the legacy API: counts per endpoint (this worker)")
-async def shadow_counts(request: Request, user: CurrentUser, db: database.Db) -> JsonResponse:
+async def shadow_counts(user: CurrentUser, db: Db, compare: Shadow) -> JsonResponse:
     # No data call here carries the session to Postgres, so check it explicitly: a
     # logged-out token or a deleted user is refused like everywhere else.
     if not await database.execute(db.service.rpc(
             "session_is_valid", {"p_user_id": user.id, "p_jti": user.jti})):
         raise ApiError(401, TOKEN_INVALID)
-    compare: shadow.ShadowCompare | None = getattr(request.app.state, "shadow", None)
     report = compare.report() if compare is not None else shadow.disabled_report()
     return JsonResponse(report.model_dump())

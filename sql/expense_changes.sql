@@ -1,6 +1,8 @@
--- Changing, deleting and exporting expenses, and the audit trail (issue 12). Repeatable and
--- idempotent: applied after sql/supabase_schema.sql and migration 0002 (expenses.created_by,
--- audit_log), before sql/gateway_functions.sql whose functions call audit_write().
+-- Changing, deleting and exporting expenses, and the audit trail (issue 12). A repeatable
+-- file, idempotent: the runner applies it after the migrations (0002: expenses.created_by,
+-- audit_log) and after the three older repeatable files, whose plpgsql functions
+-- (register_user, revoke_token, create_expense) call audit_write() and
+-- check_expense_references() from here at run time.
 --
 -- Who is asking: a request through the gateway is made with the service-role key and names
 -- the caller's session in X-Gateway-Session ("<userId>:<jti>", checked by the pre-request

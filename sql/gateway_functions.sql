@@ -1,5 +1,6 @@
 -- Functions the gateway calls through PostgREST with the service-role key: logins,
--- sessions, idempotent expense creation and shared rate-limit counters. Idempotent.
+-- sessions, idempotent expense creation and shared rate-limit counters. A repeatable file
+-- (re-applied by the bootstrap when it changes), idempotent.
 -- Errors meant for the API user are raised as SQLSTATE 'PTxyz', which PostgREST answers
 -- with HTTP status xyz and which the gateway passes on as {"error": message}.
 
@@ -82,13 +83,16 @@ $$;
 -- audit row names the session's user (X-Gateway-Session) and is written in this transaction.
 create or replace function public.revoke_token(p_jti text, p_expires_at timestamptz)
 returns void
-language sql volatile security definer set search_path = public, pg_temp
+-- plpgsql: audit_write() is defined by sql/expense_changes.sql, which runs after this file
+language plpgsql volatile security definer set search_path = public, pg_temp
 as $$
+begin
   delete from public.revoked_tokens where expires_at < now();
   insert into public.revoked_tokens (jti, expires_at) values (p_jti, p_expires_at)
   on conflict (jti) do nothing;
-  select public.audit_write('auth.logout', public.request_actor_id(), null, null,
-                            public.request_actor_id());
+  perform public.audit_write('auth.logout', public.request_actor_id(), null, null,
+                             public.request_actor_id());
+end
 $$;
 
 -- One expense in the shape of GET /api/expenses (and of "expense" in POST's response).
@@ -214,8 +218,11 @@ grant execute on function public.find_login_user(text), public.register_user(tex
   public.rate_limit_incr(text, integer, integer), public.rate_limit_get(text),
   public.rate_limit_clear(text)
   to service_role;
+-- The pre-request hook runs as whatever role the request's JWT names, before every request.
+revoke all on function public.check_gateway_session() from public;
 grant execute on function public.check_gateway_session() to anon, authenticated, service_role;
-grant execute on function public.request_user_id() to anon, authenticated, service_role;
 
--- PostgREST reads in-database configuration (db-config, on by default, as on Supabase).
-alter role authenticator set pgrst.db_pre_request to 'public.check_gateway_session';
+-- PostgREST's pre-request hook itself (`alter role authenticator set pgrst.db_pre_request
+-- to 'public.check_gateway_session'`) is set by the bootstrap as a separate last step
+-- (schema.py, PRE_REQUEST_SQL): on hosted Supabase it may be refused, and then everything
+-- else must stay applied.

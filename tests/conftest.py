@@ -137,6 +137,12 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+def forget_reference_data(client: httpx.AsyncClient) -> None:
+    """Drop the app's cached categories and payment methods (a test replaced the data)."""
+    from deps import app_state
+    app_state(client.app).reference_cache.invalidate()  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 async def api() -> AsyncIterator[httpx.AsyncClient]:
     """One app for the session, against the real stack."""

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, forget_reference_data
 from tests.contract import dataset
 
 sys.path.insert(0, str(ROOT / "scripts"))  # scripts/contract_diff.py: normalise and diff
@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "scripts"))  # scripts/contract_diff.py: normalise
 
 def load_dataset(dsn: str, api) -> None:
     dataset.load(dsn)
-    api.app.state.db.extras.clear()  # cached reference data and limiter state of the old data
+    forget_reference_data(api)
 
 
 @pytest.fixture(scope="module")

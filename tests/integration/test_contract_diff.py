@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, forget_reference_data, free_port
 from tests.contract import dataset
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -34,7 +34,7 @@ YEARS = ["--years", "2024-2025", "--months", "1,2,12"]
 @pytest.fixture
 def contract_data(dsn, api) -> str:
     dataset.load(dsn)
-    api.app.state.db.extras.clear()
+    forget_reference_data(api)
     return dsn
 
 

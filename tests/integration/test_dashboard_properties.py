@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import sql
+from tests.conftest import forget_reference_data, sql
 from tests.contract import dataset
 
 CATEGORY_NAMES = {cid: name for cid, name, _ in dataset.CATEGORIES}
@@ -42,7 +42,7 @@ periods = st.tuples(st.sampled_from(USERS), st.sampled_from(YEARS), st.integers(
 def contract_db_empty(dsn, api) -> str:
     """The contract dataset's users and 7 categories (so top_categories gets cut at 5)."""
     dataset.load(dsn)
-    api.app.state.db.extras.clear()
+    forget_reference_data(api)
     return dsn
 
 

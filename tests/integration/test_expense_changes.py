@@ -370,13 +370,13 @@ async def test_failed_registration_leaves_no_audit_row(api, fresh_db):
 
 
 async def test_retention_prunes_rows_older_than_the_setting(fresh_db, api, alok):
-    import database
+    import schema
     await create(api, alok)
     with sql(fresh_db) as cur:
         cur.execute("insert into public.audit_log (occurred_at, action) values "
                     "(now() - interval '400 days', 'auth.login'), "
                     "(now() - interval '10 days', 'auth.login')")
-    assert database.prune_audit_log(fresh_db, 365) == 1
+    assert schema.prune_audit_log(fresh_db, 365) == 1
     assert count_rows(fresh_db, "audit_log") == 2
-    assert database.prune_audit_log(fresh_db, 5) == 1
+    assert schema.prune_audit_log(fresh_db, 5) == 1
     assert count_rows(fresh_db, "audit_log") == 1

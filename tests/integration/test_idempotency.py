@@ -77,7 +77,11 @@ async def test_1000_creates_each_retried_once_by_50_clients_store_exactly_1000_r
     results: dict[int, tuple[httpx.Response, httpx.Response]] = {}
 
     async def client_loop() -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        # gunicorn closes a keep-alive connection idle for 5 s (keepalive = 5); on a loaded
+        # machine a client could reuse one just as the server closes it (ReadError), so the
+        # client gives idle connections up first.
+        limits = httpx.Limits(keepalive_expiry=2)
+        async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
             while not jobs.empty():
                 i = jobs.get_nowait()
                 headers = {"Authorization": f"Bearer {tokens[i % 4]}",

@@ -19,8 +19,10 @@ import orjson
 import pytest
 import uvicorn
 
+from deps import app_state
 from shadow import ShadowMiddleware, body_diff, diff_paths
-from tests.conftest import free_port, reset_database, sql, stack_settings, gunicorn_server
+from tests.conftest import (forget_reference_data, free_port, gunicorn_server, reset_database, sql,
+                            stack_settings)
 
 SLOW_SECONDS = 2.0
 SHADOW_TIMEOUT = 1.0
@@ -121,7 +123,7 @@ async def ours(server, token) -> httpx.AsyncClient:
 
 async def truth(api, path: str, headers: dict[str, str]) -> httpx.Response:
     """What our API answers, from the in-process app that has shadow compare off."""
-    api.app.state.db.extras.clear()
+    forget_reference_data(api)
     return await api.get(path, headers=headers)
 
 
@@ -302,7 +304,7 @@ async def test_slow_legacy_never_delays_us_and_excess_replays_are_skipped(api, o
 
 
 async def test_shadow_compare_is_off_by_default(api, auth_headers):
-    assert api.app.state.shadow is None
+    assert app_state(api.app).shadow is None
     assert not any(m.cls is ShadowMiddleware for m in api.app.user_middleware)
     response = await api.get("/health/shadow", headers=auth_headers)
     assert response.status_code == 200

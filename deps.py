@@ -1,0 +1,106 @@
+"""The application's state and the typed dependencies routes declare.
+
+`AppState` holds every long-lived object of a worker; the lifespan (main.py) builds it
+once with `AppState.start(settings)` and closes it on shutdown. Routes never reach into
+`app.state`: they name what they need as parameters, e.g.
+
+    async def login(body: LoginRequest, db: Db, passwords: Passwords) -> JsonResponse:
+
+The dependency functions are `async` on purpose: FastAPI runs a sync dependency in a
+worker thread, a thread hop on every request (README, Performance).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+
+import shadow
+from auth import TOKEN_MISSING, PasswordHasher, TokenUser, decode_token, token_from_request
+from config import Settings
+from database import Database
+from models import ApiError
+from ratelimit import AuthLimits
+from reference_cache import ReferenceCache
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    passwords: PasswordHasher
+    limits: AuthLimits
+    reference_cache: ReferenceCache
+    shadow: shadow.ShadowCompare | None  # None unless SHADOW_COMPARE and LEGACY_BASE_URL
+
+    @classmethod
+    async def start(cls, settings: Settings) -> AppState:
+        db = await Database.connect(settings)
+        return cls(
+            settings=settings, db=db,
+            passwords=PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_concurrency),
+            limits=AuthLimits(settings, db),
+            reference_cache=ReferenceCache(settings.reference_cache_ttl_seconds),
+            shadow=shadow.start(settings))
+
+    async def close(self) -> None:
+        self.passwords.close()
+        await shadow.stop(self.shadow)
+        await self.db.close()
+
+
+def attach(app: FastAPI, state: AppState | None) -> None:
+    """Called by the lifespan: `state` on start-up, None once it is closed."""
+    app.state.app_state = state
+
+
+def app_state(app: FastAPI) -> AppState:
+    """The running app's state (tests use it to reset caches through their own methods)."""
+    state: AppState | None = getattr(app.state, "app_state", None)
+    if state is None:
+        raise RuntimeError("the app's lifespan has not started")
+    return state
+
+
+async def get_settings(request: Request) -> Settings:
+    return app_state(request.app).settings
+
+
+async def get_db(request: Request) -> Database:
+    return app_state(request.app).db
+
+
+async def get_passwords(request: Request) -> PasswordHasher:
+    return app_state(request.app).passwords
+
+
+async def get_limits(request: Request) -> AuthLimits:
+    return app_state(request.app).limits
+
+
+async def get_reference_cache(request: Request) -> ReferenceCache:
+    return app_state(request.app).reference_cache
+
+
+async def get_shadow(request: Request) -> shadow.ShadowCompare | None:
+    return app_state(request.app).shadow
+
+
+async def current_user(request: Request) -> TokenUser:
+    """The caller named by the Bearer token (or the legacy `jwt` cookie); 401 without one."""
+    token = token_from_request(request)
+    if token is None:
+        raise ApiError(401, TOKEN_MISSING)
+    user = decode_token(app_state(request.app).settings, token)
+    request.state.user_id = user.id  # for the access log
+    return user
+
+
+AppSettings = Annotated[Settings, Depends(get_settings)]
+Db = Annotated[Database, Depends(get_db)]
+Passwords = Annotated[PasswordHasher, Depends(get_passwords)]
+Limits = Annotated[AuthLimits, Depends(get_limits)]
+RefCache = Annotated[ReferenceCache, Depends(get_reference_cache)]
+Shadow = Annotated[shadow.ShadowCompare | None, Depends(get_shadow)]
+CurrentUser = Annotated[TokenUser, Depends(current_user)]
