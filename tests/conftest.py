@@ -109,6 +109,22 @@ def count_rows(dsn: str, table: str) -> int:
         return cur.fetchone()[0]
 
 
+def data_state(dsn: str) -> tuple:
+    """Every expense, the dashboard totals, the audit log and the user count: what a
+    refused request must leave exactly as it was."""
+    with sql(dsn) as cur:
+        cur.execute("select coalesce(json_agg(e order by e.id), '[]')::text from public.expenses e")
+        expenses = cur.fetchone()[0]
+        cur.execute("select coalesce(json_agg(t order by t.user_id, t.month, t.category_id), "
+                    "'[]')::text from public.expense_monthly_totals t")
+        totals = cur.fetchone()[0]
+        cur.execute("select coalesce(json_agg(a order by a.id), '[]')::text from public.audit_log a")
+        audit = cur.fetchone()[0]
+        cur.execute("select count(*) from public.users")
+        users = cur.fetchone()[0]
+    return expenses, totals, audit, users
+
+
 @pytest.fixture
 def fresh_db(dsn) -> str:
     """An empty database with reference data and the four demo users."""

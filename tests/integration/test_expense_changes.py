@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg2
 import pytest
 
-from tests.conftest import count_rows, sql
+import schema
+from tests.conftest import count_rows, data_state, sql
 
 ALOK, AMOL, ATUL = 1, 2, 3
 
@@ -44,17 +46,6 @@ def audit_rows(dsn: str, action: str | None = None) -> list[tuple]:
                     "from public.audit_log where %s::text is null or action = %s order by id",
                     (action, action))
         return cur.fetchall()
-
-
-def snapshot(dsn: str) -> tuple:
-    """Everything a refused request must leave as it was."""
-    with sql(dsn) as cur:
-        cur.execute("select coalesce(json_agg(e order by e.id), '[]') from public.expenses e")
-        expenses = cur.fetchone()[0]
-        cur.execute("select coalesce(json_agg(t order by t.user_id, t.month, t.category_id), "
-                    "'[]') from public.expense_monthly_totals t")
-        totals = cur.fetchone()[0]
-    return expenses, totals, count_rows(dsn, "audit_log")
 
 
 async def monthly_total(api, headers, user_id: int, year: int, month: int) -> float:
@@ -138,13 +129,13 @@ async def test_recorder_may_change_what_they_recorded_for_someone_else(api, fres
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
 async def test_another_member_is_refused_and_nothing_changes(api, fresh_db, alok, atul, method):
     created = await create(api, alok)
-    before = snapshot(fresh_db)
+    before = data_state(fresh_db)
     kwargs = {"json": {"amount": 1}} if method == "PUT" else {}
     response = await api.request(method, f"/api/expenses/{created['id']}", headers=atul,
                                  **kwargs)
     assert response.status_code == 403
     assert response.json() == {"error": "You can only change your own expenses"}
-    assert snapshot(fresh_db) == before
+    assert data_state(fresh_db) == before
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
@@ -154,13 +145,13 @@ async def test_stale_if_match_is_412_and_nothing_changes(api, fresh_db, alok, am
     # Amol changes it first; Alok still holds the old ETag
     assert (await api.put(f"/api/expenses/{created['id']}", json={"amount": 5},
                           headers=amol)).status_code == 200
-    before = snapshot(fresh_db)
+    before = data_state(fresh_db)
     kwargs = {"json": {"amount": 7}} if method == "PUT" else {}
     response = await api.request(method, f"/api/expenses/{created['id']}",
                                  headers={**alok, "If-Match": etag}, **kwargs)
     assert response.status_code == 412
     assert response.json() == {"error": "Expense was changed by someone else"}
-    assert snapshot(fresh_db) == before
+    assert data_state(fresh_db) == before
 
 
 async def test_current_if_match_succeeds_and_returns_the_new_etag(api, fresh_db, alok):
@@ -220,25 +211,25 @@ async def test_put_validates_like_post_with_the_same_messages(api, fresh_db, alo
     created = await create(api, alok)
     post = await api.post("/api/expenses", json={"amount": 1, "category_id": 1, **body},
                           headers=alok)
-    before = snapshot(fresh_db)
+    before = data_state(fresh_db)
     response = await api.put(f"/api/expenses/{created['id']}", json=body, headers=alok)
     assert response.status_code == 400
     assert response.json() == {"error": message}
     if body != {"amount": None}:  # POST has no "null amount" distinct from a missing one
         assert post.json() == response.json()
-    assert snapshot(fresh_db) == before
+    assert data_state(fresh_db) == before
 
 
 @pytest.mark.parametrize("content", [None, "{}", '{"unknown": 1}', "null"])
 async def test_put_without_any_field_is_400(api, fresh_db, alok, content):
     created = await create(api, alok)
-    before = snapshot(fresh_db)
+    before = data_state(fresh_db)
     headers = {**alok, "Content-Type": "application/json"}
     response = await api.put(f"/api/expenses/{created['id']}", content=content or b"",
                              headers=headers)
     assert response.status_code == 400
     assert response.json()["error"].startswith("Nothing to update")
-    assert snapshot(fresh_db) == before
+    assert data_state(fresh_db) == before
 
 
 async def test_unknown_expense_is_404_for_put_and_delete(api, fresh_db, alok):
@@ -256,11 +247,11 @@ async def test_delete_then_retry_answers_404_and_changes_nothing(api, fresh_db, 
     response = await api.delete(f"/api/expenses/{created['id']}", headers=alok)
     assert response.status_code == 200
     assert response.json() == {"message": "Expense deleted successfully", "id": created["id"]}
-    before = snapshot(fresh_db)
+    before = data_state(fresh_db)
     retry = await api.delete(f"/api/expenses/{created['id']}", headers=alok)
     assert retry.status_code == 404
     assert retry.json() == {"error": "Expense not found"}
-    assert snapshot(fresh_db) == before
+    assert data_state(fresh_db) == before
     assert len(audit_rows(fresh_db, "expense.delete")) == 1
 
 
@@ -335,13 +326,12 @@ async def test_existing_rows_are_back_filled_with_their_owner(fresh_db):
 @pytest.mark.parametrize("role", ["service_role", "authenticated", "anon"])
 async def test_no_api_role_can_rewrite_the_audit_log(api, fresh_db, alok, role, statement):
     await create(api, alok)
-    conn_rows = count_rows(fresh_db, "audit_log")
-    import psycopg2
+    rows = count_rows(fresh_db, "audit_log")
     with sql(fresh_db) as cur:
         cur.execute(f"set local role {role}")
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
             cur.execute(statement)
-    assert count_rows(fresh_db, "audit_log") == conn_rows
+    assert count_rows(fresh_db, "audit_log") == rows
 
 
 async def test_audit_rows_for_login_failure_success_logout_and_registration(api, fresh_db):
@@ -370,7 +360,6 @@ async def test_failed_registration_leaves_no_audit_row(api, fresh_db):
 
 
 async def test_retention_prunes_rows_older_than_the_setting(fresh_db, api, alok):
-    import schema
     await create(api, alok)
     with sql(fresh_db) as cur:
         cur.execute("insert into public.audit_log (occurred_at, action) values "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import sql
+from tests.conftest import data_state, sql
 from tests.integration.test_hostile_input import (BIG, DROP, FILTER, NONE_HEADER, Case,
                                                   assert_rejected, nested, raw, token)
 
@@ -144,20 +144,6 @@ def owned(fresh_db) -> tuple[str, int]:
         return fresh_db, cur.fetchone()[0]
 
 
-def state(dsn: str) -> tuple:
-    with sql(dsn) as cur:
-        cur.execute("select coalesce(json_agg(e order by e.id), '[]')::text from public.expenses e")
-        expenses = cur.fetchone()[0]
-        cur.execute("select coalesce(json_agg(t order by t.user_id, t.month, t.category_id), "
-                    "'[]')::text from public.expense_monthly_totals t")
-        totals = cur.fetchone()[0]
-        cur.execute("select coalesce(json_agg(a order by a.id), '[]')::text from public.audit_log a")
-        audit = cur.fetchone()[0]
-        cur.execute("select count(*) from public.users")
-        users = cur.fetchone()[0]
-    return expenses, totals, audit, users
-
-
 def merged_headers(auth_headers: dict, case: Case, kwargs: dict) -> dict:
     headers = {**auth_headers, **kwargs["headers"]}
     if headers.get("Authorization") == "":
@@ -168,37 +154,37 @@ def merged_headers(auth_headers: dict, case: Case, kwargs: dict) -> dict:
 @pytest.mark.parametrize("case", put_table(), ids=lambda c: c.id)
 async def test_put_rejects_hostile_input_and_changes_nothing(api, owned, auth_headers, case):
     dsn, expense_id = owned
-    before = state(dsn)
+    before = data_state(dsn)
     kwargs = case.request_kwargs()
     response = await api.put(f"/api/expenses/{expense_id}",
                              **{**kwargs, "headers": merged_headers(auth_headers, case, kwargs)})
     assert_rejected(response, case)
-    assert state(dsn) == before
+    assert data_state(dsn) == before
 
 
 @pytest.mark.parametrize("path_id, case", delete_table(), ids=lambda c: getattr(c, "id", ""))
 async def test_delete_rejects_hostile_input_and_deletes_nothing(api, owned, auth_headers,
                                                                  path_id, case):
     dsn, expense_id = owned
-    before = state(dsn)
+    before = data_state(dsn)
     kwargs = case.request_kwargs()
     response = await api.delete(f"/api/expenses/{path_id.format(id=expense_id)}",
                                 headers=merged_headers(auth_headers, case, kwargs))
     assert_rejected(response, case)
-    assert state(dsn) == before
+    assert data_state(dsn) == before
 
 
 @pytest.mark.parametrize("params, case", export_table(), ids=lambda c: getattr(c, "id", ""))
 async def test_export_rejects_hostile_input_with_a_json_error(api, owned, auth_headers,
                                                               params, case):
     dsn, _ = owned
-    before = state(dsn)
+    before = data_state(dsn)
     kwargs = case.request_kwargs()
     response = await api.get("/api/expenses/export.csv", params=params,
                              headers=merged_headers(auth_headers, case, kwargs))
     assert_rejected(response, case)
     assert response.headers["content-type"].startswith("application/json")
-    assert state(dsn) == before
+    assert data_state(dsn) == before
 
 
 def test_each_table_has_at_least_20_hostile_cases():
@@ -209,9 +195,9 @@ async def test_put_on_another_members_expense_with_valid_etag_is_still_403(api, 
     dsn, expense_id = owned
     atul = {"Authorization": f"Bearer {make_token(ATUL_ID, 'Atul')}"}
     etag = (await api.get(f"/api/expenses/{expense_id}", headers=atul)).headers["etag"]
-    before = state(dsn)
+    before = data_state(dsn)
     response = await api.put(f"/api/expenses/{expense_id}", json={"amount": 1},
                              headers={**atul, "If-Match": etag})
     assert response.status_code == 403
     assert response.json() == {"error": "You can only change your own expenses"}
-    assert state(dsn) == before
+    assert data_state(dsn) == before
