@@ -12,10 +12,13 @@ and leaves CPU for everything else.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import multiprocessing
 import os
+import re
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +40,14 @@ TOKEN_MISSING = "Authentication required"
 # stay valid across the cut-over (same JWT_SECRET), identified for logout by their hash.
 REQUIRED_CLAIMS = {"require_exp": True, "require_iat": True}
 LEGACY_JTI_PREFIX = "legacy-"
+# The one jti format: what create_token issues (uuid4 hex). The session header and the
+# revocation table carry nothing else (see check_gateway_session in sql/gateway_functions.sql).
+JTI_RE = re.compile(r"[0-9a-f]{32}")
+# A token's iat may be this far in the future (clock skew between issuers), no further.
+IAT_LEEWAY_SECONDS = 60
+MAX_TIMESTAMP = 10**10  # year 2286: exp/iat beyond it are not times but attacks
+MAX_USER_ID = 2**53 - 1
+SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,35 @@ def decode_token(settings: Settings, token: str) -> TokenUser:
     return user
 
 
+def is_canonical(token: str) -> bool:
+    """Three unpadded base64url segments, each the only spelling of its bytes.
+
+    python-jose also accepts a trailing `=` and a last character whose unused low bits
+    differ: the same signature in another text. A legacy token's revocation is keyed on
+    its text, so such a variant of a logged-out token would work again; refusing every
+    non-canonical spelling first closes that (and keeps the keys of stored revocations)."""
+    segments = token.split(".")
+    if len(segments) != 3:
+        return False
+    for segment in segments:
+        if not SEGMENT_RE.fullmatch(segment) or len(segment) % 4 == 1:
+            return False
+        try:
+            decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        except (binascii.Error, ValueError):
+            return False
+        if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode() != segment:
+            return False
+    return True
+
+
+def _is_time(value: object) -> bool:
+    return type(value) is int and 0 <= value < MAX_TIMESTAMP
+
+
 def _decode_token(settings: Settings, token: str) -> TokenUser:
+    if not is_canonical(token):
+        raise ApiError(401, TOKEN_INVALID)
     try:
         if jwt.get_unverified_header(token).get("alg") != ALGORITHM:
             raise ApiError(401, TOKEN_INVALID)
@@ -91,13 +130,18 @@ def _decode_token(settings: Settings, token: str) -> TokenUser:
     except JWTError:
         raise ApiError(401, TOKEN_INVALID) from None
     user_id, name, jti = claims.get("userId"), claims.get("name"), claims.get("jti")
+    issued_at, expires_at = claims.get("iat"), claims.get("exp")
     if "jti" not in claims:
         jti = LEGACY_JTI_PREFIX + hashlib.sha256(token.encode()).hexdigest()[:40]
-    if (not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1
-            or not isinstance(name, str) or not isinstance(jti, str) or not jti):
+    elif not isinstance(jti, str) or not JTI_RE.fullmatch(jti):
+        raise ApiError(401, TOKEN_INVALID)
+    if (type(user_id) is not int or not 1 <= user_id <= MAX_USER_ID
+            or not isinstance(name, str)
+            or not _is_time(issued_at) or not _is_time(expires_at)
+            or issued_at > time.time() + IAT_LEEWAY_SECONDS):
         raise ApiError(401, TOKEN_INVALID)
     email = claims.get("email")
-    expires = dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc)
+    expires = dt.datetime.fromtimestamp(expires_at, dt.timezone.utc)
     return TokenUser(user_id, name, email if isinstance(email, str) else None, jti, expires)
 
 

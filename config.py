@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     login_rate_limit: str = "5/15minutes"
     register_rate_limit: str = "3/hour"
     max_body_bytes: int = Field(10 * 1024, ge=1024)
+    # Proxies in front of the app that each append the address they saw to X-Forwarded-For
+    # (Heroku's router: 1). 0: the header is ignored, the client is the TCP peer.
+    trusted_proxy_hops: int = Field(0, ge=0, le=10)
     idempotency_ttl_hours: int = Field(24, ge=1, le=24 * 14)
 
     # Audit trail: rows older than this are pruned (at start-up, then every 6 hours)

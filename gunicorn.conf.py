@@ -1,16 +1,21 @@
 """gunicorn settings for `web: gunicorn -c gunicorn.conf.py main:app` (Procfile, Dockerfile).
 
 Platform variables only: PORT (Heroku/Render/Railway set it), HOST, WEB_CONCURRENCY
-(workers; default 2 = this 2-core machine's sweet spot), FORWARDED_ALLOW_IPS (proxies whose
-X-Forwarded-For is trusted, so rate limits see the real client). Application settings are
-read by config.py.
+(workers; default 2 = this 2-core machine's sweet spot), HEADER_TIMEOUT_SECONDS (10: a
+connection must send each request's headers within it, else it is closed),
+WORKER_CONNECTIONS (1000 per worker; past it new requests get 503). Application settings
+are read by config.py; the client address behind proxies is TRUSTED_PROXY_HOPS there
+(uvicorn's own X-Forwarded-For handling, FORWARDED_ALLOW_IPS, is switched off).
 """
 import os
 
+import server
+
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or "2")
-worker_class = "uvicorn.workers.UvicornWorker"
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# uvicorn's worker without the Server header and X-Forwarded-* handling, with a header timeout
+worker_class = server.worker_class(float(os.environ.get("HEADER_TIMEOUT_SECONDS") or "10"))
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS") or "1000")
 timeout = 60
 graceful_timeout = 30
 keepalive = 5

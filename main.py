@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import sys
@@ -68,9 +69,26 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, "Request body too large")
 
 
+def forwarded_client(scope: Scope, hops: int) -> tuple[str, int] | None:
+    """The client address behind `hops` trusted proxies: each appends the address it saw
+    to X-Forwarded-For, so the client is the `hops`-th entry from the right (the one the
+    outermost trusted proxy appended). Everything left of it is whatever the client sent.
+    None when there are fewer entries or the entry is no IP address: the caller then keeps
+    the TCP peer (the proxy), which a client cannot choose."""
+    values = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
+    entries = [e.strip() for e in ",".join(values).split(",")] if values else []
+    if len(entries) < hops:
+        return None
+    try:
+        return str(ipaddress.ip_address(entries[-hops])), 0
+    except ValueError:
+        return None
+
+
 class GatewayMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings):
         self.app = app
+        self.proxy_hops = settings.trusted_proxy_hops
         self.max_body = settings.max_body_bytes
         self.security_headers = [
             (b"x-content-type-options", b"nosniff"),
@@ -86,6 +104,9 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        if self.proxy_hops:
+            # Decided once, here: rate limits and the access log read scope["client"].
+            scope["client"] = forwarded_client(scope, self.proxy_hops) or scope.get("client")
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
@@ -184,6 +205,11 @@ async def bootstrap_until_done(settings: Settings) -> None:
             if applied:
                 log.info("schema bootstrapped", extra={"changes": applied})
             return
+        except (schema.SchemaRefused, schema.MigrationFailed) as exc:
+            # names a file and checksums or the first line of a SQL error, never data
+            log.error("schema bootstrap refused, retrying in %ss: %s (run "
+                      "scripts/bootstrap_schema.py --check)", BOOTSTRAP_RETRY_SECONDS, exc)
+            await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
         except Exception as exc:  # noqa: BLE001 - logged, retried
             log.warning("schema bootstrap failed, retrying in %ss: %s",
                         BOOTSTRAP_RETRY_SECONDS, type(exc).__name__)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
                       StringConstraints, field_validator)
+from pydantic_core import PydanticCustomError
 from starlette.responses import JSONResponse
 
 
@@ -46,7 +47,29 @@ def error_responses(*statuses: int) -> dict[int | str, dict]:
     return {s: {"model": ErrorBody, "description": described[s]} for s in statuses}
 
 
-Id = Annotated[int, Field(ge=1, le=2**53 - 1)]
+CANONICAL_INT_RE = re.compile(r"0|-?[1-9][0-9]{0,17}")
+
+
+def _canonical_int(value: object) -> object:
+    """Integers in paths and query strings are spelled one way only: `1` (or `-1`, which the
+    range then refuses with its own message), never `01`, `1.0`, `+1`, ` 1` or `1_0` (which
+    Python's int() and pydantic take), so every route decides alike and no id has aliases.
+    JSON numbers stay numbers; `true` is no integer."""
+    if isinstance(value, str) and not CANONICAL_INT_RE.fullmatch(value):
+        raise PydanticCustomError(
+            "int_parsing", "Input should be a valid integer, unable to parse string as an integer")
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+def canonical_int(ge: int, le: int) -> object:
+    """The one integer type of every path, query and body field: `ge`..`le`, canonical
+    spelling. (The bounds sit inside so that OpenAPI shows them as minimum/maximum.)"""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_canonical_int)]
+
+
+Id = canonical_int(1, 2**53 - 1)
 
 
 def _iso_date(value: object) -> object:
@@ -64,14 +87,21 @@ def _iso_date(value: object) -> object:
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 
 
-def _no_nul(value: str) -> str:
-    """Postgres text cannot hold U+0000 (and bcrypt refuses it): bad input, not a 500."""
+SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(value: str) -> str:
+    """Text that Postgres, bcrypt and orjson can all take: no U+0000 (Postgres text cannot
+    hold it, bcrypt refuses it) and no lone surrogate such as a JSON "\\ud800" (not UTF-8:
+    bcrypt and orjson fail on it). Bad input, 400, before any bcrypt or database work."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if SURROGATE_RE.search(value):
+        raise ValueError("must be valid Unicode text (no lone surrogates)")
     return value
 
 
-NoNul = AfterValidator(_no_nul)
+Storable = AfterValidator(_storable)
 StrictInput = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
 
@@ -103,9 +133,9 @@ class PublicUser(BaseModel):
 
 class LoginRequest(BaseModel):
     model_config = StrictInput
-    email: Annotated[str, StringConstraints(min_length=1, max_length=254), NoNul] = Field(
+    email: Annotated[str, StringConstraints(min_length=1, max_length=254), Storable] = Field(
         description="Email address or username", examples=["alok@example.com"])
-    password: Annotated[str, StringConstraints(min_length=1, max_length=128), NoNul] = Field(
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128), Storable] = Field(
         examples=["password123"])
 
 
@@ -119,8 +149,8 @@ class LoginResponse(BaseModel):
 class RegisterRequest(BaseModel):
     model_config = StrictInput
     username: str = Field(examples=["new_user"])
-    password: Annotated[str, NoNul] = Field(examples=["Str0ng!pass"])
-    email: Annotated[str, NoNul] | None = Field(None, examples=["new_user@example.com"])
+    password: Annotated[str, Storable] = Field(examples=["Str0ng!pass"])
+    email: Annotated[str, Storable] | None = Field(None, examples=["new_user@example.com"])
 
     @field_validator("username")
     @classmethod
@@ -196,7 +226,7 @@ def _two_decimals(v: Decimal) -> Decimal:
 # so they give the same 400 messages.
 Amount = Annotated[Decimal, BeforeValidator(_json_number),
                    Field(gt=0, le=Decimal("9999999999.99")), AfterValidator(_two_decimals)]
-Description = Annotated[str, StringConstraints(max_length=500), NoNul]
+Description = Annotated[str, StringConstraints(max_length=500), Storable]
 
 
 class ExpenseCreate(BaseModel):

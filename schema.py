@@ -44,7 +44,8 @@ log = logging.getLogger("ffb.schema")
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 # Repeatable files run in this order (tables' grants and policies first, then the functions
 # that use them); any other sql/*.sql follows in name order.
-REPEATABLE_ORDER = ("supabase_schema.sql", "supabase_functions.sql", "gateway_functions.sql")
+REPEATABLE_ORDER = ("supabase_schema.sql", "supabase_functions.sql", "login_canonical.sql",
+                    "gateway_functions.sql")
 MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 REPEATABLE_VERSION = "R"  # ledger rows of repeatable files carry this version
 

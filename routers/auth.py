@@ -8,6 +8,7 @@ from database import execute
 from deps import CurrentUser, Db, Limits, Passwords
 from models import (ApiError, JsonResponse, LoginRequest, LoginResponse, MessageResponse,
                     PublicUser, RegisterRequest, RegisterResponse, error_responses)
+from ratelimit import login_account_key
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 BAD_LOGIN = "Invalid email or password"
@@ -27,9 +28,11 @@ def public_user(row: dict) -> dict:
 async def login(body: LoginRequest, request: Request, db: Db, passwords: Passwords,
                 limits: Limits) -> JsonResponse:
     client = client_of(request)
-    await limits.before_login(client, body.email)
     rows = await execute(db.service.rpc("find_login_user", {"p_login": body.email}))
     account = rows[0] if rows else None
+    # One counter per account however it is spelled; unknown names by their canonical form.
+    counted_as = login_account_key(account["id"] if account else None, body.email)
+    await limits.before_login(client, counted_as)
     verified = await passwords.verify(body.password,
                                       account["password_hash"] if account else None)
     # the audit row, on success and failure alike (same work, same time either way)
@@ -38,7 +41,7 @@ async def login(body: LoginRequest, request: Request, db: Db, passwords: Passwor
         audit_headers(request))
     if not verified:
         raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
-    await limits.login_succeeded(client, body.email)
+    await limits.login_succeeded(client, counted_as)
     token, _ = create_token(db.settings, account)
     response = JsonResponse({"message": "Login successful", "token": token,
                              "user": public_user(account)})

@@ -14,14 +14,15 @@ from auth import session_headers
 from database import execute
 from deps import CurrentUser, Db
 from models import (ApiError, Id, JsonResponse, MonthlyDashboard, PublicUser, YearlyDashboard,
-                    error_responses)
+                    canonical_int, error_responses)
 
 router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
 MIN_YEAR, MAX_YEAR = 1900, 2200
 
 UserId = Annotated[Id, Path(description="The user whose spending is summarised")]
-Year = Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR, description="Defaults to this year")]
-Month = Annotated[int | None, Query(ge=1, le=12, description="1-12, defaults to this month")]
+Year = Annotated[canonical_int(MIN_YEAR, MAX_YEAR) | None,
+                 Query(description="Defaults to this year")]
+Month = Annotated[canonical_int(1, 12) | None, Query(description="1-12, defaults to this month")]
 
 
 @router.get("/users", response_model=list[PublicUser], responses=error_responses(401, 500, 503),

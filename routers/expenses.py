@@ -18,7 +18,7 @@ from database import execute
 from deps import CurrentUser, Db
 from models import (ApiError, Expense, ExpenseChanges, ExpenseCreate, ExpenseCreated,
                     ExpenseDeleted, ExpenseUpdated, ErrorBody, Id, IsoDate, JsonResponse,
-                    error_responses)
+                    canonical_int, error_responses)
 
 router = APIRouter(prefix="/api/expenses", tags=["expenses"])
 
@@ -53,8 +53,8 @@ async def list_expenses(
     category_id: Annotated[Id | None, Query()] = None,
     date_from: Annotated[IsoDate | None, Query(description="YYYY-MM-DD, inclusive")] = None,
     date_to: Annotated[IsoDate | None, Query(description="YYYY-MM-DD, inclusive")] = None,
-    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[canonical_int(1, 100_000) | None, Query()] = None,
+    offset: Annotated[canonical_int(0, 10_000_000), Query()] = 0,
 ) -> JsonResponse:
     if date_from and date_to and date_from > date_to:
         raise ApiError(400, "date_from must not be after date_to")

@@ -13,8 +13,7 @@ With --expenses N it also tops the expenses table up to at least N rows in total
 the difference is added, with COPY, 10k rows per batch) for load tests and benchmarks.
 The busiest demo user (Alok) gets a third of those rows; the others share the rest.
 
-Apply the schema first (sql/supabase_schema.sql, then sql/supabase_functions.sql: the app
-does it at start-up, admins with scripts/bootstrap_schema.py).
+Apply the schema first (scripts/bootstrap_schema.py; the app also does it at start-up).
 
 Run from the repository root:
     .venv/bin/python scripts/seed_demo.py

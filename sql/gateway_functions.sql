@@ -5,15 +5,17 @@
 -- with HTTP status xyz and which the gateway passes on as {"error": message}.
 
 -- POST /api/auth/login: the account a login name refers to. The `email` field of the legacy
--- login may hold an email or a username; both match case-insensitively, email first.
+-- login may hold an email or a username; both match in their canonical form (NFKC + case
+-- folding, public.login_canonical: the same rule as the rate limit's key in Python), email
+-- first. (A family-sized table: the canonical forms are computed per row, no index.)
 create or replace function public.find_login_user(p_login text)
 returns table (id bigint, name text, email text, password_hash text)
 language sql stable security definer set search_path = public, pg_temp
 as $$
   select u.id, u.name, u.email, u.password_hash
-  from public.users u
-  where lower(u.email) = lower(p_login) or lower(u.name) = lower(p_login)
-  order by (lower(u.email) = lower(p_login)) is true desc, u.id
+  from public.users u, public.login_canonical(p_login) as k(login)
+  where public.login_canonical(u.email) = k.login or public.login_canonical(u.name) = k.login
+  order by (public.login_canonical(u.email) = k.login) is true desc, u.id
   limit 1
 $$;
 
@@ -59,35 +61,46 @@ $$;
 -- transaction as every request. When the gateway names the caller's session in the
 -- X-Gateway-Session header ("<userId>:<jti>"), a deleted user or a logged-out token turns
 -- the whole request into 401 without a second round trip. Requests without it pass.
+-- Only the service role (the gateway) is checked: for anon or authenticated callers the
+-- header is ignored, or anyone holding the public anon key could probe which user ids
+-- exist and which tokens were revoked. SECURITY INVOKER, so current_user is the role
+-- PostgREST switched to for this request. The jti has one format: 32 hex digits (our
+-- tokens) or "legacy-" + 40 hex digits (tokens the legacy functions issued).
 create or replace function public.check_gateway_session()
 returns void
-language plpgsql stable security definer set search_path = public, pg_temp
+language plpgsql stable security invoker set search_path = public, pg_temp
 as $$
 declare
-  session text := nullif(current_setting('request.headers', true), '')::json ->> 'x-gateway-session';
-  user_part text;
+  session text;
+  parts text[];
 begin
+  if current_user <> 'service_role' then
+    return;
+  end if;
+  session := nullif(current_setting('request.headers', true), '')::json ->> 'x-gateway-session';
   if session is null then
     return;
   end if;
-  user_part := split_part(session, ':', 1);
-  if user_part !~ '^[0-9]{1,18}$'
-     or split_part(session, ':', 2) = ''
-     or not public.session_is_valid(user_part::bigint, split_part(session, ':', 2)) then
+  parts := regexp_match(session, '^([0-9]{1,18}):([0-9a-f]{32}|legacy-[0-9a-f]{40})$');
+  if parts is null or not public.session_is_valid(parts[1]::bigint, parts[2]) then
     raise sqlstate 'PT401' using message = 'Invalid or expired token';
   end if;
 end
 $$;
 
--- POST /api/auth/logout: the token is refused from now until it would have expired. The
--- audit row names the session's user (X-Gateway-Session) and is written in this transaction.
+-- POST /api/auth/logout: the token is refused from now until it would have expired.
+-- Each call also drops up to 100 revocations that have expired (bounded work per call, and
+-- the table stays bounded by the tokens still valid). The audit row names the session's
+-- user (X-Gateway-Session) and is written in this transaction.
 create or replace function public.revoke_token(p_jti text, p_expires_at timestamptz)
 returns void
 -- plpgsql: audit_write() is defined by sql/expense_changes.sql, which runs after this file
 language plpgsql volatile security definer set search_path = public, pg_temp
 as $$
 begin
-  delete from public.revoked_tokens where expires_at < now();
+  delete from public.revoked_tokens where jti in (
+    select jti from public.revoked_tokens where expires_at < now()
+    order by expires_at limit 100 for update skip locked);
   insert into public.revoked_tokens (jti, expires_at) values (p_jti, p_expires_at)
   on conflict (jti) do nothing;
   perform public.audit_write('auth.logout', public.request_actor_id(), null, null,
@@ -130,8 +143,13 @@ declare
   result json;
 begin
   if p_idempotency_key is not null then
+    -- this key if it expired, and up to 20 other expired keys (bounded work per call; the
+    -- table stays bounded by the keys still remembered)
     delete from public.idempotency_keys
     where user_id = p_actor_id and key = p_idempotency_key and expires_at < now();
+    delete from public.idempotency_keys where (user_id, key) in (
+      select user_id, key from public.idempotency_keys where expires_at < now()
+      order by expires_at limit 20 for update skip locked);
     insert into public.idempotency_keys (user_id, key, request_hash, response, expires_at)
     values (p_actor_id, p_idempotency_key, p_request_hash, 'null'::json,
             now() + make_interval(hours => p_ttl_hours))
@@ -171,11 +189,16 @@ $$;
 -- Rate limits (login/register): counters shared by every worker, used as the storage of the
 -- `limits` library's fixed-window strategy. incr returns the hits in the current window.
 -- A negative amount gives hits back (a successful login); it never goes below zero, so a
--- give-back that arrives after its window ended cannot pre-credit the next one.
+-- give-back that arrives after its window ended cannot pre-credit the next one. Each call
+-- also drops up to 10 counters whose window has ended (bounded work per call): made-up
+-- names each leave a row, and the table stays bounded by the windows still open.
 create or replace function public.rate_limit_incr(p_key text, p_expiry_seconds integer, p_amount integer default 1)
 returns integer
 language sql volatile security definer set search_path = public, pg_temp
 as $$
+  delete from public.rate_limits where key in (
+    select key from public.rate_limits where expires_at < now() and key <> p_key
+    order by expires_at limit 10 for update skip locked);
   insert into public.rate_limits as r (key, hits, expires_at)
   values (p_key, greatest(p_amount, 0), now() + make_interval(secs => p_expiry_seconds))
   on conflict (key) do update set

@@ -23,7 +23,8 @@ from config import ConfigError, Settings, load_settings
 from tests.conftest import ROOT, free_port
 
 # Read by gunicorn.conf.py from the environment; documented in .env.example as comments.
-PLATFORM_VARIABLES = {"PORT", "HOST", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"}
+PLATFORM_VARIABLES = {"PORT", "HOST", "WEB_CONCURRENCY", "HEADER_TIMEOUT_SECONDS",
+                      "WORKER_CONNECTIONS"}
 # .env.example shows a deliberate value for these rather than the default (it is a
 # production template: ENVIRONMENT=prod is checked by the prod test below).
 EXAMPLE_VALUES = {"environment": "dev", "cors_origins": ["https://your-frontend.example.com"]}
@@ -170,5 +171,8 @@ def test_gunicorn_binds_port_default_8000_and_leaves_access_log_to_the_app(monke
     assert conf["bind"] == "0.0.0.0:8000"
     assert gunicorn_conf(monkeypatch, PORT="5123")["bind"] == "0.0.0.0:5123"
     assert conf["accesslog"] is None
-    assert conf["worker_class"] == "uvicorn.workers.UvicornWorker"
+    from uvicorn.workers import UvicornWorker
+    assert issubclass(conf["worker_class"], UvicornWorker)
+    assert conf["worker_class"].CONFIG_KWARGS["server_header"] is False
+    assert conf["worker_class"].CONFIG_KWARGS["proxy_headers"] is False
     assert 0 < conf["graceful_timeout"] <= 30  # platforms SIGKILL 30 s after SIGTERM

@@ -4,7 +4,9 @@ Every data endpoint must answer 503 {"error": "Database unavailable"} within 5 s
 client timeout, HTTP_TIMEOUT_SECONDS, defaults to 4 s), /health/ready 503 and /health 200;
 once the service is back the API recovers on its own, without a restart. The reference
 cache is off (REFERENCE_CACHE_TTL_SECONDS=0) so categories and payment methods really
-reach the database. Each test prints the seconds to 503 and to recovery.
+reach the database. Each test prints the seconds to 503 and to recovery. The servers run
+with ENVIRONMENT=prod, and no answer may name PostgREST's or Postgres' host and port, carry
+SQL details or a `server` header.
 
 Whatever a test stops it restarts in `finally`, so the rest of the suite finds the stack up.
 """
@@ -38,6 +40,8 @@ class Outcome:
     status: int
     body: object
     seconds: float
+    text: str = ""
+    headers: dict | None = None
 
 
 class Api:
@@ -77,9 +81,10 @@ class Api:
         try:
             response = await client.request(method, self.base + path, **kwargs)
             status, body = response.status_code, _json(response)
+            text, headers = response.text, dict(response.headers)
         except httpx.TimeoutException:
-            status, body = 0, "client timeout"
-        return Outcome(name, status, body, time.monotonic() - started)
+            status, body, text, headers = 0, "client timeout", "", {}
+        return Outcome(name, status, body, time.monotonic() - started, text, headers)
 
     async def sweep(self, client: httpx.AsyncClient) -> tuple[list[Outcome], list[tuple]]:
         calls = self.calls()
@@ -111,9 +116,32 @@ def all_healthy(outcomes: list[Outcome], calls: list[tuple]) -> bool:
     return all(o.status == expected[o.name] for o in outcomes)
 
 
-def check_sane(outcomes: list[Outcome], phase: str) -> None:
-    """At any moment: no 500 (nor any other surprise), and an answer within 5 s."""
+# What an answer must never show: where PostgREST, nginx and Postgres listen, and SQL.
+SQL_DETAILS = ("SQLSTATE", "PGRST", "psycopg", "syntax error", "relation ", "violates",
+               "pg_", "public.", "connection refused", "Connect call failed", "aiohttp",
+               "ClientConnectorError", "Traceback")
+
+
+def internal_addresses() -> list[str]:
+    addresses = []
+    for name in ("SUPABASE_URL", "POSTGREST_DIRECT_URL", "DATABASE_URL"):
+        url = httpx.URL(os.environ[name].replace("postgresql://", "http://"))
+        addresses += [f"{url.host}:{url.port}", f":{url.port}"]
+    return addresses
+
+
+def assert_nothing_exposed(o: Outcome, extra: tuple[str, ...] = ()) -> None:
+    for needle in (*internal_addresses(), *SQL_DETAILS, *extra):
+        assert needle.lower() not in o.text.lower(), f"{o.name} exposes {needle!r}: {o.text[:300]}"
+    assert "server" not in (o.headers or {}), f"{o.name} sends server: {o.headers['server']}"
+
+
+def check_sane(outcomes: list[Outcome], phase: str, extra: tuple[str, ...] = ()) -> None:
+    """At any moment: no 500 (nor any other surprise), an answer within 5 s, and nothing
+    about the internals in it."""
     for o in outcomes:
+        if o.status:
+            assert_nothing_exposed(o, extra)
         assert o.seconds < ANSWER_WITHIN, f"{phase}: {o.name} took {o.seconds:.2f}s"
         assert o.status in (200, 201, 503), f"{phase}: {o.name} -> {o.status} {o.body}"
         if o.status == 503 and o.name != "ready":
@@ -187,10 +215,13 @@ async def run_fault(api: Api, service: str, while_down=None) -> dict[str, float]
     return figures
 
 
+PROD = {"ENVIRONMENT": "prod", "CORS_ORIGINS": "https://family.example.com"}
+
+
 @pytest.fixture
 def server(start_server, fresh_db, tmp_path):
-    """gunicorn (2 workers) with the reference cache off and the default 4 s timeout."""
-    return start_server(env={"REFERENCE_CACHE_TTL_SECONDS": "0"},
+    """gunicorn (2 workers, prod) with the reference cache off and the default 4 s timeout."""
+    return start_server(env={"REFERENCE_CACHE_TTL_SECONDS": "0", **PROD},
                         log_path=tmp_path / "server.log")
 
 
@@ -236,12 +267,12 @@ async def test_hanging_postgrest_answers_503_within_the_client_timeout(
         start_server, make_token, black_hole, tmp_path):
     """PostgREST that accepts but never answers: the 4 s HTTP_TIMEOUT_SECONDS turns every
     data endpoint into 503 before 5 s, instead of hanging the caller."""
-    base = start_server(env={"SUPABASE_URL": black_hole, "REFERENCE_CACHE_TTL_SECONDS": "0"},
-                        log_path=tmp_path / "server.log")
+    base = start_server(env={"SUPABASE_URL": black_hole, "REFERENCE_CACHE_TTL_SECONDS": "0",
+                             **PROD}, log_path=tmp_path / "server.log")
     api = Api(base, make_token)
     async with httpx.AsyncClient(timeout=ANSWER_WITHIN + 5) as client:
         outcomes, _ = await api.sweep(client)  # the first calls of fresh workers included
-    check_sane(outcomes, "postgrest hanging")
+    check_sane(outcomes, "postgrest hanging", extra=(black_hole.split("//")[1],))
     assert all_unavailable(outcomes), [(o.name, o.status, o.body) for o in outcomes]
     slowest = max(o.seconds for o in outcomes if o.name not in ("ready", "health"))
     print(f"\n[faults] hanging PostgREST: slowest 503 after {slowest:.2f}s")

@@ -48,6 +48,11 @@ def raw(text: str) -> bytes:
     return text.encode()
 
 
+def ascii_json(body: Any) -> bytes:
+    """JSON with non-ASCII as \\u escapes: a lone surrogate (\\ud800) travels as one."""
+    return json.dumps(body).encode()
+
+
 def changed(valid: dict, changes: dict[str, Any]) -> dict:
     """`valid` with `changes` applied; a value of ... removes the key."""
     body = dict(valid)
@@ -136,6 +141,8 @@ EXPENSE_CASES = [
     Case("description-501", json=expense(description="d" * 501)),
     Case("description-object", json=expense(description={"$ne": None})),
     Case("description-nul-byte", json=expense(description="a\u0000b")),
+    Case("description-lone-surrogate", raw=ascii_json(expense(description="a\ud800b"))),
+    Case("category-bool", json=expense(category_id=True)),
     Case("idempotency-key-sql", json=VALID_EXPENSE, headers={"Idempotency-Key": DROP}),
     Case("idempotency-key-too-long", json=VALID_EXPENSE, headers={"Idempotency-Key": "k" * 256}),
 ]
@@ -189,6 +196,8 @@ REGISTER_CASES = [
     Case("password-int", json=registration(password=12345678)),
     Case("password-nul-byte", json=registration(password="Str0ng!pa\u0000ss")),
     Case("password-missing", json=registration(password=...)),
+    Case("password-lone-surrogate", raw=ascii_json(registration(password="Str0ng!pa\ud800ss"))),
+    Case("email-lone-surrogate", raw=ascii_json(registration(email="new\udfff@example.com"))),
     Case("email-filter-syntax", json=registration(email="1,or(id.gt.0)@example.com")),
     Case("email-not-an-email", json=registration(email="not-an-email")),
     Case("email-sql", json=registration(email=DROP)),
@@ -235,6 +244,8 @@ LOGIN_CASES = [
     Case("password-star", json=login(password="*"), status=401),
     Case("password-nul-byte", json=login(password="password123\u0000"), status=(400, 401)),
     Case("password-filter-syntax", json=login(password=FILTER), status=401),
+    Case("email-lone-surrogate", raw=ascii_json(login("alok\ud800@example.com"))),
+    Case("password-lone-surrogate", raw=ascii_json(login(password="password123\udc00"))),
     Case("email-empty", json=login("")),
     Case("email-null", json=login(None)),
     Case("email-int", json=login(123)),
@@ -305,6 +316,13 @@ def logout_cases() -> list[Case]:
         "user-string": logout_with(f"Bearer {token(userId='1')}"),
         # (a token without jti is a legacy-issued one and valid: tests/.../test_legacy_tokens.py)
         "jti-empty": logout_with(f"Bearer {token(jti='')}"),
+        "jti-crlf": logout_with("Bearer " + token(jti="0123456789abcdef\r\nX-Injected: 1")),
+        "jti-non-ascii": logout_with("Bearer " + token(jti="caf\u00e9" * 8)),
+        "jti-colon": logout_with("Bearer " + token(jti="0123456789abcdef:0123456789abcdef")),
+        "exp-string": logout_with("Bearer " + token(exp=str(now() + 3600))),
+        "exp-1e30": logout_with("Bearer " + token(exp=1e30)),
+        "iat-five-years-ahead": logout_with("Bearer " + token(iat=now() + 5 * 365 * 86400)),
+        "signature-padded": logout_with(f"Bearer {token()}="),
         "iat-missing": logout_with(f"Bearer {token(iat=...)}"),
         "jti-sql-wrong-secret": logout_with(
             f"Bearer {token(secret='not-our-secret-but-long-enough-0123456789', jti=DROP)}"),

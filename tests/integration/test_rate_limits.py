@@ -24,7 +24,8 @@ def limited_server_url() -> Iterator[str]:
     """One server for the module (a 3-worker start costs seconds on 2 cores); every
     counter lives in Postgres, and `fresh_db` empties them before each test."""
     with gunicorn_server({"RATE_LIMIT_ENABLED": "true", "LOGIN_RATE_LIMIT": "5/15minutes",
-                          "REGISTER_RATE_LIMIT": "3/hour"}, workers=WORKERS) as base:
+                          "REGISTER_RATE_LIMIT": "3/hour", "TRUSTED_PROXY_HOPS": "1"},
+                         workers=WORKERS) as base:
         yield base
 
 
@@ -37,7 +38,7 @@ def post(base: str, path: str, body: dict, client_ip: str | None = None) -> http
     """One request on a fresh connection (no keep-alive), so any worker may accept it."""
     headers = {"Connection": "close"}
     if client_ip:
-        headers["X-Forwarded-For"] = client_ip  # 127.0.0.1 is a trusted proxy
+        headers["X-Forwarded-For"] = client_ip  # as one trusted proxy hop would append it
     return httpx.post(f"{base}{path}", json=body, headers=headers, timeout=30)
 
 
