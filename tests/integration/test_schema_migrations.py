@@ -179,8 +179,11 @@ def test_no_api_role_holds_anything_on_a_sequence(dsn):
 def test_authenticated_holds_exactly_what_the_rls_rules_use(dsn):
     assert privilege_table(dsn)["authenticated"] == {
         "function": ["EXECUTE public.check_gateway_session()", "EXECUTE public.request_user_id()"],
-        "table": ["INSERT public.expenses", "SELECT public.categories", "SELECT public.expenses",
-                  "SELECT public.payment_methods"],
+        "table": ["DELETE public.expenses", "INSERT public.expenses", "SELECT public.categories",
+                  "SELECT public.expenses", "SELECT public.payment_methods"],
+        # issue 12: a member changes (these columns) or deletes what they own or recorded
+        "column": [f"UPDATE public.expenses.{c}" for c in (
+            "amount", "category_id", "date", "description", "payment_method_id", "user_id")],
     }
 
 
@@ -233,7 +236,8 @@ def test_concurrent_start_ups_apply_each_file_once(database):
                     "group by 1, 2 having count(*) > 1")
         assert cur.fetchall() == []
         cur.execute("select count(*) from public.schema_migrations")
-        assert cur.fetchone()[0] == 1 + len(schema.repeatable_files())
+        assert cur.fetchone()[0] == (len(schema.migration_files())
+                                     + len(schema.repeatable_files()))
     assert schema.ensure_schema(database) == []  # a later start-up has nothing to do
 
 
@@ -397,7 +401,8 @@ def test_refused_hook_keeps_everything_else_prints_the_statement_and_exits_3(dat
         assert "applied sql/migrations/0001_baseline.sql" in result.stdout
         with sql(database) as cur:  # everything else is there
             cur.execute("select count(*) from public.schema_migrations")
-            assert cur.fetchone()[0] == 1 + len(schema.repeatable_files())
+            assert cur.fetchone()[0] == (len(schema.migration_files())
+                                         + len(schema.repeatable_files()))
             cur.execute("select to_regprocedure('public.check_gateway_session()') is not null")
             assert cur.fetchone()[0]
         check = ok(bootstrap(database, "--check"), 1)
@@ -463,7 +468,12 @@ def test_upgrade_from_the_release_before_migrations_keeps_every_row(database, ca
     assert "baselined sql/migrations/0001_baseline.sql" in upgraded.stdout
     ok(bootstrap(database, "--check"))
 
-    assert snapshot_rows(database) == rows_before  # every row, the totals table included
+    rows_after = snapshot_rows(database)
+    # migration 0002 (issue 12) adds expenses.created_by, the last column, back-filled with
+    # the owner: every row is otherwise the same
+    assert all(row[-1] == row[1] for row in rows_after["expenses"])  # created_by = user_id
+    rows_after["expenses"] = sorted((row[:-1] for row in rows_after["expenses"]), key=repr)
+    assert rows_after == rows_before  # every row, the totals table included
     with sql(database) as cur:
         cur.execute("select public.get_yearly_dashboard(1, 2025)::text, "
                     "public.get_monthly_dashboard(1, 2024, 3)::text")
@@ -471,8 +481,9 @@ def test_upgrade_from_the_release_before_migrations_keeps_every_row(database, ca
         cur.execute("select count(*) from public.expense_totals_drift()")
         assert cur.fetchone()[0] == 0
         cur.execute("select version, applied_by from public.schema_migrations "
-                    "where version <> 'R'")
-        assert cur.fetchall() == [("0001", "postgres (baseline)")]
+                    "where version <> 'R' order by version")
+        assert cur.fetchall() == [("0001", "postgres (baseline)"),
+                                  ("0002", "postgres")]  # baselined, then 0002 ran
     assert json.loads(dashboards_before[0])["total_spent"] > 0
     privileges_after = privilege_table(database)
     assert privileges_after != privileges_before
