@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+from starlette.responses import Response
 from jose import JWTError, jwt
 from passlib.context import CryptContext
 
+import metrics
 from config import Settings
 from models import ApiError
 
@@ -57,6 +59,7 @@ class TokenUser:
     email: str | None
     jti: str
     expires_at: dt.datetime
+    issued_at: int = 0  # iat: refused when at or before the user's sessions_revoked_at
 
 
 def create_token(settings: Settings, user: dict[str, Any]) -> tuple[str, TokenUser]:
@@ -66,7 +69,8 @@ def create_token(settings: Settings, user: dict[str, Any]) -> tuple[str, TokenUs
               "iat": int(now.timestamp()), "exp": int(expires.timestamp()),
               "jti": uuid.uuid4().hex}
     token = jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
-    return token, TokenUser(user["id"], user["name"], user.get("email"), claims["jti"], expires)
+    return token, TokenUser(user["id"], user["name"], user.get("email"), claims["jti"], expires,
+                            claims["iat"])
 
 
 # Verified tokens per worker: (secret, token) -> user. A browser sends the same token on
@@ -142,7 +146,8 @@ def _decode_token(settings: Settings, token: str) -> TokenUser:
         raise ApiError(401, TOKEN_INVALID)
     email = claims.get("email")
     expires = dt.datetime.fromtimestamp(expires_at, dt.timezone.utc)
-    return TokenUser(user_id, name, email if isinstance(email, str) else None, jti, expires)
+    return TokenUser(user_id, name, email if isinstance(email, str) else None, jti, expires,
+                     issued_at)
 
 
 def token_from_request(request: Request) -> str | None:
@@ -153,9 +158,25 @@ def token_from_request(request: Request) -> str | None:
     return request.cookies.get(COOKIE_NAME) or None
 
 
+def set_session_cookie(response: Response, settings: Settings, token: str) -> None:
+    """The legacy httpOnly `jwt` cookie; COOKIE_SAMESITE / COOKIE_DOMAIN fit it to the
+    deployment (SameSite=None, for a frontend on another site, always goes with Secure)."""
+    response.set_cookie(COOKIE_NAME, token, max_age=settings.jwt_expire_hours * 3600,
+                        httponly=True, samesite=settings.cookie_samesite,
+                        secure=settings.cookie_secure, domain=settings.cookie_domain, path="/")
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    """Same attributes as when it was set: a browser only replaces a cookie whose domain and
+    path match."""
+    response.delete_cookie(COOKIE_NAME, path="/", domain=settings.cookie_domain, httponly=True,
+                           samesite=settings.cookie_samesite, secure=settings.cookie_secure)
+
+
 def session_headers(user: TokenUser) -> dict[str, str]:
-    """Names the caller's session to Postgres' pre-request check (one round trip)."""
-    return {"X-Gateway-Session": f"{user.id}:{user.jti}"}
+    """Names the caller's session to Postgres' pre-request check (one round trip):
+    user id, token id and issue time (for scripts/users.py revoke-sessions)."""
+    return {"X-Gateway-Session": f"{user.id}:{user.jti}:{user.issued_at}"}
 
 
 def audit_headers(request: Request, user: TokenUser | None = None) -> dict[str, str]:
@@ -173,9 +194,19 @@ def audit_headers(request: Request, user: TokenUser | None = None) -> dict[str, 
 _context: CryptContext | None = None
 
 
+def _crypt_context(rounds: int) -> CryptContext:
+    return CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
+
+
+def hash_password(password: str, rounds: int) -> str:
+    """bcrypt at BCRYPT_ROUNDS, blocking: for scripts (scripts/users.py); the app hashes
+    through PasswordHasher, off the event loop."""
+    return _crypt_context(rounds).hash(password)
+
+
 def _init_worker(rounds: int, nice: int) -> None:
     global _context
-    _context = CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
+    _context = _crypt_context(rounds)
     if nice:
         os.nice(nice)
 
@@ -212,8 +243,12 @@ class PasswordHasher:
         self._dummy_hash: str | None = None
 
     async def _run(self, fn, *args):
-        async with self._slots:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        metrics.BCRYPT_QUEUE.inc()
+        try:
+            async with self._slots:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        finally:
+            metrics.BCRYPT_QUEUE.dec()
 
     async def hash(self, password: str) -> str:
         return await self._run(_hash, password)

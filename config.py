@@ -6,6 +6,7 @@ with one line that names the variable.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -73,11 +74,42 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Who may join: open (legacy: anyone who can reach the API), invite (an admin's
+    # single-use code from scripts/users.py invite) or closed. Prod requires an explicit choice.
+    registration_mode: Literal["open", "invite", "closed"] = "open"
+    invite_ttl_hours: int = Field(72, ge=1, le=24 * 90)
+
+    # The login cookie `jwt`: SameSite=None (frontend on another site) forces Secure
+    cookie_samesite: Literal["strict", "lax", "none"] = "strict"
+    cookie_domain: str | None = None
+
+    # Operators: optional bearer secret for /metrics; required to read /health/shadow
+    metrics_token: SecretStr | None = None
+    # Set by gunicorn.conf.py per server start (prometheus_client's multiprocess mode)
+    prometheus_multiproc_dir: str | None = None
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("cookie_samesite", "registration_mode", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("cookie_domain", "metrics_token", "prometheus_multiproc_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("cookie_domain")
+    @classmethod
+    def _bare_domain(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*", value):
+            raise ValueError("must be a bare domain such as example.com (no scheme, port or path)")
         return value
 
     @field_validator("supabase_url")
@@ -105,11 +137,18 @@ class Settings(BaseSettings):
             raise ValueError("JWT_SECRET is a well-known default; generate a random one in prod")
         if "*" in self.cors_origins:
             raise ValueError("CORS_ORIGINS=* is not allowed in prod (cookies need credentials)")
+        if "registration_mode" not in self.model_fields_set:
+            raise ValueError("REGISTRATION_MODE must be set explicitly in prod (open, invite or "
+                             "closed): with open, anyone who reaches the API can join the family")
         return self
 
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.is_prod or self.cookie_samesite == "none"
 
     @property
     def rest_url(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from postgrest import APIError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from yarl import URL
 
+import metrics
 from config import Settings
 from models import ApiError
 
@@ -105,16 +107,25 @@ async def execute(query: Any, headers: dict[str, str] | None = None) -> Any:
     request = query.request
     if headers:
         request.headers.update(headers)
+    started, outcome = time.perf_counter(), "ok"
     try:
         fast = getattr(request.session, "fast", None)
         if fast is not None:
             return await _send_fast(fast, request)
         return (await query.execute()).data
     except APIError as exc:
-        raise translate_api_error(exc) from None
+        error = translate_api_error(exc)
+        outcome = ("unavailable" if error.status == 503 else
+                   "error" if error.status == 500 else "refused")
+        raise error from None
     except (httpx.TransportError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         log.warning("PostgREST unreachable: %s", type(exc).__name__)
+        outcome = "unavailable"
         raise ApiError(503, DB_UNAVAILABLE) from None
+    finally:
+        metrics.POSTGREST_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+        if outcome in ("unavailable", "error"):
+            metrics.POSTGREST_FAILURES.labels(outcome).inc()
 
 
 async def _send_fast(session: aiohttp.ClientSession, request: Any) -> Any:

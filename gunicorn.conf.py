@@ -27,3 +27,24 @@ errorlog = "-"
 # every master on the machine; nothing here uses it.
 control_socket_disable = True
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+# /metrics under several workers: prometheus_client's multiprocess mode keeps each worker's
+# values in files under PROMETHEUS_MULTIPROC_DIR and sums them on every scrape. A fresh
+# directory per server start (values from a previous run, or from another server on the
+# machine, must never be added in), removed when the server stops. Set here, in the master,
+# before any worker is forked and imports prometheus_client.
+def on_starting(server):
+    import tempfile
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ffb-metrics-")
+
+
+def child_exit(server, worker):
+    # a dead worker's live gauges (bcrypt queue length) no longer count
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid, os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def on_exit(server):
+    import shutil
+    shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR", ""), ignore_errors=True)

@@ -26,6 +26,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import deps
+import metrics
+import openapi_docs
 import schema
 import shadow
 from config import ConfigError, Settings, get_settings
@@ -33,6 +35,7 @@ from deps import AppState
 from models import ApiError, ErrorBody, JsonResponse
 from routers import auth as auth_routes
 from routers import categories, dashboard, expenses, health
+from routers import metrics as metrics_routes
 
 log = logging.getLogger("ffb")
 access_log = logging.getLogger("ffb.access")
@@ -136,9 +139,11 @@ class GatewayMiddleware:
             if not response_started:
                 await self._error(send_wrapper, 500, "Internal server error")
         finally:
+            elapsed = time.perf_counter() - started
+            metrics.observe_request(scope, status, elapsed)
             access_log.info("request", extra={
                 "method": scope["method"], "path": scope["path"], "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(elapsed * 1000, 2),
                 "request_id": request_id, "user_id": scope["state"].get("user_id"),
                 "client": scope["client"][0] if scope.get("client") else None})
 
@@ -237,6 +242,9 @@ async def prune_audit_periodically(settings: Settings) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    if settings.is_prod and settings.registration_mode == "open":
+        log.warning("REGISTRATION_MODE=open in prod: anyone who can reach the API can register "
+                    "and read every member's expenses; use invite or closed for a family")
     state = await AppState.start(settings)
     deps.attach(app, state)
     # Start the bcrypt process now: spawned on first use, it added 1-3 s to each worker's
@@ -279,7 +287,7 @@ def custom_openapi(app: FastAPI):
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         components.setdefault("ErrorBody", ErrorBody.model_json_schema())
-        app.openapi_schema = schema
+        app.openapi_schema = openapi_docs.document(app, schema)
         return schema
     return build
 
@@ -294,7 +302,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "expense tracker. Every error is `{\"error\": \"...\"}`.",
         lifespan=partial(lifespan, settings=settings),
         default_response_class=JsonResponse,
+        docs_url=None, redoc_url=None,  # openapi_docs serves both without a CDN
     )
+    openapi_docs.install(app)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
@@ -308,7 +318,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     shadow.install(app, settings, lambda: deps.app_state(app).shadow)
     app.add_middleware(GatewayMiddleware, settings=settings)
     for router in (health.router, auth_routes.router, categories.router, expenses.router,
-                   dashboard.router):
+                   dashboard.router, metrics_routes.router):
         app.include_router(router)
     app.openapi = custom_openapi(app)  # type: ignore[method-assign]
     return app

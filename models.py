@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import orjson
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      StringConstraints, field_validator)
+                      StringConstraints, WithJsonSchema, field_validator)
 from pydantic_core import PydanticCustomError
 from starlette.responses import JSONResponse
 
@@ -33,14 +33,14 @@ class ApiError(Exception):
 
 
 class ErrorBody(BaseModel):
-    error: str = Field(examples=["Invalid email or password"])
+    error: str = Field(description="Human-readable message; each operation documents its own")
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict]:
     """OpenAPI `responses=` entries documenting the `{"error": ...}` body."""
     described = {
         400: "Invalid input", 401: "Missing, invalid, expired or revoked token",
-        404: "Not found", 409: "Conflict", 413: "Request body too large",
+        403: "Forbidden", 404: "Not found", 409: "Conflict", 413: "Request body too large",
         429: "Too many requests (see Retry-After)", 500: "Internal error",
         503: "Database unavailable",
     }
@@ -107,14 +107,12 @@ StrictInput = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
 # --- reference data -------------------------------------------------------------------
 class Category(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"id": 1, "name": "Food", "description": "Groceries, restaurants and snacks"}})
     id: int
     name: str
     description: str | None
 
 
 class PaymentMethod(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"id": 4, "name": "UPI"}})
     id: int
     name: str
 
@@ -124,8 +122,32 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{3,30}$")
 SPECIAL_RE = re.compile(r"[^A-Za-z0-9]")
 
 
+def check_username(v: str) -> str:
+    """The register rules, shared with scripts/users.py (ValueError names the rule)."""
+    if not USERNAME_RE.fullmatch(v):  # `$` alone would accept a trailing newline
+        raise ValueError("Username must be 3-30 characters: letters, digits or underscore")
+    return v
+
+
+def check_password(v: str) -> str:
+    if not 8 <= len(v) <= 128:
+        raise ValueError("Password must be 8-128 characters long")
+    if not (re.search(r"[a-z]", v) and re.search(r"[A-Z]", v)
+            and re.search(r"[0-9]", v) and SPECIAL_RE.search(v)):
+        raise ValueError("Password must contain an uppercase letter, a lowercase letter, "
+                         "a digit and a special character")
+    return v
+
+
+def check_email(v: str | None) -> str | None:
+    if v is None or v == "":
+        return None
+    if len(v) > 254 or not re.fullmatch(r"[^@\s,()]+@[^@\s,()]+\.[^@\s,()]+", v):
+        raise ValueError("Invalid email address")
+    return v
+
+
 class PublicUser(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"id": 1, "name": "Alok", "email": "alok@example.com"}})
     id: int
     name: str
     email: str | None
@@ -140,7 +162,6 @@ class LoginRequest(BaseModel):
 
 
 class LoginResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"message": "Login successful", "token": "eyJhbGciOiJIUzI1NiIs...", "user": {"id": 1, "name": "Alok", "email": "alok@example.com"}}})
     message: Literal["Login successful"]
     token: str
     user: PublicUser
@@ -151,33 +172,25 @@ class RegisterRequest(BaseModel):
     username: str = Field(examples=["new_user"])
     password: Annotated[str, Storable] = Field(examples=["Str0ng!pass"])
     email: Annotated[str, Storable] | None = Field(None, examples=["new_user@example.com"])
+    invite_code: Annotated[str, StringConstraints(max_length=128), Storable] | None = Field(
+        None, description="Required when the server runs with REGISTRATION_MODE=invite: a "
+                          "single-use code from `scripts/users.py invite`")
 
+    # the rules live in functions so scripts/users.py applies exactly the same ones
     @field_validator("username")
     @classmethod
     def _username(cls, v: str) -> str:
-        if not USERNAME_RE.fullmatch(v):  # `$` alone would accept a trailing newline
-            raise ValueError("Username must be 3-30 characters: letters, digits or underscore")
-        return v
+        return check_username(v)
 
     @field_validator("password")
     @classmethod
     def _password(cls, v: str) -> str:
-        if not 8 <= len(v) <= 128:
-            raise ValueError("Password must be 8-128 characters long")
-        if not (re.search(r"[a-z]", v) and re.search(r"[A-Z]", v)
-                and re.search(r"[0-9]", v) and SPECIAL_RE.search(v)):
-            raise ValueError("Password must contain an uppercase letter, a lowercase letter, "
-                             "a digit and a special character")
-        return v
+        return check_password(v)
 
     @field_validator("email")
     @classmethod
     def _email(cls, v: str | None) -> str | None:
-        if v is None or v == "":
-            return None
-        if len(v) > 254 or not re.fullmatch(r"[^@\s,()]+@[^@\s,()]+\.[^@\s,()]+", v):
-            raise ValueError("Invalid email address")
-        return v
+        return check_email(v)
 
 
 class RegisterResponse(BaseModel):
@@ -191,11 +204,6 @@ class MessageResponse(BaseModel):
 
 # --- expenses -------------------------------------------------------------------------
 class Expense(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "id": 42, "user_id": 1, "user_name": "Alok", "amount": 250.5, "category_id": 1,
-        "category": "Food", "payment_method_id": 4, "payment_method": "UPI",
-        "description": "Groceries", "date": "2025-01-15",
-        "created_at": "2025-01-15T10:02:03.123456+00:00"}})
     id: int
     user_id: int
     user_name: str
@@ -224,14 +232,19 @@ def _two_decimals(v: Decimal) -> Decimal:
 
 # The fields of an expense as clients send them: POST and PUT validate with the same types,
 # so they give the same 400 messages.
+# A JSON number only (a string is 400), so documented as number, not pydantic's
+# number-or-string for Decimal.
 Amount = Annotated[Decimal, BeforeValidator(_json_number),
-                   Field(gt=0, le=Decimal("9999999999.99")), AfterValidator(_two_decimals)]
+                   Field(gt=0, le=Decimal("9999999999.99")), AfterValidator(_two_decimals),
+                   WithJsonSchema({"type": "number", "exclusiveMinimum": 0,
+                                   "maximum": 9999999999.99, "multipleOf": 0.01,
+                                   "examples": [250.5]})]
 Description = Annotated[str, StringConstraints(max_length=500), Storable]
 
 
 class ExpenseCreate(BaseModel):
     model_config = StrictInput
-    amount: Amount = Field(examples=[250.5])
+    amount: Amount
     category_id: Id = Field(examples=[1])
     payment_method_id: Id | None = Field(None, examples=[4])
     description: Description | None = Field(None, examples=["Groceries"])
@@ -246,7 +259,7 @@ class ExpenseChanges(BaseModel):
     """
     model_config = ConfigDict(**StrictInput, json_schema_extra={"example": {
         "amount": 260, "description": "Groceries and fruit"}})
-    amount: Amount = Field(None, examples=[260])  # type: ignore[assignment]
+    amount: Amount = None  # type: ignore[assignment]
     category_id: Id = Field(None, examples=[1])  # type: ignore[assignment]
     payment_method_id: Id | None = Field(None, examples=[4])
     description: Description | None = Field(None, examples=["Groceries and fruit"])
@@ -309,11 +322,6 @@ class MonthlyTrend(BaseModel):
 
 
 class MonthlyDashboard(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "user": {"id": 1, "name": "Alok"},
-        "period": {"type": "monthly", "year": 2025, "month": 1}, "total_spent": 23333,
-        "top_categories": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
-        "category_breakdown": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}]}})
     user: DashboardUser
     period: MonthlyPeriod
     total_spent: float
@@ -322,12 +330,6 @@ class MonthlyDashboard(BaseModel):
 
 
 class YearlyDashboard(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "user": {"id": 1, "name": "Alok"}, "period": {"type": "yearly", "year": 2025},
-        "total_spent": 23333,
-        "top_categories": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
-        "category_breakdown": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
-        "monthly_trends": [{"month": 1, "month_name": "January", "amount": 23333}]}})
     user: DashboardUser
     period: YearlyPeriod
     total_spent: float

@@ -16,6 +16,7 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 
 import database
+import metrics
 from config import Settings
 from models import ApiError
 
@@ -81,6 +82,7 @@ class AuthLimits:
         self.limiter = FixedWindowRateLimiter(PostgrestStorage(db))
 
     async def _refuse(self, item, *identifiers: str) -> None:
+        metrics.RATE_LIMITED.labels(identifiers[0]).inc()
         stats = await self.limiter.get_window_stats(item, *identifiers)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise ApiError(429, TOO_MANY, headers={"Retry-After": str(retry_after)})

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 import database
+import metrics
 
 
 @dataclass
@@ -30,11 +31,14 @@ class ReferenceCache:
     async def get(self, db: database.Database, table: str, columns: str) -> CachedBody:
         entry = self.entries.get(table)
         if entry and entry.expires > time.monotonic():
+            metrics.REFERENCE_CACHE.labels(table, "hit").inc()
             return entry
         async with self.locks.setdefault(table, asyncio.Lock()):
             entry = self.entries.get(table)
             if entry and entry.expires > time.monotonic():
+                metrics.REFERENCE_CACHE.labels(table, "hit").inc()
                 return entry
+            metrics.REFERENCE_CACHE.labels(table, "miss").inc()
             rows = await database.execute(db.anon.table(table).select(columns).order("id"))
             body = database.json_bytes(rows)
             entry = CachedBody(body, f'"{hashlib.sha1(body).hexdigest()}"',

@@ -547,6 +547,10 @@ def _apply_repeatables(conn, cur, allowed, progress, done) -> None:
                         "values (%s, %s, %s) on conflict (version, name) do update "
                         "set sha256 = excluded.sha256, applied_at = now(), "
                         "applied_by = current_user", (r.version, r.name, r.sha256))
+        # a repeatable file that was removed from sql/ is no longer applied
+        cur.execute("delete from public.schema_migrations where version = %s "
+                    "and name <> all(%s)", (REPEATABLE_VERSION,
+                                            [r.name for r in repeatable_files()]))
         conn.commit()
     except BaseException:
         conn.rollback()

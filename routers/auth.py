@@ -1,17 +1,23 @@
 """POST /api/auth/login, /register, /logout and GET /api/auth/me (the legacy contract)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import hashlib
 
-from auth import COOKIE_NAME, TOKEN_INVALID, audit_headers, create_token, session_headers
+from fastapi import APIRouter, Depends, Request
+
+from auth import (TOKEN_INVALID, audit_headers, clear_session_cookie, create_token,
+                  session_headers, set_session_cookie)
 from database import execute
-from deps import CurrentUser, Db, Limits, Passwords
+from deps import AppSettings, CurrentUser, Db, Limits, Passwords
 from models import (ApiError, JsonResponse, LoginRequest, LoginResponse, MessageResponse,
                     PublicUser, RegisterRequest, RegisterResponse, error_responses)
 from ratelimit import login_account_key
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 BAD_LOGIN = "Invalid email or password"
+REGISTRATION_CLOSED = "Registration is closed"
+INVITE_REQUIRED = "An invite code is required"
+INVITE_INVALID = "Invalid or expired invite code"
 
 
 def client_of(request: Request) -> str:
@@ -45,21 +51,47 @@ async def login(body: LoginRequest, request: Request, db: Db, passwords: Passwor
     token, _ = create_token(db.settings, account)
     response = JsonResponse({"message": "Login successful", "token": token,
                              "user": public_user(account)})
-    response.set_cookie(COOKIE_NAME, token, max_age=db.settings.jwt_expire_hours * 3600,
-                        httponly=True, samesite="strict", secure=db.settings.is_prod, path="/")
+    set_session_cookie(response, db.settings, token)
     return response
 
 
+def invite_sha256(code: str) -> str:
+    """Invites are stored as the SHA-256 of the code (scripts/users.py invite)."""
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+async def registration_allowed(settings: AppSettings) -> None:
+    """REGISTRATION_MODE=closed refuses before the body is even read."""
+    if settings.registration_mode == "closed":
+        raise ApiError(403, REGISTRATION_CLOSED)
+
+
 @router.post("/register", response_model=RegisterResponse,
-             responses=error_responses(400, 413, 429, 500, 503),
-             summary="Create an account (username 3-30 of [A-Za-z0-9_], strong password)")
+             responses=error_responses(400, 403, 413, 429, 500, 503),
+             dependencies=[Depends(registration_allowed)],
+             summary="Create an account (username 3-30 of [A-Za-z0-9_], strong password); "
+                     "with REGISTRATION_MODE=invite an `invite_code` is required, with closed "
+                     "it is 403")
 async def register(body: RegisterRequest, request: Request, db: Db, passwords: Passwords,
                    limits: Limits) -> JsonResponse:
     await limits.register_attempt(client_of(request))
+    invited = db.settings.registration_mode == "invite"
+    if invited:
+        if not body.invite_code:
+            raise ApiError(400, INVITE_REQUIRED)
+        code_sha256 = invite_sha256(body.invite_code)
+        # a made-up code costs one indexed lookup, not a bcrypt hash
+        if not await execute(db.service.rpc("invite_is_usable", {"p_code_sha256": code_sha256})):
+            raise ApiError(400, INVITE_INVALID)
     password_hash = await passwords.hash(body.password)
-    user = await execute(db.service.rpc("register_user", {
-        "p_name": body.username, "p_email": body.email, "p_password_hash": password_hash}),
-        audit_headers(request))
+    params = {"p_name": body.username, "p_email": body.email, "p_password_hash": password_hash}
+    # register_user writes the audit row in the same transaction (the invited path calls it)
+    if invited:
+        user = await execute(db.service.rpc("register_user_invited",
+                                             {**params, "p_code_sha256": code_sha256}),
+                             audit_headers(request))
+    else:
+        user = await execute(db.service.rpc("register_user", params), audit_headers(request))
     return JsonResponse({"message": "Registration successful", "user": user})
 
 
@@ -80,6 +112,5 @@ async def logout(user: CurrentUser, db: Db, request: Request) -> JsonResponse:
         "p_jti": user.jti, "p_expires_at": user.expires_at.isoformat()}),
         audit_headers(request, user))
     response = JsonResponse({"message": "Logout successful"})
-    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict",
-                           secure=db.settings.is_prod)
+    clear_session_cookie(response, db.settings)
     return response

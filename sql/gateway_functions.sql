@@ -47,20 +47,61 @@ exception when unique_violation then
 end
 $$;
 
--- GET /api/auth/me, and every authenticated request (through check_gateway_session):
--- the token's user still exists and the token was not logged out.
-create or replace function public.session_is_valid(p_user_id bigint, p_jti text)
+-- POST /api/auth/register with REGISTRATION_MODE=invite: is this code (its SHA-256) unused
+-- and unexpired? Checked before the password is hashed, so a made-up code costs no bcrypt.
+create or replace function public.invite_is_usable(p_code_sha256 text)
 returns boolean
 language sql stable security definer set search_path = public, pg_temp
 as $$
-  select exists (select 1 from public.users where id = p_user_id)
+  select exists (select 1 from public.invites
+                 where code_sha256 = p_code_sha256 and used_at is null and expires_at > now())
+$$;
+
+-- POST /api/auth/register with REGISTRATION_MODE=invite -> the user as register_user.
+-- Consumes the invite and creates the user in one transaction: two registrations racing on
+-- one code cannot both succeed (the row lock), and a refused registration (name taken)
+-- leaves the code unused.
+create or replace function public.register_user_invited(
+  p_name text, p_email text, p_password_hash text, p_code_sha256 text)
+returns json
+language plpgsql volatile security definer set search_path = public, pg_temp
+as $$
+declare
+  invite_id bigint;
+  new_user json;
+begin
+  select id into invite_id from public.invites
+  where code_sha256 = p_code_sha256 and used_at is null and expires_at > now()
+  for update;
+  if invite_id is null then
+    raise sqlstate 'PT400' using message = 'Invalid or expired invite code';
+  end if;
+  new_user := public.register_user(p_name, p_email, p_password_hash);
+  update public.invites set used_at = now(), used_by = (new_user ->> 'id')::bigint
+  where id = invite_id;
+  return new_user;
+end
+$$;
+
+-- GET /api/auth/me, and every authenticated request (through check_gateway_session):
+-- the token's user still exists, the token was not logged out, and it was issued after the
+-- user's sessions were last revoked (scripts/users.py revoke-sessions; p_issued_at = iat).
+create or replace function public.session_is_valid(p_user_id bigint, p_jti text, p_issued_at bigint)
+returns boolean
+language sql stable security definer set search_path = public, pg_temp
+as $$
+  select exists (select 1 from public.users
+                 where id = p_user_id
+                   and (sessions_revoked_at is null
+                        or to_timestamp(p_issued_at) > sessions_revoked_at))
      and not exists (select 1 from public.revoked_tokens where jti = p_jti)
 $$;
 
 -- PostgREST pre-request hook (authenticator's pgrst.db_pre_request): runs inside the same
 -- transaction as every request. When the gateway names the caller's session in the
--- X-Gateway-Session header ("<userId>:<jti>"), a deleted user or a logged-out token turns
--- the whole request into 401 without a second round trip. Requests without it pass.
+-- X-Gateway-Session header ("<userId>:<jti>:<iat>"), a deleted user, a logged-out token or
+-- a token issued before the user's sessions were revoked (scripts/users.py revoke-sessions)
+-- turns the whole request into 401 without a second round trip. Requests without it pass.
 -- Only the service role (the gateway) is checked: for anon or authenticated callers the
 -- header is ignored, or anyone holding the public anon key could probe which user ids
 -- exist and which tokens were revoked. SECURITY INVOKER, so current_user is the role
@@ -81,8 +122,10 @@ begin
   if session is null then
     return;
   end if;
-  parts := regexp_match(session, '^([0-9]{1,18}):([0-9a-f]{32}|legacy-[0-9a-f]{40})$');
-  if parts is null or not public.session_is_valid(parts[1]::bigint, parts[2]) then
+  parts := regexp_match(session,
+                        '^([0-9]{1,18}):([0-9a-f]{32}|legacy-[0-9a-f]{40}):([0-9]{1,12})$');
+  if parts is null
+     or not public.session_is_valid(parts[1]::bigint, parts[2], parts[3]::bigint) then
     raise sqlstate 'PT401' using message = 'Invalid or expired token';
   end if;
 end
@@ -228,14 +271,16 @@ $$;
 
 -- Only the service role may call these; the pre-request hook runs for every role.
 revoke execute on function public.find_login_user(text), public.register_user(text, text, text),
-  public.session_is_valid(bigint, text), public.revoke_token(text, timestamptz),
+  public.invite_is_usable(text), public.register_user_invited(text, text, text, text),
+  public.session_is_valid(bigint, text, bigint), public.revoke_token(text, timestamptz),
   public.expense_json(bigint),
   public.create_expense(bigint, bigint, bigint, bigint, numeric, text, date, text, text, integer),
   public.rate_limit_incr(text, integer, integer), public.rate_limit_get(text),
   public.rate_limit_clear(text)
   from public, anon, authenticated;
 grant execute on function public.find_login_user(text), public.register_user(text, text, text),
-  public.session_is_valid(bigint, text), public.revoke_token(text, timestamptz),
+  public.invite_is_usable(text), public.register_user_invited(text, text, text, text),
+  public.session_is_valid(bigint, text, bigint), public.revoke_token(text, timestamptz),
   public.expense_json(bigint),
   public.create_expense(bigint, bigint, bigint, bigint, numeric, text, date, text, text, integer),
   public.rate_limit_incr(text, integer, integer), public.rate_limit_get(text),

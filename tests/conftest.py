@@ -35,7 +35,7 @@ CATEGORIES = [
 PAYMENT_METHODS = [(1, "Cash"), (2, "Credit Card"), (3, "Debit Card"), (4, "UPI"), (5, "Other")]
 FAMILY = [(1, "Alok"), (2, "Amol"), (3, "Atul"), (4, "Rashmi")]
 TABLES = ("expenses", "expense_monthly_totals", "users", "categories", "payment_methods",
-          "revoked_tokens", "idempotency_keys", "rate_limits", "audit_log")
+          "revoked_tokens", "idempotency_keys", "rate_limits", "invites", "audit_log")
 
 
 # --------------------------------------------------------------------------------------

@@ -346,7 +346,7 @@ async def test_rate_limit_rows_stay_bounded_under_made_up_logins(fresh_db):
                                              json=wrong(f"ghost_{batch}_{i}@example.com"))
                 assert response.status_code == 401
         await made_up(0)
-        assert count_rows(fresh_db, "rate_limits") == 25
+        assert count_rows(fresh_db, "rate_limits") <= 25  # fewer if a slow batch outlived a window
         for batch in range(1, 4):
             await asyncio.sleep(1.2)  # every earlier window has expired
             await made_up(batch)

@@ -221,7 +221,10 @@ def test_authenticated_user_cannot_read_users_through_an_embedding(family_expens
 SERVICE_ONLY_RPCS = {
     "find_login_user": {"p_login": "alok@example.com"},
     "register_user": {"p_name": "mallory", "p_email": None, "p_password_hash": "x"},
-    "session_is_valid": {"p_user_id": 1, "p_jti": "x"},
+    "session_is_valid": {"p_user_id": 1, "p_jti": "x", "p_issued_at": 0},
+    "invite_is_usable": {"p_code_sha256": "0" * 64},
+    "register_user_invited": {"p_name": "mallory", "p_email": None, "p_password_hash": "x",
+                              "p_code_sha256": "0" * 64},
     "revoke_token": {"p_jti": "x", "p_expires_at": "2030-01-01T00:00:00Z"},
     "expense_json": {"p_id": 1},
     "create_expense": {"p_actor_id": 2, "p_user_id": 2, "p_category_id": 1,

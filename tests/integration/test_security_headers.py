@@ -49,7 +49,7 @@ EXPECTED_STATUS = {"200": 200, "200 health": 200, "201": 201, "400": 400,
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 async def test_security_headers_on_every_response_and_hsts_only_in_prod(
         fresh_db, make_token, environment):
-    async with app_client(stack_settings(environment=environment)) as client:
+    async with app_client(stack_settings(environment=environment, registration_mode="open")) as client:
         got = await every_kind_of_response(client, make_token())
     for kind, response in got.items():
         assert response.status_code == EXPECTED_STATUS[kind], (kind, response.text)
@@ -96,7 +96,7 @@ async def test_security_headers_on_the_last_resort_500(fresh_db):
 @pytest.mark.parametrize("environment,secure", [("dev", False), ("prod", True)])
 async def test_login_cookie_is_httponly_strict_and_secure_only_in_prod(
         fresh_db, environment, secure):
-    async with app_client(stack_settings(environment=environment)) as client:
+    async with app_client(stack_settings(environment=environment, registration_mode="open")) as client:
         response = await client.post("/api/auth/login", json=LOGIN)
     assert response.status_code == 200
     cookie = response.headers["set-cookie"].lower()

@@ -21,9 +21,10 @@ import uvicorn
 
 from deps import app_state
 from shadow import ShadowMiddleware, body_diff, diff_paths
-from tests.conftest import (forget_reference_data, free_port, gunicorn_server, reset_database, sql,
-                            stack_settings)
+from tests.conftest import (app_client, forget_reference_data, free_port, gunicorn_server,
+                            reset_database, sql, stack_settings)
 
+OPS_TOKEN = "shadow-test-operator-token"
 SLOW_SECONDS = 2.0
 SHADOW_TIMEOUT = 1.0
 CONCURRENCY = 2
@@ -102,7 +103,7 @@ def server(legacy, seeded, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     log_path = tmp_path_factory.mktemp("shadow") / "server.log"
     env = {"WEB_CONCURRENCY": "1", "LOG_LEVEL": "INFO", "SHADOW_COMPARE": "true",
            "LEGACY_BASE_URL": legacy_url, "SHADOW_CONCURRENCY": str(CONCURRENCY),
-           "SHADOW_TIMEOUT_SECONDS": str(SHADOW_TIMEOUT)}
+           "SHADOW_TIMEOUT_SECONDS": str(SHADOW_TIMEOUT), "METRICS_TOKEN": OPS_TOKEN}
     with gunicorn_server(env, log_path=log_path) as base:
         yield base, log_path
 
@@ -128,7 +129,8 @@ async def truth(api, path: str, headers: dict[str, str]) -> httpx.Response:
 
 
 async def shadow_counts(client: httpx.AsyncClient, token: str) -> dict:
-    response = await client.get("/health/shadow", headers={"Authorization": f"Bearer {token}"})
+    """The report, read with the operator token (a member's `token` is refused)."""
+    response = await client.get("/health/shadow", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -267,10 +269,11 @@ async def test_posts_and_health_checks_are_never_replayed(ours, legacy, token):
     assert fake.seen[before:] == []
 
 
-async def test_shadow_counts_require_a_token(ours):
-    response = await ours.get("/health/shadow")
-    assert response.status_code == 401
-    assert response.json() == {"error": "Authentication required"}
+async def test_shadow_counts_require_the_operator_token(ours, token):
+    for headers in ({}, {"Authorization": f"Bearer {token}"}):  # none, a member's login token
+        response = await ours.get("/health/shadow", headers=headers)
+        assert response.status_code == 401
+        assert response.json() == {"error": "Operator token required"}
 
 
 async def test_slow_legacy_never_delays_us_and_excess_replays_are_skipped(api, ours, legacy,
@@ -303,10 +306,12 @@ async def test_slow_legacy_never_delays_us_and_excess_replays_are_skipped(api, o
     assert report["totals"]["timeouts"] >= counts["timeouts"]
 
 
-async def test_shadow_compare_is_off_by_default(api, auth_headers):
+async def test_shadow_compare_is_off_by_default(api):
     assert app_state(api.app).shadow is None
     assert not any(m.cls is ShadowMiddleware for m in api.app.user_middleware)
-    response = await api.get("/health/shadow", headers=auth_headers)
+    async with app_client(stack_settings(metrics_token=OPS_TOKEN)) as client:
+        response = await client.get("/health/shadow",
+                                    headers={"Authorization": f"Bearer {OPS_TOKEN}"})
     assert response.status_code == 200
     assert response.json()["enabled"] is False and response.json()["endpoints"] == {}
 

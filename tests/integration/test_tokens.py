@@ -177,7 +177,8 @@ def run_prod_server(**env_overrides: str) -> subprocess.CompletedProcess:
     ({"JWT_SECRET": "super-secret-jwt-token-with-at-least-32-characters-long"},
      "JWT_SECRET is a well-known default"),
     ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS=* is not allowed in prod"),
-], ids=["short-secret", "default-secret", "wildcard-cors"])
+    ({}, "REGISTRATION_MODE must be set explicitly in prod"),
+], ids=["short-secret", "default-secret", "wildcard-cors", "implicit-open-registration"])
 def test_prod_server_refuses_to_start_with_unsafe_settings(env, message):
     result = run_prod_server(**env)
     assert result.returncode != 0

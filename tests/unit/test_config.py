@@ -57,8 +57,48 @@ def test_prod_refuses_wildcard_cors():
 
 def test_prod_accepts_strong_settings():
     settings = unit_settings(environment="prod", jwt_secret=STRONG,
-                             cors_origins="https://family.example.com")
+                             cors_origins="https://family.example.com", registration_mode="invite")
     assert settings.is_prod and settings.cors_origins == ["https://family.example.com"]
+
+
+def test_prod_refuses_to_start_without_an_explicit_registration_mode():
+    """Security finding 1: a family must choose to be open to anyone who reaches the API."""
+    with pytest.raises(Exception, match="REGISTRATION_MODE must be set explicitly in prod"):
+        unit_settings(environment="prod", jwt_secret=STRONG)
+
+
+def test_prod_accepts_an_explicit_open_registration(monkeypatch):
+    monkeypatch.setenv("ENVIRONMENT", "prod")
+    monkeypatch.setenv("JWT_SECRET", STRONG)
+    monkeypatch.setenv("REGISTRATION_MODE", "OPEN")
+    assert load_settings().registration_mode == "open"
+    monkeypatch.delenv("REGISTRATION_MODE")
+    with pytest.raises(ConfigError, match="REGISTRATION_MODE must be set explicitly"):
+        load_settings()
+
+
+def test_dev_defaults_to_open_registration_and_a_strict_cookie():
+    settings = unit_settings()
+    assert settings.registration_mode == "open"
+    assert (settings.cookie_samesite, settings.cookie_domain, settings.cookie_secure) == (
+        "strict", None, False)
+
+
+def test_samesite_none_forces_secure_cookies():
+    assert unit_settings(cookie_samesite="none").cookie_secure is True
+    assert unit_settings(cookie_samesite="lax").cookie_secure is False
+
+
+@pytest.mark.parametrize("domain", ["https://family.example", "family.example:443",
+                                    "family.example/app", "fam ily.example"])
+def test_cookie_domain_must_be_a_bare_domain(domain):
+    with pytest.raises(Exception, match="COOKIE_DOMAIN: must be a bare domain"):
+        load_settings(cookie_domain=domain)
+
+
+def test_unknown_registration_mode_is_named():
+    with pytest.raises(ConfigError, match="REGISTRATION_MODE"):
+        load_settings(registration_mode="members-only")
 
 
 def test_dev_accepts_short_secret():

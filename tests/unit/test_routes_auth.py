@@ -290,8 +290,8 @@ async def test_me_reads_the_user_fresh_and_names_the_session(client, rest):
     request = route.calls.last.request
     assert request.url.params["id"] == "eq.1"
     assert request.headers["apikey"] == "service-key"
-    jti = jwt.get_unverified_claims(token)["jti"]
-    assert request.headers["x-gateway-session"] == f"1:{jti}"
+    claims = jwt.get_unverified_claims(token)
+    assert request.headers["x-gateway-session"] == f"1:{claims['jti']}:{claims['iat']}"
 
 
 async def test_me_accepts_the_jwt_cookie_instead_of_bearer(client, rest):
@@ -386,7 +386,7 @@ async def test_logout_revokes_the_token_until_it_expires_and_clears_the_cookie(c
     sent = sent_json(route)
     assert sent["p_jti"] == claims["jti"]
     assert dt.datetime.fromisoformat(sent["p_expires_at"]).timestamp() == claims["exp"]
-    assert route.calls.last.request.headers["x-gateway-session"] == f"1:{claims['jti']}"
+    assert route.calls.last.request.headers["x-gateway-session"] == f"1:{claims['jti']}:{claims['iat']}"
     cookie = response.headers["set-cookie"].lower()
     assert cookie.startswith('jwt="";') or cookie.startswith("jwt=;")
     assert "max-age=0" in cookie and "path=/" in cookie
