@@ -41,6 +41,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict]:
     described = {
         400: "Invalid input", 401: "Missing, invalid, expired or revoked token",
         403: "Forbidden", 404: "Not found", 409: "Conflict", 413: "Request body too large",
+        412: "Changed since the If-Match ETag was read; nothing changed",
         429: "Too many requests (see Retry-After)", 500: "Internal error",
         503: "Database unavailable",
     }
@@ -257,8 +258,7 @@ class ExpenseChanges(BaseModel):
     A field left out is not validated; one sent is validated exactly as POST does (so
     `null` is refused where the column cannot be empty: amount, category_id, date, user_id).
     """
-    model_config = ConfigDict(**StrictInput, json_schema_extra={"example": {
-        "amount": 260, "description": "Groceries and fruit"}})
+    model_config = StrictInput
     amount: Amount = None  # type: ignore[assignment]
     category_id: Id = Field(None, examples=[1])  # type: ignore[assignment]
     payment_method_id: Id | None = Field(None, examples=[4])
@@ -278,16 +278,11 @@ class ExpenseCreated(BaseModel):
 
 
 class ExpenseUpdated(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "message": "Expense updated successfully",
-        "expense": Expense.model_config["json_schema_extra"]["example"]}})
     message: Literal["Expense updated successfully"]
     expense: Expense
 
 
 class ExpenseDeleted(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "message": "Expense deleted successfully", "id": 42}})
     message: Literal["Expense deleted successfully"]
     id: int
 

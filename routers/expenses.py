@@ -17,7 +17,7 @@ from auth import audit_headers, session_headers
 from database import execute
 from deps import CurrentUser, Db
 from models import (ApiError, Expense, ExpenseChanges, ExpenseCreate, ExpenseCreated,
-                    ExpenseDeleted, ExpenseUpdated, ErrorBody, Id, IsoDate, JsonResponse,
+                    ExpenseDeleted, ExpenseUpdated, Id, IsoDate, JsonResponse,
                     canonical_int, error_responses)
 
 router = APIRouter(prefix="/api/expenses", tags=["expenses"])
@@ -218,27 +218,12 @@ def with_etag(body: dict[str, Any], etag: str) -> JsonResponse:
     return JsonResponse(body, headers={"ETag": f'"{etag}"'})
 
 
-CHANGE_ERRORS = {
-    403: "You can only change your own expenses", 404: "Expense not found",
-    412: "Expense was changed by someone else"}
-
-
-def change_responses(*statuses: int) -> dict[int | str, dict]:
-    responses = error_responses(*[s for s in statuses if s not in CHANGE_ERRORS])
-    for status in statuses:
-        if status in CHANGE_ERRORS:
-            responses[status] = {"model": ErrorBody, "description": CHANGE_ERRORS[status],
-                                 "content": {"application/json": {
-                                     "example": {"error": CHANGE_ERRORS[status]}}}}
-    return responses
-
-
 ETAG_HEADER = {"ETag": {"description": "Strong entity tag; send it back in If-Match",
                         "schema": {"type": "string"}}}
 
 
 @router.get("/{expense_id}", response_model=Expense,
-            responses={200: {"headers": ETAG_HEADER}, **change_responses(400, 401, 404, 500, 503)},
+            responses={200: {"headers": ETAG_HEADER}, **error_responses(400, 401, 404, 500, 503)},
             summary="One expense in the list's shape, with its ETag")
 async def get_expense(expense_id: ExpenseId, user: CurrentUser, db: Db) -> JsonResponse:
     result = await execute(db.service.rpc("get_expense", {"p_id": expense_id}),
@@ -248,7 +233,7 @@ async def get_expense(expense_id: ExpenseId, user: CurrentUser, db: Db) -> JsonR
 
 @router.put("/{expense_id}", response_model=ExpenseUpdated,
             responses={200: {"headers": ETAG_HEADER},
-                       **change_responses(400, 401, 403, 404, 412, 413, 500, 503)},
+                       **error_responses(400, 401, 403, 404, 412, 413, 500, 503)},
             summary="Change some fields of an expense (its member or whoever recorded it)")
 async def update_expense(
     expense_id: ExpenseId, user: CurrentUser, db: Db, request: Request,
@@ -265,7 +250,7 @@ async def update_expense(
 
 
 @router.delete("/{expense_id}", response_model=ExpenseDeleted,
-               responses=change_responses(400, 401, 403, 404, 412, 500, 503),
+               responses=error_responses(400, 401, 403, 404, 412, 500, 503),
                summary="Delete an expense (its member or whoever recorded it)")
 async def delete_expense(expense_id: ExpenseId, user: CurrentUser, db: Db, request: Request,
                          if_match: IfMatch = None) -> JsonResponse:
