@@ -5,10 +5,15 @@ import hashlib
 
 from fastapi import APIRouter, Depends, Request
 
-from auth import (TOKEN_INVALID, clear_session_cookie, create_token, session_headers,
-                  set_session_cookie)
+from auth import (
+    TOKEN_INVALID,
+    clear_session_cookie,
+    create_token,
+    session_headers,
+    set_session_cookie,
+)
 from database import execute
-from deps import AppSettings, CurrentUser, Db, Limits, Passwords
+from deps import AppSettings, CurrentUser, DashCache, Db, Limits, Passwords
 from models import (ApiError, JsonResponse, LoginRequest, LoginResponse, MessageResponse,
                     PublicUser, RegisterRequest, RegisterResponse, error_responses)
 from ratelimit import login_account_key
@@ -39,7 +44,9 @@ async def login(body: LoginRequest, request: Request, db: Db, passwords: Passwor
     # One counter per account however it is spelled; unknown names by their canonical form.
     counted_as = login_account_key(account["id"] if account else None, body.email)
     await limits.before_login(client, counted_as)
-    if not await passwords.verify(body.password, account["password_hash"] if account else None):
+    # An unknown account is checked against a dummy hash: same answer, same time.
+    verified = await passwords.verify(body.password, account["password_hash"] if account else None)
+    if account is None or not verified:
         raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
     await limits.login_succeeded(client, counted_as)
     token, _ = create_token(db.settings, account)
@@ -99,9 +106,10 @@ async def me(user: CurrentUser, db: Db) -> JsonResponse:
 
 @router.post("/logout", response_model=MessageResponse, responses=error_responses(401, 500, 503),
              summary="Revoke the token (refused from now on) and clear the cookie")
-async def logout(user: CurrentUser, db: Db) -> JsonResponse:
+async def logout(user: CurrentUser, db: Db, cache: DashCache) -> JsonResponse:
     await execute(db.service.rpc("revoke_token", {
         "p_jti": user.jti, "p_expires_at": user.expires_at.isoformat()}), session_headers(user))
+    cache.invalidate()  # this worker at once; the others through the NOTIFY it caused
     response = JsonResponse({"message": "Logout successful"})
     clear_session_cookie(response, db.settings)
     return response

@@ -215,7 +215,9 @@ async def run_fault(api: Api, service: str, while_down=None) -> dict[str, float]
     return figures
 
 
-PROD = {"ENVIRONMENT": "prod", "CORS_ORIGINS": "https://family.example.com"}
+# prod also needs an explicit REGISTRATION_MODE; open, because the sweep registers users
+PROD = {"ENVIRONMENT": "prod", "CORS_ORIGINS": "https://family.example.com",
+        "REGISTRATION_MODE": "open"}
 
 
 @pytest.fixture

@@ -322,15 +322,17 @@ def test_anon_key_cannot_probe_user_ids_or_revoked_tokens_through_the_session_he
         cur.execute("insert into public.revoked_tokens (jti, expires_at) "
                     "values (%s, now() + interval '1 hour')", (revoked,))
     answers = [rest_get(anon, session) for session in
-               ("1:x", "999:x", f"1:{revoked}", f"1:{uuid.uuid4().hex}", "garbage", "0:")]
+               ("1:x", "999:x", f"1:{revoked}:{now()}", f"1:{uuid.uuid4().hex}:{now()}",
+                f"999:{uuid.uuid4().hex}:{now()}", "garbage", "0:")]
     assert {(r.status_code, r.text) for r in answers} == {(answers[0].status_code, answers[0].text)}
     assert answers[0].status_code == 200, answers[0].text
 
 
 def test_service_role_requests_still_check_the_session(fresh_db):
     service = os.environ["SUPABASE_SERVICE_ROLE_KEY"]
-    assert rest_get(service, f"1:{uuid.uuid4().hex}").status_code == 200
-    assert rest_get(service, f"999:{uuid.uuid4().hex}").status_code == 401
+    assert rest_get(service, f"1:{uuid.uuid4().hex}:{now()}").status_code == 200
+    assert rest_get(service, f"999:{uuid.uuid4().hex}:{now()}").status_code == 401
+    assert rest_get(service, f"1:{uuid.uuid4().hex}:x:{now()}").status_code == 401
     assert rest_get(service, "1:x:y").status_code == 401
 
 

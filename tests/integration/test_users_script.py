@@ -27,7 +27,7 @@ def users(*args: str, stdin: str | None = None, **env: str) -> subprocess.Comple
 
 def assert_one_line_failure(result: subprocess.CompletedProcess, text: str, code: int = 1):
     assert result.returncode == code, (result.stdout, result.stderr)
-    errors = [l for l in result.stderr.splitlines() if l.startswith("users.py: ")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("users.py: ")]
     assert len(errors) == 1 and text in errors[0], result.stderr  # progress lines aside
     assert result.stderr.strip().splitlines()[-1] == errors[0]
     assert "Traceback" not in result.stderr
