@@ -14,8 +14,17 @@ from auth import (
 )
 from database import execute
 from deps import AppSettings, CurrentUser, DashCache, Db, Limits, Passwords
-from models import (ApiError, JsonResponse, LoginRequest, LoginResponse, MessageResponse,
-                    PublicUser, RegisterRequest, RegisterResponse, error_responses)
+from models import (
+    ApiError,
+    JsonResponse,
+    LoginRequest,
+    LoginResponse,
+    MessageResponse,
+    PublicUser,
+    RegisterRequest,
+    RegisterResponse,
+    error_responses,
+)
 from ratelimit import login_account_key
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])

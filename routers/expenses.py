@@ -15,8 +15,16 @@ from starlette.responses import Response
 from auth import session_headers
 from database import rpc_passthrough
 from deps import CurrentUser, DashCache, Db
-from models import (ApiError, Expense, ExpenseCreate, ExpenseCreated, Id, IsoDate,
-                    canonical_int, error_responses)
+from models import (
+    ApiError,
+    Expense,
+    ExpenseCreate,
+    ExpenseCreated,
+    Id,
+    IsoDate,
+    canonical_int,
+    error_responses,
+)
 
 router = APIRouter(prefix="/api/expenses", tags=["expenses"])
 

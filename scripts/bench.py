@@ -65,6 +65,7 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -411,7 +412,7 @@ async def open_loop(name: str, urls: dict[str, str], headers: dict[str, str], us
                             failures[f"http {response.status}"] += counted
                         elif counted:
                             latencies.append(time.perf_counter() - t0)
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     failures[type(exc).__name__] += counted
                 await asyncio.sleep(rng.expovariate(1 / mean_think))
 
@@ -842,7 +843,7 @@ def verdicts(r: dict[str, Result], f_rates: list[float]) -> dict[str, dict]:
     out["b"] = {"ratio": min(b.values()), "small": b["b"], "month": b["b_month"],
                 "ok": min(b.values()) >= 1.0
                 and all(r[f"{k}_gateway"].failures == 0 for k in b)}
-    c = {}
+    c: dict[str, Any] = {}
     for kind in ("monthly", "yearly"):
         g, direct = r[f"c_{kind}_gateway"], r[f"c_{kind}_direct"]
         c[kind] = {"ratio": ratio(g.rps, direct.rps), "p95_ms": g.p95_ms}

@@ -31,7 +31,7 @@ async def cached_api(fresh_db):
     async with app_client(stack_settings(dashboard_cache=True)) as client:
         cache = deps.app_state(client.app).dashboard_cache
         await wait_for(lambda: cache.listening)
-        client.cache = cache  # type: ignore[attr-defined]
+        client.cache = cache
         yield client
 
 
@@ -89,14 +89,11 @@ async def test_writes_made_straight_in_sql_are_seen_within_a_second(
     for what, write, expected in steps:
         with sql(fresh_db) as cur:
             write(cur)
-        seen: list[float] = []
-
-        async def fresh() -> None:
-            while (value := await total(cached_api, auth_headers)) != expected:
-                seen.append(value)
+        async def fresh(expected: float) -> None:
+            while await total(cached_api, auth_headers) != expected:
                 await asyncio.sleep(0.005)
         started = time.perf_counter()
-        await asyncio.wait_for(fresh(), FRESH_WITHIN_S)
+        await asyncio.wait_for(fresh(expected), FRESH_WITHIN_S)
         print(f"\n[cache] {what} in SQL seen after {(time.perf_counter() - started) * 1000:.1f} ms")
     with sql(fresh_db) as cur:                                  # a name in the body
         cur.execute("update public.categories set name = 'Transport' where id = 2")

@@ -133,7 +133,8 @@ def internal_addresses() -> list[str]:
 def assert_nothing_exposed(o: Outcome, extra: tuple[str, ...] = ()) -> None:
     for needle in (*internal_addresses(), *SQL_DETAILS, *extra):
         assert needle.lower() not in o.text.lower(), f"{o.name} exposes {needle!r}: {o.text[:300]}"
-    assert "server" not in (o.headers or {}), f"{o.name} sends server: {o.headers['server']}"
+    headers = o.headers or {}
+    assert "server" not in headers, f"{o.name} sends server: {headers['server']}"
 
 
 def check_sane(outcomes: list[Outcome], phase: str, extra: tuple[str, ...] = ()) -> None:
@@ -148,10 +149,10 @@ def check_sane(outcomes: list[Outcome], phase: str, extra: tuple[str, ...] = ())
             assert o.body == UNAVAILABLE, f"{phase}: {o.name} -> {o.body}"
 
 
-async def run_fault(api: Api, service: str, while_down=None) -> dict[str, float]:
+async def run_fault(api: Api, service: str, while_down=None) -> dict[str, float | None]:
     """Stop `service`, measure until every endpoint answers 503, restart it, measure
     until every endpoint answers normally again. Returns the figures."""
-    figures: dict[str, float] = {}
+    figures: dict[str, float | None] = {}
     async with httpx.AsyncClient(timeout=ANSWER_WITHIN + 5) as client:
         outcomes, calls = await api.sweep(client)
         assert all_healthy(outcomes, calls), [(o.name, o.status, o.body) for o in outcomes]

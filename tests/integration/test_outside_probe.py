@@ -401,7 +401,7 @@ def test_slow_header_connection_is_closed_by_the_server(start_server, fresh_db):
                 if conn.recv(1024) == b"":
                     closed_after = time.monotonic() - started
                     break
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 closed_after = time.monotonic() - started
