@@ -9,7 +9,7 @@ import time
 import pytest
 
 import deps
-from tests.conftest import app_client, sql, stack_settings
+from tests.conftest import app_client, sql, stack_settings, token_for
 
 pytestmark = pytest.mark.slow
 
@@ -108,10 +108,10 @@ async def test_writes_made_straight_in_sql_are_seen_within_a_second(
 
 
 async def test_a_logged_out_token_is_never_answered_from_the_cache(
-        cached_api, fresh_db, make_token):
+        cached_api, fresh_db):
     await settled(cached_api.cache, lambda: add_expense(fresh_db, "100.00"))
     for revoke in ("api", "sql"):
-        token = make_token()
+        token = token_for()
         headers = {"Authorization": f"Bearer {token}"}
         hits = cached_api.cache.hits
         started = time.perf_counter()

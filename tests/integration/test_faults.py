@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import dev_script
+from tests.conftest import dev_script, token_for
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ class Outcome:
 class Api:
     """Every data endpoint of the contract, called concurrently as one sweep."""
 
-    def __init__(self, base: str, make_token):
+    def __init__(self, base: str, make_token=token_for):
         self.base = base
         self.make_token = make_token
         self.token = make_token(1, "Alok")
@@ -248,9 +248,9 @@ async def postgrest_says_postgres_is_gone(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("service", ["postgrest", "postgres", "nginx"])
 async def test_every_endpoint_answers_503_and_recovers_when_service_stops(
-        server, make_token, service, tmp_path):
+        server, service, tmp_path):
     while_down = postgrest_says_postgres_is_gone if service == "postgres" else None
-    figures = await run_fault(Api(server, make_token), service, while_down)
+    figures = await run_fault(Api(server), service, while_down)
     assert figures["to_503_s"] < OUTAGE_WITHIN
     assert figures["slowest_answer_down_s"] < ANSWER_WITHIN
     assert figures["to_recovery_s"] < RECOVER_WITHIN
@@ -267,12 +267,12 @@ def black_hole():
 
 
 async def test_hanging_postgrest_answers_503_within_the_client_timeout(
-        start_server, make_token, black_hole, tmp_path):
+        start_server, black_hole, tmp_path):
     """PostgREST that accepts but never answers: the 4 s HTTP_TIMEOUT_SECONDS turns every
     data endpoint into 503 before 5 s, instead of hanging the caller."""
     base = start_server(env={"SUPABASE_URL": black_hole, "REFERENCE_CACHE_TTL_SECONDS": "0",
                              **PROD}, log_path=tmp_path / "server.log")
-    api = Api(base, make_token)
+    api = Api(base)
     async with httpx.AsyncClient(timeout=ANSWER_WITHIN + 5) as client:
         outcomes, _ = await api.sweep(client)  # the first calls of fresh workers included
     check_sane(outcomes, "postgrest hanging", extra=(black_hole.split("//")[1],))

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from jose import jwt
 
-from tests.conftest import app_client, count_rows, sql, stack_settings
+from tests.conftest import app_client, count_rows, sql, stack_settings, token_for
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 TOO_MANY = {"error": "Too many attempts, please try again later"}
@@ -368,12 +368,12 @@ async def test_expired_idempotency_keys_are_pruned_by_new_writes(api, fresh_db, 
     assert count_rows(fresh_db, "idempotency_keys") == 10
 
 
-async def test_expired_revoked_tokens_are_pruned_by_logouts(api, fresh_db, make_token):
+async def test_expired_revoked_tokens_are_pruned_by_logouts(api, fresh_db):
     with sql(fresh_db) as cur:
         cur.execute("insert into public.revoked_tokens (jti, expires_at) select md5(i::text), "
                     "now() - interval '1 hour' from generate_series(1, 60) as i")
     for _ in range(3):
-        response = await api.post("/api/auth/logout", headers=bearer(make_token()))
+        response = await api.post("/api/auth/logout", headers=bearer(token_for()))
         assert response.status_code == 200
     assert count_rows(fresh_db, "revoked_tokens") == 3
 

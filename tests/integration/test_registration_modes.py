@@ -15,7 +15,7 @@ import secrets
 
 import pytest
 
-from tests.conftest import app_client, bearer, count_rows, sql, stack_settings
+from tests.conftest import app_client, bearer, cookie, count_rows, sql, stack_settings
 
 STRONG = "Str0ng!pass"
 OUTSIDER = {"username": "mallory", "password": STRONG, "email": "mallory@evil.test"}
@@ -147,7 +147,7 @@ async def test_a_self_registered_member_cannot_read_the_shadow_report(fresh_db):
         client.cookies.clear()
         member = {"Authorization": f"Bearer {login.json()['token']}"}
         as_member = await client.get("/health/shadow", headers=member)
-        with_cookie = await client.get("/health/shadow", cookies={"jwt": login.json()["token"]})
+        with_cookie = await client.get("/health/shadow", headers=cookie(login.json()["token"]))
         anonymous = await client.get("/health/shadow")
         operator = await client.get("/health/shadow",
                                     headers={"Authorization": "Bearer ops-secret-token"})

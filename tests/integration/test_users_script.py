@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, app_client, count_rows, sql, stack_settings
+from tests.conftest import ROOT, app_client, cookie, count_rows, sql, stack_settings
 
 STRONG = "Str0ng!pass"
 NEWER = "N3wer!pass"
@@ -106,8 +106,8 @@ async def test_revoke_sessions_refuses_every_earlier_token_of_that_user_only(fre
                                         headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 401
             assert response.json() == {"error": "Invalid or expired token"}
-        cookie = await client.get("/api/auth/me", cookies={"jwt": amol[0]})
-        assert cookie.status_code == 401
+        by_cookie = await client.get("/api/auth/me", headers=cookie(amol[0]))
+        assert by_cookie.status_code == 401
         assert (await client.get("/api/auth/me",
                                  headers={"Authorization": f"Bearer {alok}"})).status_code == 200
         time.sleep(1.1)
