@@ -145,7 +145,7 @@ async def test_a_self_registered_member_cannot_read_the_shadow_report(fresh_db):
         await client.post("/api/auth/register", json=OUTSIDER)
         login = await client.post("/api/auth/login", json={"email": "mallory", "password": STRONG})
         client.cookies.clear()
-        member = {"Authorization": f"Bearer {login.json()['token']}"}
+        member = bearer(login.json()["token"])
         as_member = await client.get("/health/shadow", headers=member)
         with_cookie = await client.get("/health/shadow", headers=cookie(login.json()["token"]))
         anonymous = await client.get("/health/shadow")
