@@ -27,4 +27,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8000'), timeout=4)"]
 
-CMD ["gunicorn", "-c", "gunicorn.conf.py", "main:app"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "main:create_app()"]

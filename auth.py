@@ -1,36 +1,28 @@
-"""Tokens and passwords (the `CurrentUser` dependency that uses them is in deps.py).
+"""Tokens (the `CurrentUser` dependency that uses them is in deps.py; passwords.py hashes).
 
 Tokens are the legacy ones: HS256 with JWT_SECRET, claims {userId, name, email} plus exp
 (24 h), iat and jti. Only HS256 is accepted. Tokens the legacy functions issued (no jti)
 are accepted too, so nobody is logged out at the cut-over. Whether the user still exists and the token
 was not logged out is checked by Postgres on the same round trip as the request's data
 (see `session_headers` and sql/gateway_functions.sql: check_gateway_session).
-
-bcrypt runs in a small niced process pool: a burst of logins never blocks the event loop
-and leaves CPU for everything else.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import datetime as dt
 import hashlib
-import multiprocessing
-import os
 import re
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from starlette.responses import Response
 from jose import JWTError, jwt
-from passlib.context import CryptContext
+from starlette.responses import Response
+from typing_extensions import TypeIs  # Python 3.13 has it in typing
 
-import metrics
 from config import Settings
 from models import ApiError
 
@@ -119,7 +111,7 @@ def is_canonical(token: str) -> bool:
     return True
 
 
-def _is_time(value: object) -> bool:
+def _is_time(value: object) -> TypeIs[int]:
     return type(value) is int and 0 <= value < MAX_TIMESTAMP
 
 
@@ -188,82 +180,3 @@ def audit_headers(request: Request, user: TokenUser | None = None) -> dict[str, 
     return headers
 
 
-# --------------------------------------------------------------------------------------
-# Passwords
-# --------------------------------------------------------------------------------------
-_context: CryptContext | None = None
-
-
-def _crypt_context(rounds: int) -> CryptContext:
-    return CryptContext(schemes=["bcrypt"], bcrypt__rounds=rounds)
-
-
-def hash_password(password: str, rounds: int) -> str:
-    """bcrypt at BCRYPT_ROUNDS, blocking: for scripts (scripts/users.py); the app hashes
-    through PasswordHasher, off the event loop."""
-    return _crypt_context(rounds).hash(password)
-
-
-def _init_worker(rounds: int, nice: int) -> None:
-    global _context
-    _context = _crypt_context(rounds)
-    if nice:
-        os.nice(nice)
-
-
-def _hash(password: str) -> str:
-    assert _context is not None
-    return _context.hash(password)
-
-
-def _verify(password: str, password_hash: str) -> bool:
-    assert _context is not None
-    try:
-        return _context.verify(password, password_hash)
-    except (ValueError, TypeError):  # a malformed stored hash is a failed login, not a 500
-        return False
-
-
-class PasswordHasher:
-    """bcrypt off the event loop, at most `concurrency` hashes at once per worker, in
-    processes with a lower CPU priority so request handling keeps the CPU under a storm."""
-
-    NICE = 10
-
-    def __init__(self, rounds: int, concurrency: int):
-        # forkserver with this module preloaded: a new bcrypt process is a cheap fork, not a
-        # fresh interpreter importing passlib (which took 0.4 s per worker start)
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        self._pool = ProcessPoolExecutor(
-            max_workers=concurrency, mp_context=context,
-            initializer=_init_worker, initargs=(rounds, self.NICE))
-        self._slots = asyncio.Semaphore(concurrency)
-        self._rounds = rounds
-        self._dummy_hash: str | None = None
-
-    async def _run(self, fn, *args):
-        metrics.BCRYPT_QUEUE.inc()
-        try:
-            async with self._slots:
-                return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-        finally:
-            metrics.BCRYPT_QUEUE.dec()
-
-    async def hash(self, password: str) -> str:
-        return await self._run(_hash, password)
-
-    async def verify(self, password: str, password_hash: str | None) -> bool:
-        """Unknown users are checked against a dummy hash: same answer, same time."""
-        if password_hash is None:
-            if self._dummy_hash is None:
-                self._dummy_hash = await self.hash(uuid.uuid4().hex)
-            await self._run(_verify, password, self._dummy_hash)
-            return False
-        return await self._run(_verify, password, password_hash)
-
-    async def warm_up(self) -> None:
-        self._dummy_hash = await self.hash(uuid.uuid4().hex)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -26,17 +26,29 @@ class ConfigError(RuntimeError):
     """A setting is missing or unsafe; the message names it."""
 
 
-class Settings(BaseSettings):
+class DatabaseSettings(BaseSettings):
+    """DATABASE_URL alone, read like every setting: what the admin scripts need
+    (scripts/bootstrap_schema.py, scripts/seed_demo.py), which run without the API keys."""
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8",
                                       extra="ignore", case_sensitive=False)
 
+    database_url: SecretStr
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_dsn(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("postgres://", "postgresql://")):
+            raise ValueError("must be a postgresql:// connection string")
+        return value
+
+
+class Settings(DatabaseSettings):
     environment: Literal["dev", "prod"] = "dev"
 
     # Supabase / Postgres
     supabase_url: str
     supabase_anon_key: SecretStr
     supabase_service_role_key: SecretStr
-    database_url: SecretStr
     jwt_secret: SecretStr
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -49,8 +61,8 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(4.0, gt=0, le=60)
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     http_pool_size: int = Field(64, ge=1, le=1000)
-    postgrest_page_size: int = Field(1000, ge=1, le=10000)
     reference_cache_ttl_seconds: float = Field(30.0, ge=0, le=3600)
+    dashboard_cache: bool = False
     bootstrap_on_startup: bool = True
 
     # Abuse limits (the `limits` library's notation, e.g. "5/15minutes")
@@ -119,13 +131,6 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
-    @field_validator("database_url")
-    @classmethod
-    def _postgres_dsn(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("postgres://", "postgresql://")):
-            raise ValueError("must be a postgresql:// connection string")
-        return value
-
     @model_validator(mode="after")
     def _prod_is_strict(self) -> Settings:
         if self.environment != "prod":
@@ -167,16 +172,28 @@ def describe_error(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def _load(kind: type[SettingsT], **overrides: Any) -> SettingsT:
+    env_file = os.environ.get("ENV_FILE", ".env") or None
+    try:
+        return kind(_env_file=env_file, **overrides)
+    except ValidationError as error:
+        raise ConfigError(f"configuration error: {describe_error(error)}") from None
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build Settings, turning validation errors into a ConfigError naming each variable.
 
     `ENV_FILE` picks another dotenv file; set it empty to read the environment only.
     """
-    env_file = os.environ.get("ENV_FILE", ".env") or None
-    try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
-    except ValidationError as error:
-        raise ConfigError(f"configuration error: {describe_error(error)}") from None
+    return _load(Settings, **overrides)
+
+
+def load_database_url() -> str:
+    """DATABASE_URL from the environment or the dotenv file, validated like the app's."""
+    return _load(DatabaseSettings).database_url.get_secret_value()
 
 
 @lru_cache

@@ -8,16 +8,18 @@ The schema bootstrap (psycopg2 on DATABASE_URL) is `schema.py`.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import aiohttp
 import httpx
 import orjson
 from postgrest import APIError
+from postgrest.base_request_builder import RequestConfig
+from starlette.responses import Response, StreamingResponse
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from yarl import URL
 
@@ -26,6 +28,7 @@ from config import Settings
 from models import ApiError
 
 log = logging.getLogger("ffb.database")
+JSON_MEDIA_TYPE = "application/json"
 
 DB_UNAVAILABLE = "Database unavailable"
 # PostgREST answers these when it cannot reach Postgres; nginx answers 502/504 without it.
@@ -37,20 +40,80 @@ _HTTP_STATUS_CODE = {"PT400": 400, "PT401": 401, "PT403": 403, "PT404": 404, "PT
 # --------------------------------------------------------------------------------------
 # HTTP clients
 # --------------------------------------------------------------------------------------
+class Query(Protocol):
+    """What postgrest-py's request builders have in common: the prepared request, and
+    postgrest-py's own way of sending it."""
+
+    request: RequestConfig[httpx.AsyncClient]
+
+    async def execute(self) -> Any: ...
+
+
+class Sender(Protocol):
+    """How a worker's queries reach PostgREST, chosen once in `Database.connect` from
+    HTTP_TRANSPORT. `send` returns the response's JSON (None for an empty body) or raises
+    postgrest's APIError (PostgREST's error JSON; `{"code": "<status>"}` when the body is
+    not JSON, e.g. nginx's 502 page) or a transport error (aiohttp/httpx, timeout, OS)."""
+
+    async def send(self, query: Query) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+class HttpxSender:
+    """postgrest-py's own path (HTTP_TRANSPORT=httpx): its request and response models
+    over the shared httpx client. The unit tests fake it with respx."""
+
+    async def send(self, query: Query) -> Any:
+        return (await query.execute()).data
+
+    async def close(self) -> None:
+        pass  # the httpx client is closed by Database.close
+
+
+class AiohttpSender:
+    """The default (HTTP_TRANSPORT=aiohttp): sends the request postgrest-py prepared (URL,
+    query string, headers, JSON body) over one keep-alive aiohttp session and parses the
+    answer with orjson, skipping httpx's request/response objects and postgrest-py's
+    response models. Measured by scripts/bench.py: about 0.15 ms of CPU per PostgREST
+    call instead of 0.48 ms, the difference between ~30 % and ~60 % of direct PostgREST
+    (README, Performance)."""
+
+    def __init__(self, settings: Settings):
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=settings.http_pool_size, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=settings.http_timeout_seconds),
+            json_serialize=lambda obj: orjson.dumps(obj).decode(), trust_env=False,
+            auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar())
+
+    async def send(self, query: Query) -> Any:
+        request = query.request
+        headers = httpx.Headers(request.session.headers)
+        headers.update(request.headers)
+        body = None
+        if request.json is not None:
+            body = orjson.dumps(request.json)
+            headers["Content-Type"] = "application/json"
+        url = str(request.path)
+        if request.params:
+            url = f"{url}?{request.params}"
+        async with self.session.request(request.http_method, URL(url, encoded=True), data=body,
+                                        headers=dict(headers.items())) as response:
+            payload = await response.read()
+            status = response.status
+        if 200 <= status < 300:
+            return orjson.loads(payload) if payload else None
+        raise _postgrest_error(status, payload)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
 class PostgrestHttpClient(httpx.AsyncClient):
-    """The httpx client supabase-py/postgrest-py are built with.
+    """The httpx client supabase-py/postgrest-py are built with. It carries the worker's
+    Sender, so `execute` reaches it from any query either client builds."""
 
-    With HTTP_TRANSPORT=aiohttp (the default) it also holds `fast`, a keep-alive aiohttp
-    session: `execute` then sends the request postgrest-py prepared (URL, query string,
-    headers, JSON body) over it and parses the answer with orjson, skipping httpx's
-    request/response objects and postgrest-py's response models. Measured by
-    scripts/bench.py: about 0.15 ms of CPU per PostgREST call instead of 0.48 ms, the
-    difference between ~30 % and ~60 % of direct PostgREST (README, Performance).
-    With HTTP_TRANSPORT=httpx, `fast` is None and postgrest-py sends through httpx itself
-    (what the unit tests fake with respx).
-    """
-
-    fast: aiohttp.ClientSession | None = None
+    sender: Sender
 
 
 def build_http_client(settings: Settings) -> PostgrestHttpClient:
@@ -59,12 +122,7 @@ def build_http_client(settings: Settings) -> PostgrestHttpClient:
         timeout=httpx.Timeout(settings.http_timeout_seconds), trust_env=False,
         limits=httpx.Limits(max_connections=settings.http_pool_size,
                             max_keepalive_connections=settings.http_pool_size))
-    if settings.http_transport == "aiohttp":
-        client.fast = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=settings.http_pool_size, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=settings.http_timeout_seconds),
-            json_serialize=lambda obj: orjson.dumps(obj).decode(), trust_env=False,
-            auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar())
+    client.sender = AiohttpSender(settings) if settings.http_transport == "aiohttp" else HttpxSender()
     return client
 
 
@@ -91,12 +149,11 @@ class Database:
         return cls(settings=settings, http=http, anon=anon, service=service)
 
     async def close(self) -> None:
-        if self.http.fast is not None:
-            await self.http.fast.close()
+        await self.http.sender.close()
         await self.http.aclose()
 
 
-async def execute(query: Any, headers: dict[str, str] | None = None) -> Any:
+async def execute(query: Query, headers: dict[str, str] | None = None) -> Any:
     """Run a postgrest-py query, turning every failure into an ApiError.
 
     `headers` are added to this request only (e.g. auth.session_headers(user)).
@@ -104,54 +161,131 @@ async def execute(query: Any, headers: dict[str, str] | None = None) -> Any:
     purpose (`PT4xx`) keep their status and message; anything else is logged with its
     details and answered with a generic 500.
     """
-    request = query.request
     if headers:
-        request.headers.update(headers)
+        query.request.headers.update(headers)
+    sender = cast(PostgrestHttpClient, query.request.session).sender
     started, outcome = time.perf_counter(), "ok"
     try:
-        fast = getattr(request.session, "fast", None)
-        if fast is not None:
-            return await _send_fast(fast, request)
-        return (await query.execute()).data
+        return await sender.send(query)
     except APIError as exc:
         error = translate_api_error(exc)
-        outcome = ("unavailable" if error.status == 503 else
-                   "error" if error.status == 500 else "refused")
+        outcome = _outcome(error)
         raise error from None
-    except (httpx.TransportError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, httpx.TransportError, aiohttp.ClientError, OSError) as exc:
         log.warning("PostgREST unreachable: %s", type(exc).__name__)
         outcome = "unavailable"
         raise ApiError(503, DB_UNAVAILABLE) from None
     finally:
-        metrics.POSTGREST_SECONDS.labels(outcome).observe(time.perf_counter() - started)
-        if outcome in ("unavailable", "error"):
-            metrics.POSTGREST_FAILURES.labels(outcome).inc()
+        _observe(outcome, started)
 
 
-async def _send_fast(session: aiohttp.ClientSession, request: Any) -> Any:
-    """Send postgrest-py's prepared request over aiohttp; same data as `.execute().data`."""
-    headers = httpx.Headers(request.session.headers)
-    headers.update(request.headers)
-    body = None
-    if request.json is not None:
-        body = orjson.dumps(request.json)
-        headers["Content-Type"] = "application/json"
-    url = str(request.path)
-    if request.params:
-        url = f"{url}?{request.params}"
-    async with session.request(request.http_method, URL(url, encoded=True), data=body,
-                               headers=dict(headers.items())) as response:
-        payload = await response.read()
-        status = response.status
-    if 200 <= status < 300:
-        return orjson.loads(payload) if payload else None
+def _outcome(error: ApiError) -> str:
+    """The metrics' outcome of a failed PostgREST call (`ok` when it succeeded)."""
+    return "unavailable" if error.status == 503 else "error" if error.status == 500 \
+        else "refused"
+
+
+def _observe(outcome: str, started: float) -> None:
+    metrics.POSTGREST_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+    if outcome in ("unavailable", "error"):
+        metrics.POSTGREST_FAILURES.labels(outcome).inc()
+
+
+# --------------------------------------------------------------------------------------
+# Pass-through: bodies Postgres already built reach the client as PostgREST sent them
+# --------------------------------------------------------------------------------------
+SMALL_BODY_BYTES = 256 * 1024   # answered in one piece (with Content-Length) up to this size
+STREAM_CHUNK_BYTES = 64 * 1024  # larger bodies are streamed on in pieces of this size
+
+
+async def rpc_passthrough(db: Database, function: str, params: dict[str, Any],
+                          headers: dict[str, str] | None = None, status_code: int = 200,
+                          stream: bool = True) -> Response:
+    """Call a function that returns the response body (sql/: type "application/json")
+    and hand PostgREST's bytes to the client without parsing them: in one piece when
+    small, otherwise streamed as they arrive (the worker holds ~one chunk per request,
+    not the body; aiohttp and uvicorn both apply back-pressure)."""
+    url = f"{db.service.rest_url}/rpc/{function}"
+    key = db.settings.supabase_service_role_key.get_secret_value()
+    sent = {"apikey": key, "Authorization": f"Bearer {key}", "Accept": "application/json",
+            "Content-Type": "application/json", **(headers or {})}
+    body = orjson.dumps(params)
+    started, outcome = time.perf_counter(), "ok"  # metrics: until the body starts arriving
+    try:
+        sender = db.http.sender
+        if not isinstance(sender, AiohttpSender):  # HTTP_TRANSPORT=httpx: one piece, no streaming
+            answer = await db.http.post(url, content=body, headers=sent)
+            _check_answer(answer.status_code, answer.headers.get("content-type"),
+                          answer.content)
+            return Response(answer.content, status_code, media_type=JSON_MEDIA_TYPE)
+        seconds = db.settings.http_timeout_seconds
+        response = await sender.session.post(
+            URL(url), data=body, headers=sent,
+            timeout=aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds))
+        try:
+            if not 200 <= response.status < 300 or not _is_json(response.content_type):
+                _check_answer(response.status, response.content_type, await response.read())
+            first = bytearray()
+            while len(first) < SMALL_BODY_BYTES or not stream:
+                chunk = await response.content.readany()
+                if not chunk:
+                    break
+                first += chunk
+        except BaseException:
+            response.close()
+            raise
+        if response.content.at_eof():
+            response.release()
+            return Response(bytes(first), status_code, media_type=JSON_MEDIA_TYPE)
+    except APIError as exc:
+        error = translate_api_error(exc)
+        outcome = _outcome(error)
+        raise error from None
+    except ApiError as error:  # _check_answer: a 2xx that is not PostgREST's JSON
+        outcome = _outcome(error)
+        raise
+    except (httpx.TransportError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        log.warning("PostgREST unreachable: %s", type(exc).__name__)
+        outcome = "unavailable"
+        raise ApiError(503, DB_UNAVAILABLE) from None
+    finally:
+        _observe(outcome, started)
+    return StreamingResponse(_rest_of(response, bytes(first)), status_code,
+                             media_type=JSON_MEDIA_TYPE)
+
+
+async def _rest_of(response: aiohttp.ClientResponse, first: bytes) -> AsyncIterator[bytes]:
+    try:
+        yield first
+        async for chunk in response.content.iter_chunked(STREAM_CHUNK_BYTES):
+            yield chunk
+    finally:
+        response.close()  # also when the client went away mid-body
+
+
+def _is_json(content_type: str | None) -> bool:
+    return (content_type or "").startswith(JSON_MEDIA_TYPE)
+
+
+def _check_answer(status: int, content_type: str | None, payload: bytes) -> None:
+    """PostgREST errors as `execute` reports them; a 2xx that is not PostgREST's JSON (a
+    proxy's page) is a generic 500 too, never passed on."""
+    if not 200 <= status < 300:
+        raise _postgrest_error(status, payload)
+    if not _is_json(content_type):
+        log.error("PostgREST answered %s with Content-Type %r, not JSON", status, content_type)
+        raise ApiError(500, "Internal server error")
+
+
+def _postgrest_error(status: int, payload: bytes) -> APIError:
     try:
         error = orjson.loads(payload)
         if not isinstance(error, dict):
             raise ValueError
     except ValueError:  # not PostgREST's JSON: a proxy's error page (nginx 502/504)
-        error = {"code": str(status), "message": f"HTTP {status}"}
-    raise APIError(error)
+        error = {"code": str(status), "message": f"HTTP {status}",
+                 "details": payload[:300].decode("utf-8", "replace")}  # for the log only
+    return APIError(error)
 
 
 def translate_api_error(exc: APIError) -> ApiError:

@@ -11,16 +11,19 @@ worker thread, a thread hop on every request (README, Performance).
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
 import shadow
-from auth import TOKEN_MISSING, PasswordHasher, TokenUser, decode_token, token_from_request
+from auth import TOKEN_MISSING, TokenUser, decode_token, token_from_request
 from config import Settings
+from dashboard_cache import DashboardCache
 from database import Database
 from models import ApiError
+from passwords import PasswordHasher
 from ratelimit import AuthLimits
 from reference_cache import ReferenceCache
 
@@ -33,19 +36,24 @@ class AppState:
     limits: AuthLimits
     reference_cache: ReferenceCache
     shadow: shadow.ShadowCompare | None  # None unless SHADOW_COMPARE and LEGACY_BASE_URL
+    dashboard_cache: DashboardCache
 
     @classmethod
     async def start(cls, settings: Settings) -> AppState:
         db = await Database.connect(settings)
+        dashboard_cache = DashboardCache(settings.database_url.get_secret_value(),
+                                         settings.dashboard_cache)
+        dashboard_cache.start()
         return cls(
             settings=settings, db=db,
             passwords=PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_concurrency),
             limits=AuthLimits(settings, db),
             reference_cache=ReferenceCache(settings.reference_cache_ttl_seconds),
-            shadow=shadow.start(settings))
+            shadow=shadow.start(settings), dashboard_cache=dashboard_cache)
 
     async def close(self) -> None:
-        self.passwords.close()
+        await asyncio.to_thread(self.dashboard_cache.stop)
+        await self.passwords.close()
         await shadow.stop(self.shadow)
         await self.db.close()
 
@@ -87,6 +95,10 @@ async def get_shadow(request: Request) -> shadow.ShadowCompare | None:
     return app_state(request.app).shadow
 
 
+async def get_dashboard_cache(request: Request) -> DashboardCache:
+    return app_state(request.app).dashboard_cache
+
+
 async def current_user(request: Request) -> TokenUser:
     """The caller named by the Bearer token (or the legacy `jwt` cookie); 401 without one."""
     token = token_from_request(request)
@@ -103,4 +115,5 @@ Passwords = Annotated[PasswordHasher, Depends(get_passwords)]
 Limits = Annotated[AuthLimits, Depends(get_limits)]
 RefCache = Annotated[ReferenceCache, Depends(get_reference_cache)]
 Shadow = Annotated[shadow.ShadowCompare | None, Depends(get_shadow)]
+DashCache = Annotated[DashboardCache, Depends(get_dashboard_cache)]
 CurrentUser = Annotated[TokenUser, Depends(current_user)]

@@ -1,4 +1,4 @@
-"""gunicorn settings for `web: gunicorn -c gunicorn.conf.py main:app` (Procfile, Dockerfile).
+"""gunicorn settings for `gunicorn -c gunicorn.conf.py "main:create_app()"` (Procfile, Dockerfile).
 
 Platform variables only: PORT (Heroku/Render/Railway set it), HOST, WEB_CONCURRENCY
 (workers; default 2 = this 2-core machine's sweet spot), HEADER_TIMEOUT_SECONDS (10: a

@@ -1,6 +1,7 @@
 """The FastAPI application: lifespan, middleware, error handlers and routers.
 
-`main:app` is what uvicorn and gunicorn serve; `create_app(settings)` builds one for tests.
+gunicorn serves the factory (`main:create_app()`, Procfile), uvicorn `--factory
+main:create_app`; tests call `create_app(settings)`. Importing this module builds nothing.
 """
 from __future__ import annotations
 
@@ -292,8 +293,20 @@ def custom_openapi(app: FastAPI):
     return build
 
 
+# Exit status 4 is gunicorn's "App failed to load": the arbiter halts instead of respawning
+# workers that can never start (uvicorn just exits non-zero with it).
+CONFIG_ERROR_EXIT = 4
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    """The app. Without `settings` (how gunicorn and uvicorn call it) they come from the
+    environment, and a missing or unsafe one ends the process with one line naming it."""
+    if settings is None:
+        try:
+            settings = get_settings()
+        except ConfigError as exc:
+            print(exc, file=sys.stderr, flush=True)
+            raise SystemExit(CONFIG_ERROR_EXIT) from None
     configure_logging(settings.log_level)
     app = FastAPI(
         title="Family Financial Backend",
@@ -305,9 +318,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,  # openapi_docs serves both without a CDN
     )
     openapi_docs.install(app)
-    app.add_exception_handler(ApiError, api_error_handler)
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    # Starlette types every handler as taking Exception; each of ours takes its own type.
+    app.add_exception_handler(ApiError, api_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)  # type: ignore[arg-type]
     app.add_middleware(
         CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
@@ -322,19 +336,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.openapi = custom_openapi(app)  # type: ignore[method-assign]
     return app
-
-
-# Exit status 4 is gunicorn's "App failed to load": the arbiter halts instead of respawning
-# workers that can never start (uvicorn just exits non-zero with it).
-CONFIG_ERROR_EXIT = 4
-
-
-def _load_app() -> FastAPI:
-    try:
-        return create_app()
-    except ConfigError as exc:
-        print(exc, file=sys.stderr, flush=True)
-        raise SystemExit(CONFIG_ERROR_EXIT) from None
-
-
-app = _load_app()

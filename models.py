@@ -4,11 +4,19 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      StringConstraints, WithJsonSchema, field_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 from starlette.responses import JSONResponse
 
@@ -64,7 +72,7 @@ def _canonical_int(value: object) -> object:
     return value
 
 
-def canonical_int(ge: int, le: int) -> object:
+def canonical_int(ge: int, le: int) -> Any:
     """The one integer type of every path, query and body field: `ge`..`le`, canonical
     spelling. (The bounds sit inside so that OpenAPI shows them as minimum/maximum.)"""
     return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_canonical_int)]
@@ -226,7 +234,9 @@ def _json_number(v: object) -> object:
 
 
 def _two_decimals(v: Decimal) -> Decimal:
-    if not v.is_finite() or v.as_tuple().exponent < -2 and v != v.quantize(Decimal("0.01")):
+    exponent = v.as_tuple().exponent  # a letter for NaN and infinities
+    if not v.is_finite() or (isinstance(exponent, int) and exponent < -2
+                             and v != v.quantize(Decimal("0.01"))):
         raise ValueError("amount may have at most 2 decimals")
     return v.quantize(Decimal("0.01"))
 

@@ -50,8 +50,8 @@ SECURITY_SCHEMES = {
                       "description": "METRICS_TOKEN of the server's configuration"},
 }
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
-MEMBER_SECURITY = [{"bearerAuth": []}, {"cookieAuth": []}]
-OPERATOR_SECURITY = [{"operatorToken": []}]
+MEMBER_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
+OPERATOR_SECURITY: list[dict[str, list[str]]] = [{"operatorToken": []}]
 
 TOO_LARGE = "Request body too large"
 INTERNAL = "Internal server error"

@@ -708,7 +708,7 @@ def inspect_schema(dsn: str, reference: Snapshot | None = None) -> SchemaReport:
             cur.execute("select version, name, applied_at::text, applied_by "
                         "from public.schema_migrations order by version, name")
             applied = cur.fetchall()
-        counts = {}
+        counts: dict[str, int] = {}
         tables = public_tables(cur)
         for table in ("users", "categories", "payment_methods", "expenses"):
             if table in tables:

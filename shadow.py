@@ -7,7 +7,7 @@ SHADOW_CONCURRENCY replays run at once per worker (anything beyond is dropped an
 as skipped, never queued), each bounded by SHADOW_TIMEOUT_SECONDS.
 
 A difference in status or in the JSON body (after blanking volatile fields such as
-`created_at` and `token`) is one WARNING line on logger `ffb.shadow` naming the endpoint,
+`created_at` and `token`; type-strict, jsondiff.py) is one WARNING line on logger `ffb.shadow` naming the endpoint,
 the request id, both statuses and the JSON paths that differ; bodies are never logged.
 `GET /health/shadow` reports the counts per endpoint (per worker process).
 
@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config import Settings
+from jsondiff import diff_json
 
 log = logging.getLogger("ffb.shadow")
 
@@ -72,35 +73,17 @@ def normalise(value: Any) -> Any:
     return value
 
 
-def _same_scalar(a: Any, b: Any) -> bool:
-    # Type-strict like scripts/contract_diff.py: the legacy (JavaScript) renders 400, never
-    # 400.0, so `400.0` from us is a rendering difference; True == 1 is not the same either.
-    return type(a) is type(b) and a == b
-
-
-def diff_paths(ours: Any, legacy: Any, path: str = "$") -> list[str]:
-    """JSON paths (`$.user.name`, `$[3].amount`) where the two documents differ."""
-    if isinstance(ours, dict) and isinstance(legacy, dict):
-        paths: list[str] = []
-        for key in list(ours) + [k for k in legacy if k not in ours]:
-            child = f"{path}.{key}"
-            if key not in ours or key not in legacy:
-                paths.append(child)
-            else:
-                paths.extend(diff_paths(ours[key], legacy[key], child))
-        return paths
-    if isinstance(ours, list) and isinstance(legacy, list):
-        paths = []
-        for index in range(max(len(ours), len(legacy))):
-            child = f"{path}[{index}]"
-            if index >= len(ours) or index >= len(legacy):
-                paths.append(child)
-            else:
-                paths.extend(diff_paths(ours[index], legacy[index], child))
-        return paths
-    if isinstance(ours, (dict, list)) or isinstance(legacy, (dict, list)):
-        return [path]
-    return [] if _same_scalar(ours, legacy) else [path]
+def diff_paths(ours: Any, legacy: Any) -> list[str]:
+    """JSON paths (`$.user.name`, `$[3].amount`) where our document differs from the
+    legacy's, type-strict (jsondiff, shared with scripts/contract_diff.py); items only one
+    list has are named one by one (`$[5]`)."""
+    paths = []
+    for d in diff_json(legacy, ours):
+        if d.kind == "length":
+            paths += [f"{d.path}[{i}]" for i in range(min(d.old, d.new), max(d.old, d.new))]
+        else:
+            paths.append(d.path)
+    return paths
 
 
 def body_diff(ours: bytes, legacy: bytes) -> list[str]:

@@ -5,12 +5,27 @@ import hashlib
 
 from fastapi import APIRouter, Depends, Request
 
-from auth import (TOKEN_INVALID, audit_headers, clear_session_cookie, create_token,
-                  session_headers, set_session_cookie)
+from auth import (
+    TOKEN_INVALID,
+    audit_headers,
+    clear_session_cookie,
+    create_token,
+    session_headers,
+    set_session_cookie,
+)
 from database import execute
-from deps import AppSettings, CurrentUser, Db, Limits, Passwords
-from models import (ApiError, JsonResponse, LoginRequest, LoginResponse, MessageResponse,
-                    PublicUser, RegisterRequest, RegisterResponse, error_responses)
+from deps import AppSettings, CurrentUser, DashCache, Db, Limits, Passwords
+from models import (
+    ApiError,
+    JsonResponse,
+    LoginRequest,
+    LoginResponse,
+    MessageResponse,
+    PublicUser,
+    RegisterRequest,
+    RegisterResponse,
+    error_responses,
+)
 from ratelimit import login_account_key
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -39,13 +54,13 @@ async def login(body: LoginRequest, request: Request, db: Db, passwords: Passwor
     # One counter per account however it is spelled; unknown names by their canonical form.
     counted_as = login_account_key(account["id"] if account else None, body.email)
     await limits.before_login(client, counted_as)
-    verified = await passwords.verify(body.password,
-                                      account["password_hash"] if account else None)
+    # An unknown account is checked against a dummy hash: same answer, same time.
+    verified = await passwords.verify(body.password, account["password_hash"] if account else None)
     # the audit row, on success and failure alike (same work, same time either way)
     await execute(db.service.rpc("record_login", {
         "p_user_id": account["id"] if account else None, "p_success": verified}),
         audit_headers(request))
-    if not verified:
+    if account is None or not verified:
         raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
     await limits.login_succeeded(client, counted_as)
     token, _ = create_token(db.settings, account)
@@ -107,10 +122,11 @@ async def me(user: CurrentUser, db: Db) -> JsonResponse:
 
 @router.post("/logout", response_model=MessageResponse, responses=error_responses(401, 500, 503),
              summary="Revoke the token (refused from now on) and clear the cookie")
-async def logout(user: CurrentUser, db: Db, request: Request) -> JsonResponse:
+async def logout(user: CurrentUser, db: Db, cache: DashCache, request: Request) -> JsonResponse:
     await execute(db.service.rpc("revoke_token", {
         "p_jti": user.jti, "p_expires_at": user.expires_at.isoformat()}),
         audit_headers(request, user))
+    cache.invalidate()  # this worker at once; the others through the NOTIFY it caused
     response = JsonResponse({"message": "Logout successful"})
     clear_session_cookie(response, db.settings)
     return response

@@ -1,5 +1,7 @@
-"""GET /api/expenses (filters, paging past PostgREST's max-rows), POST /api/expenses, and
-(issue 12) GET/PUT/DELETE /api/expenses/{id} and GET /api/expenses/export.csv."""
+"""GET /api/expenses and POST /api/expenses: Postgres builds each response body
+(sql/gateway_functions.sql: list_expenses, create_expense_response), the gateway validates
+the input and passes the bytes through. Also (issue 12) GET/PUT/DELETE
+/api/expenses/{id} and GET /api/expenses/export.csv."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,37 +14,18 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.responses import Response
 
 from auth import audit_headers, session_headers
-from database import execute
-from deps import CurrentUser, Db
+from database import execute, rpc_passthrough
+from deps import CurrentUser, DashCache, Db
 from models import (ApiError, Expense, ExpenseChanges, ExpenseCreate, ExpenseCreated,
                     ExpenseDeleted, ExpenseUpdated, Id, IsoDate, JsonResponse,
                     canonical_int, error_responses)
 
 router = APIRouter(prefix="/api/expenses", tags=["expenses"])
 
-# One round trip: PostgREST embeds the names of user, category and payment method.
-SELECT = ("id,user_id,amount,category_id,payment_method_id,description,date,created_at,"
-          "users(name),categories(name),payment_methods(name)")
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-def number(value: Any) -> int | float:
-    """Legacy amounts are JS numbers: 400.00 -> 400, 120.50 -> 120.5."""
-    value = float(value)
-    return int(value) if value.is_integer() else value
-
-
-def shape(row: dict[str, Any]) -> dict[str, Any]:
-    payment = row.get("payment_methods")
-    return {
-        "id": row["id"], "user_id": row["user_id"], "user_name": row["users"]["name"],
-        "amount": number(row["amount"]), "category_id": row["category_id"],
-        "category": row["categories"]["name"], "payment_method_id": row["payment_method_id"],
-        "payment_method": payment["name"] if payment else None,
-        "description": row["description"], "date": row["date"], "created_at": row["created_at"],
-    }
 
 
 @router.get("", response_model=list[Expense], responses=error_responses(400, 401, 500, 503),
@@ -55,31 +38,21 @@ async def list_expenses(
     date_to: Annotated[IsoDate | None, Query(description="YYYY-MM-DD, inclusive")] = None,
     limit: Annotated[canonical_int(1, 100_000) | None, Query()] = None,
     offset: Annotated[canonical_int(0, 10_000_000), Query()] = 0,
-) -> JsonResponse:
+) -> Response:
     if date_from and date_to and date_from > date_to:
         raise ApiError(400, "date_from must not be after date_to")
+    return await rpc_passthrough(db, "list_expenses", list_params(
+        user_id, category_id, date_from, date_to, limit, offset), session_headers(user))
 
-    def query(start: int, count: int):
-        q = db.service.table("expenses").select(SELECT)
-        if user_id is not None:
-            q = q.eq("user_id", user_id)
-        if category_id is not None:
-            q = q.eq("category_id", category_id)
-        if date_from is not None:
-            q = q.gte("date", date_from.isoformat())
-        if date_to is not None:
-            q = q.lte("date", date_to.isoformat())
-        return q.order("date", desc=True).order("id", desc=True).range(start, start + count - 1)
 
-    page = db.settings.postgrest_page_size
-    rows: list[dict[str, Any]] = []
-    while True:
-        want = page if limit is None else min(page, limit - len(rows))
-        batch = await execute(query(offset + len(rows), want), session_headers(user))
-        rows.extend(batch)
-        if len(batch) < want or (limit is not None and len(rows) >= limit):
-            break
-    return JsonResponse([shape(r) for r in rows])
+def list_params(user_id: int | None, category_id: int | None, date_from: dt.date | None,
+                date_to: dt.date | None, limit: int | None, offset: int) -> dict[str, Any]:
+    """Arguments of sql list_expenses(): the whole body is built by that one function
+    (one query, no paging, no max-rows cap) and passed through unparsed."""
+    return {"p_user_id": user_id, "p_category_id": category_id,
+            "p_date_from": date_from.isoformat() if date_from else None,
+            "p_date_to": date_to.isoformat() if date_to else None,
+            "p_limit": limit, "p_offset": offset}
 
 
 def request_hash(actor_id: int, body: ExpenseCreate) -> str:
@@ -91,14 +64,14 @@ def request_hash(actor_id: int, body: ExpenseCreate) -> str:
              responses=error_responses(400, 401, 409, 413, 500, 503),
              summary="Add an expense; retries with the same Idempotency-Key store nothing new")
 async def create_expense(
-    body: ExpenseCreate, user: CurrentUser, db: Db, request: Request,
+    body: ExpenseCreate, user: CurrentUser, db: Db, cache: DashCache, request: Request,
     idempotency_key: Annotated[str | None, Header(
         description="Any client-chosen key (1-255 printable ASCII); a retry with the same "
                     "key and body returns the first response")] = None,
-) -> JsonResponse:
+) -> Response:
     if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
         raise ApiError(400, "Idempotency-Key must be 1-255 printable ASCII characters")
-    result = await execute(db.service.rpc("create_expense", {
+    response = await rpc_passthrough(db, "create_expense_response", {
         "p_actor_id": user.id, "p_user_id": body.user_id or user.id,
         "p_category_id": body.category_id, "p_payment_method_id": body.payment_method_id,
         "p_amount": str(body.amount), "p_description": body.description,
@@ -106,10 +79,9 @@ async def create_expense(
         "p_idempotency_key": idempotency_key,
         "p_request_hash": request_hash(user.id, body) if idempotency_key else None,
         "p_ttl_hours": db.settings.idempotency_ttl_hours,
-    }), audit_headers(request, user))
-    expense = result["expense"]
-    return JsonResponse({"message": "Expense added successfully", "id": expense["id"],
-                         "expense": expense}, status_code=201)
+    }, audit_headers(request, user), status_code=201, stream=False)
+    cache.invalidate()  # read-your-writes on this worker; the others through the NOTIFY
+    return response
 
 
 # --------------------------------------------------------------------------------------

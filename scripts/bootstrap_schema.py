@@ -37,16 +37,14 @@ exit status:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import psycopg2
 
-import psycopg2  # noqa: E402
-
-import schema  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run by path: the app's modules
+import schema
+from config import ConfigError, load_database_url
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR, EXIT_HOOK_REFUSED, EXIT_REFUSED = 0, 1, 2, 3, 4
 
@@ -54,11 +52,8 @@ EXIT_OK, EXIT_DRIFT, EXIT_ERROR, EXIT_HOOK_REFUSED, EXIT_REFUSED = 0, 1, 2, 3, 4
 def database_url(explicit: str | None) -> str:
     if explicit:
         return explicit
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
-    from config import ConfigError, load_settings
     try:
-        return load_settings().database_url.get_secret_value()
+        return load_database_url()
     except ConfigError as exc:
         sys.exit(f"bootstrap_schema: no database: set DATABASE_URL or pass --database-url ({exc})")
 

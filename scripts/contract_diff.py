@@ -44,12 +44,16 @@ import os
 import re
 import secrets
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run by path: the app's modules
+from jsondiff import Difference, diff_json  # the differ shadow compare uses too
 
 USER_AGENT = "contract-diff/1"
 CALL_HEADER = "X-Contract-Diff"          # names the request in the server's access logs
@@ -198,7 +202,7 @@ def build_matrix(users: list[int], categories: list[int], payment_methods: list[
 # --------------------------------------------------------------------------------------
 # Normalisation
 # --------------------------------------------------------------------------------------
-def normalise(body: Any, created: list[str] = ()) -> Any:
+def normalise(body: Any, created: Sequence[str] = ()) -> Any:
     """Replace values that legitimately differ between two runs or two deployments."""
     def walk(value: Any) -> Any:
         if isinstance(value, dict):
@@ -224,85 +228,6 @@ def normalise(body: Any, created: list[str] = ()) -> Any:
         if isinstance(node, dict) and isinstance(node.get(last), int):
             node[last] = CREATED_ID
     return body
-
-
-# --------------------------------------------------------------------------------------
-# Type-strict JSON comparison
-# --------------------------------------------------------------------------------------
-@dataclass
-class Difference:
-    kind: str          # status | missing_key | extra_key | key_order | type | value | length | order
-    path: str
-    old: Any = None
-    new: Any = None
-
-    def describe(self, old_label: str = "old", new_label: str = "new") -> str:
-        o, n = short(self.old), short(self.new)
-        return {
-            "status": f"status: {old_label} {o}, {new_label} {n}",
-            "missing_key": f"{self.path}: missing in {new_label} ({old_label} has {o})",
-            "extra_key": f"{self.path}: extra in {new_label} ({n}), absent in {old_label}",
-            "key_order": f"{self.path}: key order {old_label} {o}, {new_label} {n}",
-            "type": f"{self.path}: type {json_type(self.old)} -> {json_type(self.new)} "
-                    f"({old_label} {o}, {new_label} {n})",
-            "value": f"{self.path}: {old_label} {o}, {new_label} {n}",
-            "length": f"{self.path}: {old_label} has {o} items, {new_label} {n}",
-            "order": f"{self.path}: same items, different order: {old_label} {o}, "
-                     f"{new_label} {n}",
-        }[self.kind]
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "bool", int: "int", float: "float", str: "string", list: "array",
-            dict: "object"}.get(type(value), type(value).__name__)
-
-
-def short(value: Any, limit: int = 120) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def canonical(value: Any) -> str:
-    """Equal strings <=> equal JSON values including types (400 != 400.0), keys unordered."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
-
-
-def item_label(item: Any) -> Any:
-    if isinstance(item, dict):
-        for key in ("category", "name", "month", "id"):
-            if key in item:
-                return item[key]
-    return item
-
-
-def diff_json(old: Any, new: Any, path: str = "$", key_order: bool = False) -> list[Difference]:
-    if json_type(old) != json_type(new):
-        return [Difference("type", path, old, new)]
-    if isinstance(old, dict):
-        out = [Difference("missing_key", f"{path}.{k}", old[k]) for k in old if k not in new]
-        out += [Difference("extra_key", f"{path}.{k}", None, new[k]) for k in new if k not in old]
-        common_old = [k for k in old if k in new]
-        common_new = [k for k in new if k in old]
-        if key_order and common_old != common_new:
-            out.append(Difference("key_order", path, common_old, common_new))
-        for k in common_old:
-            out += diff_json(old[k], new[k], f"{path}.{k}", key_order)
-        return out
-    if isinstance(old, list):
-        if canonical(old) == canonical(new):
-            return []
-        if len(old) == len(new) and sorted(map(canonical, old)) == sorted(map(canonical, new)):
-            return [Difference("order", path, [item_label(i) for i in old],
-                               [item_label(i) for i in new])]
-        out = []
-        if len(old) != len(new):
-            out.append(Difference("length", path, len(old), len(new)))
-        for i, (a, b) in enumerate(zip(old, new)):
-            out += diff_json(a, b, f"{path}[{i}]", key_order)
-        return out
-    return [] if old == new else [Difference("value", path, old, new)]
 
 
 # --------------------------------------------------------------------------------------
@@ -507,7 +432,7 @@ def json_report(results: list[Result], old_base: str, new_base: str) -> dict[str
 
 
 def parse_ints(text: str, low: int, high: int, what: str) -> list[int]:
-    values = []
+    values: list[int] = []
     for part in text.split(","):
         part = part.strip()
         start, _, end = part.partition("-")
@@ -609,13 +534,13 @@ async def main_async(args: argparse.Namespace, transports: dict[str, Any] | None
 
     if not args.new:
         raise DiffError("NEW_BASE is required (or use --record DIR)")
-    recorded = Path(args.old).is_dir()
-    old = RecordedSide(Path(args.old)) if recorded else live("legacy", args.old)
+    old: RecordedSide | LiveSide
+    old = RecordedSide(Path(args.old)) if Path(args.old).is_dir() else live("legacy", args.old)
     new = live("new", args.new)
-    old_label = "recorded" if recorded else "legacy"
+    old_label = "recorded" if isinstance(old, RecordedSide) else "legacy"
     try:
         await new.start()
-        if recorded:
+        if isinstance(old, RecordedSide):
             calls = old.calls()
         else:
             await old.start()

@@ -21,24 +21,24 @@ Run from the repository root:
 """
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import io
+import math
+import random
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
 
-import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import io  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-
-import psycopg2  # noqa: E402
-import psycopg2.errors  # noqa: E402
-import psycopg2.extensions  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run by path: the app's modules
+from config import ConfigError, load_database_url
+from passwords import hash_password
 
 PROG = "seed_demo"
 DEMO_PASSWORD = "password123"
@@ -91,38 +91,12 @@ def say(message: str) -> None:
 # --------------------------------------------------------------------------------------
 # Connection
 # --------------------------------------------------------------------------------------
-def _dotenv_value(name: str) -> str | None:
-    env_file = os.environ.get("ENV_FILE", ".env")
-    if not env_file:
-        return None
-    path = Path(env_file)
-    if not path.is_absolute() and not path.exists():
-        path = ROOT / env_file
-    if not path.is_file():
-        return None
-    try:
-        from dotenv import dotenv_values
-    except ImportError:
-        return None
-    value = dotenv_values(path).get(name)
-    return value or None
-
-
 def database_url() -> str:
-    """DATABASE_URL through the project's settings; if the other settings are incomplete
-    (a seed run needs only the database), from the environment or .env directly."""
+    """DATABASE_URL read like the app reads it (environment, then .env; ENV_FILE)."""
     try:
-        from config import load_settings
-        return load_settings().database_url.get_secret_value()
-    except Exception:  # ImportError, config.ConfigError: look for DATABASE_URL alone
-        pass
-    url = os.environ.get("DATABASE_URL") or _dotenv_value("DATABASE_URL")
-    if not url:
-        raise SeedError("DATABASE_URL is not set: put the postgresql:// connection string "
-                        "in the environment or in .env")
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise SeedError("DATABASE_URL must be a postgresql:// connection string")
-    return url
+        return load_database_url()
+    except ConfigError as error:
+        raise SeedError(str(error)) from None
 
 
 def describe_target(url: str) -> str:
@@ -196,14 +170,13 @@ def seed_reference(conn) -> dict[str, int]:
         missing = [(i, n) for i, n in DEMO_USERS if n.lower() not in present]
         users_added = 0
         if missing:
-            from passlib.hash import bcrypt
-            hasher = bcrypt.using(rounds=BCRYPT_ROUNDS)
             say(f"hashing passwords for {len(missing)} demo user(s) (bcrypt, {BCRYPT_ROUNDS} rounds)")
             for user_id, name in missing:
                 cur.execute(
                     "insert into public.users (id, name, email, password_hash) "
                     "values (%s, %s, %s, %s) on conflict do nothing",
-                    (user_id, name, f"{name.lower()}@example.com", hasher.hash(DEMO_PASSWORD)))
+                    (user_id, name, f"{name.lower()}@example.com",
+                     hash_password(DEMO_PASSWORD, BCRYPT_ROUNDS)))
                 users_added += cur.rowcount
         fix_sequence(cur, "users")
 
@@ -321,7 +294,7 @@ def realistic_expenses(user_ids, today: dt.date, seed: int) -> Iterator[tuple]:
                     count = 1 if (month.month + u_index) % every == 0 else 0
                     days = [bill_day[desc]]
                 else:
-                    expected = freq * activity
+                    expected = cast(float, freq) * activity
                     count = int(expected) + (1 if rng.random() < expected - int(expected) else 0)
                     days = [rng.randint(1, last_day) for _ in range(count)]
                 for i in range(count):
@@ -352,12 +325,12 @@ def bulk_expenses(user_ids, categories_by_name, methods_by_name, count: int, tod
     users = rng.choices(str_users, weights=weights, k=count)
     cats = rng.choices(cat_names, weights=cat_weights, k=count)
     for user, cat in zip(users, cats):
-        cat_id, mu, sigma, descs, dweights, methods, mweights = profiles[cat]
+        cat_id, mu, sigma, descriptions, dweights, method_ids, mweights = profiles[cat]
         amount = min(max(rng.lognormvariate(mu, sigma), 10.0), 50000.0)
         amount_text = f"{amount:.0f}.00" if rng.random() < 0.5 else f"{amount:.2f}"
         date = start + dt.timedelta(days=rng.randint(0, 730))
-        yield (f"{user}\t{cat_id}\t{rng.choices(methods, mweights)[0]}\t{amount_text}\t"
-               f"{rng.choices(descs, dweights)[0]}\t{date.isoformat()}\n")
+        yield (f"{user}\t{cat_id}\t{rng.choices(method_ids, mweights)[0]}\t{amount_text}\t"
+               f"{rng.choices(descriptions, dweights)[0]}\t{date.isoformat()}\n")
 
 
 COPY_SQL = ("copy public.expenses (user_id, category_id, payment_method_id, amount, "

@@ -43,11 +43,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg2  # noqa: E402
+import psycopg2
 
-from auth import hash_password  # noqa: E402
-from config import ConfigError, Settings, load_settings  # noqa: E402
-from models import check_email, check_password, check_username  # noqa: E402
+from config import ConfigError, Settings, load_settings
+from models import check_email, check_password, check_username
+from passwords import hash_password
 
 EXIT_FAILED, EXIT_NOT_CONFIRMED = 1, 3
 

@@ -294,3 +294,75 @@ grant execute on function public.check_gateway_session() to anon, authenticated,
 -- to 'public.check_gateway_session'`) is set by the bootstrap as a separate last step
 -- (schema.py, PRE_REQUEST_SQL): on hosted Supabase it may be refused, and then everything
 -- else must stay applied.
+
+-- GET /api/expenses: the whole response body, built in one statement and sent by PostgREST
+-- and the gateway without parsing (its type is the media type handler of
+-- sql/migrations/0005_passthrough_json.sql). Keys in the contract's order, amounts through
+-- trim_scale (400.00 -> 400), newest date first then id; every filter optional; without
+-- p_limit every matching row (a scalar result is not cut by PostgREST's max-rows).
+-- PL/pgSQL with force_custom_plan: each call is planned with its actual arguments, so the
+-- `p is null or col = p` filters fold away and the indexes are used (a plain SQL function
+-- gets a generic plan: ~4x slower on a filtered month, DESIGN.md performance notes).
+-- Strings go through to_json (JSON escaping), `date` is ISO whatever DateStyle says,
+-- `created_at` is rendered exactly as PostgREST renders timestamptz.
+create or replace function public.list_expenses(
+  p_user_id bigint default null, p_category_id bigint default null,
+  p_date_from date default null, p_date_to date default null,
+  p_limit integer default null, p_offset integer default 0)
+returns public."application/json"
+language plpgsql stable security definer set search_path = public, pg_temp
+set plan_cache_mode = force_custom_plan
+as $$
+begin
+  if p_limit is not null and p_limit < 1 or p_offset is null or p_offset < 0 then
+    raise sqlstate 'PT400' using message = 'limit must be at least 1 and offset at least 0';
+  end if;
+  return '[' || coalesce((
+    select string_agg(
+      '{"id":' || e.id || ',"user_id":' || e.user_id || ',"user_name":' || to_json(u.name)
+      || ',"amount":' || trim_scale(e.amount) || ',"category_id":' || e.category_id
+      || ',"category":' || to_json(c.name)
+      || ',"payment_method_id":' || coalesce(e.payment_method_id::text, 'null')
+      || ',"payment_method":' || coalesce(to_json(pm.name)::text, 'null')
+      || ',"description":' || coalesce(to_json(e.description)::text, 'null')
+      || ',"date":"' || to_char(e.date, 'YYYY-MM-DD')
+      || '","created_at":' || to_json(e.created_at) || '}',
+      ',' order by e.date desc, e.id desc)
+    from (select x.id, x.user_id, x.category_id, x.payment_method_id, x.amount,
+                 x.description, x.date, x.created_at
+          from public.expenses x
+          where (p_user_id is null or x.user_id = p_user_id)
+            and (p_category_id is null or x.category_id = p_category_id)
+            and (p_date_from is null or x.date >= p_date_from)
+            and (p_date_to is null or x.date <= p_date_to)
+          order by x.date desc, x.id desc
+          limit p_limit offset p_offset) e
+    join public.users u on u.id = e.user_id
+    join public.categories c on c.id = e.category_id
+    left join public.payment_methods pm on pm.id = e.payment_method_id), '') || ']';
+end
+$$;
+
+-- POST /api/expenses: the whole 201 body {"message","id","expense"}, passed through as it is.
+-- Same arguments and rules as create_expense (idempotent replays included).
+create or replace function public.create_expense_response(
+  p_actor_id bigint, p_user_id bigint, p_category_id bigint, p_payment_method_id bigint,
+  p_amount numeric, p_description text, p_date date,
+  p_idempotency_key text default null, p_request_hash text default null,
+  p_ttl_hours integer default 24)
+returns public."application/json"
+language sql volatile security definer set search_path = public, pg_temp
+as $$
+  select json_build_object('message', 'Expense added successfully',
+                           'id', (r -> 'expense' ->> 'id')::bigint, 'expense', r -> 'expense')::text
+  from public.create_expense(p_actor_id, p_user_id, p_category_id, p_payment_method_id,
+                             p_amount, p_description, p_date, p_idempotency_key,
+                             p_request_hash, p_ttl_hours) as r
+$$;
+
+revoke all on function public.list_expenses(bigint, bigint, date, date, integer, integer),
+  public.create_expense_response(bigint, bigint, bigint, bigint, numeric, text, date, text, text, integer)
+  from public, anon, authenticated, service_role;
+grant execute on function public.list_expenses(bigint, bigint, date, date, integer, integer),
+  public.create_expense_response(bigint, bigint, bigint, bigint, numeric, text, date, text, text, integer)
+  to service_role;

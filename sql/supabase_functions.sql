@@ -286,6 +286,40 @@ as $$
 $$;
 
 -- ---------------------------------------------------------------------------------------
+-- dashboard_user(p_user_id, p_year, p_month, p_monthly)
+-- Produces: the name of the user a dashboard is for, or NULL when there is no such user;
+--   raises 22023 (PostgREST: 400) for a missing argument, a month outside 1-12 (monthly
+--   only) or a year outside 1-9999.
+-- Called by: get_monthly_dashboard and get_yearly_dashboard (below). No endpoint.
+-- ---------------------------------------------------------------------------------------
+create or replace function public.dashboard_user(
+  p_user_id bigint, p_year int, p_month int, p_monthly boolean)
+returns text
+language plpgsql
+stable
+security definer
+set search_path = public, pg_temp
+as $$
+declare
+  v_name text;
+begin
+  if p_user_id is null or p_year is null or (p_monthly and p_month is null) then
+    raise exception '%', case when p_monthly then 'user id, year and month are required'
+                              else 'user id and year are required' end
+      using errcode = '22023';
+  end if;
+  if p_monthly and (p_month < 1 or p_month > 12) then
+    raise exception 'month must be between 1 and 12, got %', p_month using errcode = '22023';
+  end if;
+  if p_year < 1 or p_year > 9999 then
+    raise exception 'year must be between 1 and 9999, got %', p_year using errcode = '22023';
+  end if;
+  select u.name into v_name from public.users u where u.id = p_user_id;
+  return v_name;
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------
 -- get_monthly_dashboard(p_user_id, p_year, p_month)
 -- Produces: the complete JSON body of GET /api/dashboard/{user_id}/monthly?year&month:
 --   {"user":{"id","name"},"period":{"type":"monthly","year","month"},"total_spent",
@@ -309,18 +343,8 @@ declare
   v_top   json;
   v_all   json;
 begin
-  if p_user_id is null or p_year is null or p_month is null then
-    raise exception 'user id, year and month are required' using errcode = '22023';
-  end if;
-  if p_month < 1 or p_month > 12 then
-    raise exception 'month must be between 1 and 12, got %', p_month using errcode = '22023';
-  end if;
-  if p_year < 1 or p_year > 9999 then
-    raise exception 'year must be between 1 and 9999, got %', p_year using errcode = '22023';
-  end if;
-
-  select u.name into v_name from public.users u where u.id = p_user_id;
-  if not found then
+  v_name := public.dashboard_user(p_user_id, p_year, p_month, true);
+  if v_name is null then
     return null;
   end if;
 
@@ -365,15 +389,8 @@ declare
   v_all    json;
   v_trends json;
 begin
-  if p_user_id is null or p_year is null then
-    raise exception 'user id and year are required' using errcode = '22023';
-  end if;
-  if p_year < 1 or p_year > 9999 then
-    raise exception 'year must be between 1 and 9999, got %', p_year using errcode = '22023';
-  end if;
-
-  select u.name into v_name from public.users u where u.id = p_user_id;
-  if not found then
+  v_name := public.dashboard_user(p_user_id, p_year, null, false);
+  if v_name is null then
     return null;
   end if;
 
@@ -414,6 +431,7 @@ revoke all on function public.expense_totals_truncate() from public, anon, authe
 revoke all on function public.rebuild_expense_monthly_totals() from public, anon, authenticated;
 revoke all on function public.expense_totals_drift() from public, anon, authenticated;
 revoke all on function public.dashboard_categories(bigint, date, date) from public, anon, authenticated;
+revoke all on function public.dashboard_user(bigint, int, int, boolean) from public, anon, authenticated;
 revoke all on function public.get_monthly_dashboard(bigint, int, int) from public, anon, authenticated;
 revoke all on function public.get_yearly_dashboard(bigint, int) from public, anon, authenticated;
 
@@ -422,3 +440,38 @@ grant execute on function public.expense_totals_drift() to service_role;
 grant execute on function public.dashboard_categories(bigint, date, date) to service_role;
 grant execute on function public.get_monthly_dashboard(bigint, int, int) to service_role;
 grant execute on function public.get_yearly_dashboard(bigint, int) to service_role;
+
+-- notify_dashboard_cache(): trigger function, the invalidation of the gateway's per-worker
+--   dashboard cache (dashboard_cache.py, DASHBOARD_CACHE). Any statement that writes
+--   expenses (hence the totals the dashboards read), users (names, deletions), categories
+--   (names) or revoked_tokens (logouts: a cached body must not outlive its session) sends
+--   `NOTIFY ffb_cache`; each worker LISTENs on its own connection and empties its cache.
+--   Statement-level: a COPY of 100k rows sends one notification, and Postgres folds
+--   identical notifications of one transaction into one, delivered at commit.
+-- Called by: the *_cache_notify triggers below. No grants (trigger functions need none).
+create or replace function public.notify_dashboard_cache()
+returns trigger
+language plpgsql security definer set search_path = public, pg_temp
+as $$
+begin
+  perform pg_notify('ffb_cache', tg_table_name);
+  return null;
+end
+$$;
+
+create or replace trigger expenses_cache_notify
+  after insert or update or delete or truncate on public.expenses
+  for each statement execute function public.notify_dashboard_cache();
+create or replace trigger users_cache_notify
+  after insert or update or delete or truncate on public.users
+  for each statement execute function public.notify_dashboard_cache();
+create or replace trigger categories_cache_notify
+  after insert or update or delete or truncate on public.categories
+  for each statement execute function public.notify_dashboard_cache();
+-- revoked_tokens: only a logout matters (pruning expired rows does not), and a statement
+-- trigger would fire for the prune that runs on every logout even when it deletes nothing.
+create or replace trigger revoked_tokens_cache_notify
+  after insert on public.revoked_tokens
+  for each statement execute function public.notify_dashboard_cache();
+
+revoke all on function public.notify_dashboard_cache() from public, anon, authenticated, service_role;

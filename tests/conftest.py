@@ -7,6 +7,7 @@ up (its environment: SUPABASE_URL, keys, DATABASE_URL, JWT_SECRET, DEV_SCRIPT, .
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,11 +20,12 @@ import httpx
 import psycopg2
 import pytest
 from asgi_lifespan import LifespanManager
+from jose import jwt
+
+from auth import create_token
+from config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from config import Settings, load_settings  # noqa: E402
 
 DEMO_PASSWORD = "password123"
 CATEGORIES = [
@@ -69,8 +71,8 @@ _hash_cache: dict[str, str] = {}
 def password_hash(password: str) -> str:
     """bcrypt with few rounds: test users only; the API verifies any cost."""
     if password not in _hash_cache:
-        from passlib.hash import bcrypt
-        _hash_cache[password] = bcrypt.using(rounds=4).hash(password)
+        from passwords import hash_password
+        _hash_cache[password] = hash_password(password, rounds=4)
     return _hash_cache[password]
 
 
@@ -101,6 +103,14 @@ def reset_database(dsn: str, users=FAMILY) -> None:
             [(uid, name, f"{name.lower()}@example.com", password_hash(DEMO_PASSWORD))
              for uid, name in users])
         sync_sequences(cur)
+
+
+def insert_expenses(dsn: str, rows, columns: str = "user_id, category_id, payment_method_id, "
+                    "amount, description, date") -> None:
+    """Insert expense rows (tuples in the order of `columns`); the totals trigger counts them."""
+    placeholders = ",".join(["%s"] * len(columns.split(",")))
+    with sql(dsn) as cur:
+        cur.executemany(f"insert into public.expenses ({columns}) values ({placeholders})", rows)
 
 
 def count_rows(dsn: str, table: str) -> int:
@@ -159,6 +169,14 @@ def forget_reference_data(client: httpx.AsyncClient) -> None:
     app_state(client.app).reference_cache.invalidate()  # type: ignore[attr-defined]
 
 
+def load_contract_dataset(dsn: str, api: httpx.AsyncClient) -> str:
+    """The fixed dataset of tests/contract/dataset.py (goldens, recordings, properties)."""
+    from tests.contract import dataset
+    dataset.load(dsn)
+    forget_reference_data(api)
+    return dsn
+
+
 @pytest.fixture(scope="session")
 async def api() -> AsyncIterator[httpx.AsyncClient]:
     """One app for the session, against the real stack."""
@@ -173,21 +191,36 @@ def _api_starts_without_cookies(request):
         request.getfixturevalue("api").cookies.clear()
 
 
-@pytest.fixture
-def make_token():
-    """A valid token for a user id (as login would issue it)."""
-    from auth import create_token
-
-    def make(user_id: int = 1, name: str = "Alok", **settings_overrides) -> str:
-        token, _ = create_token(stack_settings(**settings_overrides),
-                                {"id": user_id, "name": name, "email": f"{name.lower()}@example.com"})
+# --------------------------------------------------------------------------------------
+# Tokens and headers
+# --------------------------------------------------------------------------------------
+def token_for(user_id: int = 1, user_name: str = "Alok", *, secret: str | None = None,
+              **claims: object) -> str:
+    """A token for a demo user as login issues it, signed with this run's JWT_SECRET (the
+    stack's; in unit tests the fake one of tests/unit/conftest.py). `claims` replace or add
+    claims (e.g. exp=0 for an expired token); `secret` signs with another key."""
+    settings = load_settings()
+    token, _ = create_token(settings, {"id": user_id, "name": user_name,
+                                       "email": f"{user_name.lower()}@example.com"})
+    if not claims and secret is None:
         return token
-    return make
+    return jwt.encode({**jwt.get_unverified_claims(token), **claims},
+                      secret or settings.jwt_secret.get_secret_value(), algorithm="HS256")
+
+
+def bearer(token: str | None = None) -> dict[str, str]:
+    """`Authorization: Bearer` with `token` (default: a fresh token of Alok)."""
+    return {"Authorization": f"Bearer {token or token_for()}"}
+
+
+def cookie(token: str) -> dict[str, str]:
+    """The legacy `jwt` cookie instead of the Authorization header."""
+    return {"Cookie": f"jwt={token}"}
 
 
 @pytest.fixture
-def auth_headers(make_token) -> dict[str, str]:
-    return {"Authorization": f"Bearer {make_token()}"}
+def auth_headers() -> dict[str, str]:
+    return bearer()
 
 
 # --------------------------------------------------------------------------------------
@@ -213,7 +246,7 @@ def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen | None = Non
     raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
 
 
-PROCFILE_CMD = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:app"]
+PROCFILE_CMD = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:create_app()"]
 
 
 @contextmanager
@@ -225,23 +258,26 @@ def gunicorn_server(env: dict[str, str] | None = None, workers: int = 2,
     full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port),
                 "WEB_CONCURRENCY": str(workers), "RATE_LIMIT_ENABLED": "false",
                 "BCRYPT_ROUNDS": "4", **(env or {})}
-    out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    out = open(log_path, "wb") if log_path else None
     try:
-        proc = subprocess.Popen(cmd or PROCFILE_CMD, cwd=ROOT, env=full_env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd or PROCFILE_CMD, cwd=ROOT, env=full_env,
+                                stdout=out or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     finally:
-        if log_path:
+        if out:
             out.close()  # the child holds its own copy
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/health", proc=proc)
         yield base
     finally:
-        proc.terminate()
+        proc.terminate()  # gunicorn stops its workers within graceful_timeout (30 s)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=40)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            # its own session: the whole group goes, workers and bcrypt pools included
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture

@@ -19,8 +19,14 @@ import argparse
 import os
 import sys
 
-from tests.conftest import (DEMO_PASSWORD, PAYMENT_METHODS, empty_and_load_reference,
-                            password_hash, sql, sync_sequences)
+from tests.conftest import (
+    DEMO_PASSWORD,
+    PAYMENT_METHODS,
+    empty_and_load_reference,
+    password_hash,
+    sql,
+    sync_sequences,
+)
 
 USERS = [  # (id, name, email)
     (1, "Alok", "alok@example.com"),

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from contract_diff import diff_json, normalise
-from tests.contract.conftest import load_dataset
+from contract_diff import normalise
+from jsondiff import diff_json
+from tests.conftest import load_contract_dataset
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -241,12 +242,12 @@ async def token(api, contract_db) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 async def test_response_matches_golden(api, dsn, contract_db, token, case: Case):
     if case.writes:
-        load_dataset(dsn, api)
+        load_contract_dataset(dsn, api)
     try:
         status, body = await send(api, case, token if case.auth != "revoked" else "")
     finally:
         if case.writes:
-            load_dataset(dsn, api)
+            load_contract_dataset(dsn, api)
     path = GOLDEN / f"{case.name}.json"
     actual = render(status, body, case)
     if UPDATE:

@@ -9,31 +9,16 @@ import uuid
 import pytest
 from jose import jwt
 
-from tests.conftest import DEMO_PASSWORD, count_rows, sql
+from tests.conftest import DEMO_PASSWORD, bearer, cookie, count_rows, sql, token_for
 
 STRONG = "Str0ng!pass"
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def cookie(token: str) -> dict[str, str]:
-    return {"Cookie": f"jwt={token}"}
 
 
 async def login(api, who: str, password: str = DEMO_PASSWORD):
     response = await api.post("/api/auth/login", json={"email": who, "password": password})
     api.cookies.clear()
     return response
-
-
-def forged(claims_override: dict | None = None, secret: str | None = None) -> str:
-    now = int(dt.datetime.now(dt.timezone.utc).timestamp())
-    claims = {"userId": 1, "name": "Alok", "email": "alok@example.com", "iat": now,
-              "exp": now + 3600, "jti": uuid.uuid4().hex, **(claims_override or {})}
-    return jwt.encode(claims, secret or os.environ["JWT_SECRET"], algorithm="HS256")
 
 
 # --------------------------------------------------------------------------------------
@@ -190,14 +175,14 @@ async def test_me_without_a_token_is_401(api, fresh_db):
 
 async def test_expired_token_is_401(api, fresh_db):
     now = int(dt.datetime.now(dt.timezone.utc).timestamp())
-    token = forged({"iat": now - 90_000, "exp": now - 3_600})
+    token = token_for(iat=now - 90_000, exp=now - 3_600)
     response = await api.get("/api/auth/me", headers=bearer(token))
     assert response.status_code == 401
     assert response.json() == {"error": "Invalid or expired token"}
 
 
 async def test_token_with_a_wrong_signature_is_401(api, fresh_db):
-    token = forged(secret="not-the-secret-of-this-app-0123456789abcdef")
+    token = token_for(secret="not-the-secret-of-this-app-0123456789abcdef")
     response = await api.get("/api/auth/me", headers=bearer(token))
     assert response.status_code == 401
     assert response.json() == {"error": "Invalid or expired token"}
@@ -205,7 +190,7 @@ async def test_token_with_a_wrong_signature_is_401(api, fresh_db):
 
 async def test_a_validly_signed_token_for_our_secret_works(api, fresh_db):
     # Control for the two tests above: only the expiry/signature made them fail.
-    response = await api.get("/api/auth/me", headers=bearer(forged()))
+    response = await api.get("/api/auth/me", headers=bearer(token_for()))
     assert response.status_code == 200
 
 
@@ -222,7 +207,7 @@ async def test_token_of_a_deleted_user_is_401(api, fresh_db):
 
 
 async def test_token_naming_a_user_id_that_never_existed_is_401(api, fresh_db):
-    response = await api.get("/api/auth/me", headers=bearer(forged({"userId": 999})))
+    response = await api.get("/api/auth/me", headers=bearer(token_for(userId=999)))
     assert response.status_code == 401
 
 

@@ -19,11 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.conftest import ROOT, forget_reference_data, free_port
+import contract_diff
+from tests.conftest import ROOT, free_port, load_contract_dataset
 from tests.contract import dataset
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import contract_diff  # noqa: E402
 
 OURS = "http://ours.test"
 LEGACY_RECORDING = ROOT / "tests" / "contract" / "legacy"
@@ -33,9 +31,7 @@ YEARS = ["--years", "2024-2025", "--months", "1,2,12"]
 
 @pytest.fixture
 def contract_data(dsn, api) -> str:
-    dataset.load(dsn)
-    forget_reference_data(api)
-    return dsn
+    return load_contract_dataset(dsn, api)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from tests.conftest import sql
+from tests.conftest import bearer, insert_expenses, sql, token_for
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December"]
@@ -30,9 +30,7 @@ JANUARY_BREAKDOWN = [
 
 @pytest.fixture
 def seeded(fresh_db) -> str:
-    with sql(fresh_db) as cur:
-        cur.executemany("insert into public.expenses (user_id, category_id, amount, date) "
-                        "values (%s,%s,%s,%s)", ROWS)
+    insert_expenses(fresh_db, ROWS, "user_id, category_id, amount, date")
     return fresh_db
 
 
@@ -230,10 +228,10 @@ async def test_yearly_unknown_user_is_404(api, seeded, auth_headers):
     assert response.json() == {"error": "User not found"}
 
 
-async def test_yearly_for_a_deleted_user_is_404_for_others(api, seeded, make_token):
+async def test_yearly_for_a_deleted_user_is_404_for_others(api, seeded):
     with sql(seeded) as cur:
         cur.execute("delete from public.users where id = 2")
-    headers = {"Authorization": f"Bearer {make_token(1, 'Alok')}"}
+    headers = bearer(token_for(1, "Alok"))
     response = await api.get("/api/dashboard/2/yearly?year=2025", headers=headers)
     assert response.status_code == 404
     assert response.json() == {"error": "User not found"}

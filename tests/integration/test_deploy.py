@@ -32,14 +32,14 @@ ASSIGNMENT = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
 
 
 def procfile_web() -> str:
-    [line] = [l for l in (ROOT / "Procfile").read_text().splitlines() if l.startswith("web:")]
+    [line] = [entry for entry in (ROOT / "Procfile").read_text().splitlines() if entry.startswith("web:")]
     return line.removeprefix("web:").strip()
 
 
 def dockerfile_instruction(name: str) -> str:
     """The instruction's arguments, continuation lines joined."""
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    [line] = [l for l in text.splitlines() if l.startswith(f"{name} ")]
+    [line] = [entry for entry in text.splitlines() if entry.startswith(f"{name} ")]
     return line.removeprefix(f"{name} ").strip()
 
 
@@ -100,8 +100,8 @@ def test_dockerfile_is_slim_non_root_runtime_only_on_port_8000():
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_image():
-    ignored = {l.strip() for l in (ROOT / ".dockerignore").read_text().splitlines()
-               if l.strip() and not l.startswith("#")}
+    ignored = {entry.strip() for entry in (ROOT / ".dockerignore").read_text().splitlines()
+               if entry.strip() and not entry.startswith("#")}
     assert {".venv", ".cache", ".stack", ".env", ".bench", ".git", ".pytest_cache",
             ".hypothesis", "**/__pycache__"} <= ignored
 
@@ -127,7 +127,7 @@ def test_env_example_names_only_real_settings():
 def test_env_example_shows_the_real_defaults(monkeypatch):
     for name in list(Settings.model_fields) + ["ENV_FILE"]:
         monkeypatch.delenv(name.upper(), raising=False)
-    settings = Settings(_env_file=ROOT / ".env.example", environment="dev")  # type: ignore[call-arg]
+    settings = Settings(_env_file=ROOT / ".env.example", environment="dev")
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
         if name in EXAMPLE_VALUES:

@@ -28,7 +28,7 @@ import aiohttp
 import httpx
 import pytest
 
-from tests.conftest import ROOT, app_client, gunicorn_server, stack_settings
+from tests.conftest import ROOT, app_client, bearer, gunicorn_server, stack_settings
 
 GOLDEN = ROOT / "tests" / "contract" / "golden"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -80,7 +80,7 @@ def matches_shape(example: Any, real: Any) -> bool:
     return isinstance(example, str) and isinstance(real, str)
 
 
-async def provoked_responses(schema: dict, make_token) -> list[tuple[str, str, int, Any]]:
+async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
     """Responses the goldens do not hold, from real apps on the real stack."""
     got: list[tuple[str, str, int, Any]] = []
 
@@ -97,7 +97,7 @@ async def provoked_responses(schema: dict, make_token) -> list[tuple[str, str, i
     concrete = {"/api/dashboard/{user_id}/monthly": "/api/dashboard/1/monthly?year=2025&month=1",
                 "/api/dashboard/{user_id}/yearly": "/api/dashboard/1/yearly?year=2025",
                 "/api/expenses/{expense_id}": "/api/expenses/1"}
-    valid = {"Authorization": f"Bearer {make_token()}"}
+    valid = bearer()
     expense = {"amount": 10, "category_id": 1}
 
     async with app_client(stack_settings()) as client:
@@ -149,7 +149,7 @@ async def provoked_responses(schema: dict, make_token) -> list[tuple[str, str, i
 
 
 @pytest.fixture
-async def real_responses(fresh_db, make_token) -> tuple[dict, dict]:
+async def real_responses(fresh_db) -> tuple[dict, dict]:
     from main import create_app
     schema = create_app(stack_settings()).openapi()
     real: dict[tuple[str, str, int], list] = defaultdict(list)
@@ -158,7 +158,7 @@ async def real_responses(fresh_db, make_token) -> tuple[dict, dict]:
         method, url = golden["request"].split(" ", 1)
         template = template_of(schema, method, url.split("?")[0])
         real[(method, template, golden["status"])].append(golden["body"])
-    for method, template, status, body in await provoked_responses(schema, make_token):
+    for method, template, status, body in await provoked_responses(schema):
         real[(method, template, status)].append(body)
     # the last-resort 500 is the same body for every operation (test_security_headers)
     for method, path, op in operations(schema):

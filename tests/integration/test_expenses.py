@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
+import httpx
 import pytest
 
-from tests.conftest import count_rows, sql
+from tests.conftest import count_rows, insert_expenses, sql, token_for
 
 FIELDS = ["id", "user_id", "user_name", "amount", "category_id", "category",
           "payment_method_id", "payment_method", "description", "date", "created_at"]
@@ -26,9 +28,7 @@ ROWS = [
 
 @pytest.fixture
 def seeded(fresh_db) -> str:
-    with sql(fresh_db) as cur:
-        cur.executemany("insert into public.expenses (user_id, category_id, payment_method_id, "
-                        "amount, description, date) values (%s,%s,%s,%s,%s,%s)", ROWS)
+    insert_expenses(fresh_db, ROWS)
     return fresh_db
 
 
@@ -62,7 +62,7 @@ async def test_list_returns_every_row_in_the_legacy_shape_newest_first(api, seed
     assert response.status_code == 200
     body = response.json()
     assert ids(response) == [i for i, _ in expected()]
-    for item, (i, (user, category, payment, amount, description, date)) in zip(body, expected()):
+    for item, (_, (user, category, payment, amount, description, date)) in zip(body, expected()):
         assert list(item) == FIELDS
         assert item["user_id"] == user and item["user_name"] == USER_NAMES[user]
         assert item["category_id"] == category and item["category"] == CATEGORY_NAMES[category]
@@ -144,6 +144,111 @@ async def test_list_returns_all_of_more_than_1000_matching_rows(api, fresh_db, a
     window = await api.get("/api/expenses", headers=auth_headers,
                            params={"limit": 1500, "offset": 900})
     assert ids(window) == all_ids[900:2400]
+
+
+def insert_many(dsn: str, rows: int) -> list[int]:
+    """`rows` expenses over two years; their ids newest date first, then newest id."""
+    with sql(dsn) as cur:
+        cur.execute("""
+            insert into public.expenses (user_id, category_id, payment_method_id, amount, date)
+            select 1 + g %% 2, 1 + g %% 4, 1 + g %% 5, 1 + g %% 97, date '2023-01-01' + (g %% 700)
+            from generate_series(1, %s) g""", (rows,))
+        cur.execute("select id from public.expenses order by date desc, id desc")
+        return [r[0] for r in cur.fetchall()]
+
+
+def postgrest(path: str) -> str:
+    return f"{os.environ['SUPABASE_URL']}/rest/v1/{path}"
+
+
+SERVICE = {"apikey": os.environ.get("SUPABASE_SERVICE_ROLE_KEY", ""),
+           "Authorization": f"Bearer {os.environ.get('SUPABASE_SERVICE_ROLE_KEY', '')}"}
+
+
+async def test_the_list_function_on_postgrest_is_not_cut_by_max_rows(fresh_db):
+    """The stack's PostgREST caps table reads at max-rows = 1000; the function's one scalar
+    result (the whole body) is not a row set, so nothing is cut, with or without filters."""
+    all_ids = insert_many(fresh_db, 2600)
+    async with httpx.AsyncClient(timeout=30) as client:
+        table = await client.get(postgrest("expenses?select=id"), headers=SERVICE)
+        assert len(table.json()) == 1000  # the cap is really there
+        answer = await client.post(postgrest("rpc/list_expenses"), json={},
+                                   headers={**SERVICE, "Accept": "application/json"})
+        assert answer.status_code == 200
+        assert [row["id"] for row in answer.json()] == all_ids
+        window = await client.post(postgrest("rpc/list_expenses"),
+                                   json={"p_limit": 1500, "p_offset": 1000},
+                                   headers={**SERVICE, "Accept": "application/json"})
+        assert [row["id"] for row in window.json()] == all_ids[1000:2500]
+
+
+async def test_the_list_function_refuses_a_window_the_api_would_refuse(fresh_db):
+    async with httpx.AsyncClient(timeout=30) as client:
+        for params in ({"p_limit": 0}, {"p_offset": -1}, {"p_offset": None}):
+            answer = await client.post(postgrest("rpc/list_expenses"), json=params,
+                                       headers={**SERVICE, "Accept": "application/json"})
+            assert answer.status_code == 400, params
+
+
+async def test_the_list_function_is_only_for_the_service_role(fresh_db):
+    anon = os.environ["SUPABASE_ANON_KEY"]
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(postgrest("rpc/list_expenses"), json={},
+                                   headers={"apikey": anon, "Authorization": f"Bearer {anon}",
+                                            "Accept": "application/json"})
+    assert answer.status_code in (401, 403, 404)
+    assert "user_name" not in answer.text
+
+
+HOSTILE_TEXT = ['say "hi"', "back\\slash \\", "line\nbreak\ttab\r", "bell\u0007 esc\u001b",
+                "unicode: café ₹ 漢字 🎉", "</script><script>alert(1)</script>", "", None,
+                "\u2028 and \u2029", "x" * 500]
+AMOUNTS = ["0.01", "0.10", "0.50", "1.00", "10.05", "99.99", "1234567890.12", "9999999999.99"]
+
+
+async def test_list_body_is_the_rows_shaped_exactly_for_hostile_text_and_amounts(
+        api, fresh_db, auth_headers):
+    """The function writes JSON by hand (faster than json_build_object, no spaces): every
+    string escaped, every amount a number with integers as integers, nulls as null,
+    created_at as PostgREST renders timestamptz - compared with the rows read by psycopg2."""
+    with sql(fresh_db) as cur:
+        for i, text in enumerate(HOSTILE_TEXT):
+            cur.execute("insert into public.expenses (user_id, category_id, payment_method_id, "
+                        "amount, description, date) values (%s, %s, %s, %s, %s, %s)",
+                        (1 + i % 4, 1 + i % 4, None if i % 3 == 0 else 1 + i % 5,
+                         AMOUNTS[i % len(AMOUNTS)], text, f"2025-0{1 + i % 9}-1{i % 10}"))
+        cur.execute("""select e.id, e.user_id, u.name, e.amount, e.category_id, c.name,
+                              e.payment_method_id, pm.name, e.description, e.date::text,
+                              to_json(e.created_at) #>> '{}'
+                       from public.expenses e join public.users u on u.id = e.user_id
+                       join public.categories c on c.id = e.category_id
+                       left join public.payment_methods pm on pm.id = e.payment_method_id
+                       order by e.date desc, e.id desc""")
+        rows = cur.fetchall()
+    response = await api.get("/api/expenses", headers=auth_headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert len(body) == len(rows) == len(HOSTILE_TEXT)
+    for item, row in zip(body, rows):
+        amount = row[3]
+        want = dict(zip(FIELDS, row))
+        want["amount"] = int(amount) if amount == amount.to_integral() else float(amount)
+        assert item == want
+        assert type(item["amount"]) is type(want["amount"])  # 10 stays 10, not 10.0
+    assert {"user_name", "password_hash"} & set(body[0]) == {"user_name"}
+
+
+async def test_a_large_list_is_streamed_and_a_small_one_has_a_length(
+        api, fresh_db, auth_headers):
+    insert_many(fresh_db, 2600)  # ~600 kB: more than database.SMALL_BODY_BYTES
+    large = await api.get("/api/expenses", headers=auth_headers)
+    assert large.status_code == 200 and len(large.json()) == 2600
+    assert "content-length" not in large.headers  # streamed as it arrives
+    assert large.headers["content-type"] == "application/json"
+    assert large.headers["x-request-id"] and large.headers["x-content-type-options"] == "nosniff"
+    small = await api.get("/api/expenses", headers=auth_headers, params={"limit": 3})
+    assert small.headers["content-length"] == str(len(small.content))
+    assert len(small.json()) == 3
 
 
 async def test_list_rejects_date_from_after_date_to(api, seeded, auth_headers):
@@ -270,9 +375,8 @@ async def test_create_without_token_is_401_and_stores_nothing(api, fresh_db):
     assert count_rows(fresh_db, "expenses") == 0
 
 
-async def test_create_with_a_logged_out_token_is_401_and_stores_nothing(api, fresh_db,
-                                                                        make_token):
-    token = make_token(2, "Amol")
+async def test_create_with_a_logged_out_token_is_401_and_stores_nothing(api, fresh_db):
+    token = token_for(2, "Amol")
     headers = {"Authorization": f"Bearer {token}"}
     assert (await api.post("/api/auth/logout", headers=headers)).status_code == 200
     api.cookies.clear()

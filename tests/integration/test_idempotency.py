@@ -12,7 +12,7 @@ import uuid
 
 import httpx
 
-from tests.conftest import count_rows, sql
+from tests.conftest import bearer, count_rows, sql, token_for
 
 BODY = {"amount": 42.5, "category_id": 2, "payment_method_id": 4, "description": "taxi",
         "date": "2025-03-03"}
@@ -40,9 +40,9 @@ async def test_same_key_with_another_body_is_409_and_stores_nothing(api, fresh_d
     assert count_rows(fresh_db, "expenses") == 1
 
 
-async def test_same_key_from_two_users_creates_two_expenses(api, fresh_db, make_token):
+async def test_same_key_from_two_users_creates_two_expenses(api, fresh_db):
     for user_id, name in ((1, "Alok"), (2, "Amol")):
-        headers = {"Authorization": f"Bearer {make_token(user_id, name)}", "Idempotency-Key": "shared"}
+        headers = {**bearer(token_for(user_id, name)), "Idempotency-Key": "shared"}
         response = await api.post("/api/expenses", json=BODY, headers=headers)
         assert response.status_code == 201 and response.json()["expense"]["user_id"] == user_id
     assert count_rows(fresh_db, "expenses") == 2
@@ -68,9 +68,9 @@ CLIENTS = 50
 
 
 async def test_1000_creates_each_retried_once_by_50_clients_store_exactly_1000_rows(
-        start_server, fresh_db, make_token):
+        start_server, fresh_db):
     base = start_server(workers=2)
-    tokens = [make_token(uid, name) for uid, name in ((1, "Alok"), (2, "Amol"), (3, "Atul"), (4, "Rashmi"))]
+    tokens = [token_for(uid, name) for uid, name in ((1, "Alok"), (2, "Amol"), (3, "Atul"), (4, "Rashmi"))]
     jobs: asyncio.Queue[int] = asyncio.Queue()
     for i in range(CREATES):
         jobs.put_nowait(i)
@@ -89,9 +89,9 @@ async def test_1000_creates_each_retried_once_by_50_clients_store_exactly_1000_r
                 body = {"amount": round(1 + i / 100, 2), "category_id": 1 + i % 4, "description": f"load {i}",
                         "date": f"2025-{1 + i % 12:02d}-15"}
                 if i % 2:   # the retry races the original (a client that timed out early)
-                    results[i] = tuple(await asyncio.gather(
+                    results[i] = await asyncio.gather(
                         client.post("/api/expenses", json=body, headers=headers),
-                        client.post("/api/expenses", json=body, headers=headers)))
+                        client.post("/api/expenses", json=body, headers=headers))
                 else:       # the retry follows the answer (a client that lost the response)
                     first = await client.post("/api/expenses", json=body, headers=headers)
                     results[i] = (first, await client.post("/api/expenses", json=body, headers=headers))

@@ -5,7 +5,7 @@ import time
 
 from jose import jwt
 
-from tests.conftest import stack_settings
+from tests.conftest import bearer, stack_settings
 
 
 def legacy_token(user_id: int = 2, name: str = "Amol", iat_offset: int = 0) -> str:
@@ -14,10 +14,6 @@ def legacy_token(user_id: int = 2, name: str = "Amol", iat_offset: int = 0) -> s
     claims = {"userId": user_id, "name": name, "email": f"{name.lower()}@example.com",
               "iat": now, "exp": now + 24 * 3600}
     return jwt.encode(claims, stack_settings().jwt_secret.get_secret_value(), algorithm="HS256")
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_legacy_token_without_jti_reads_me_and_dashboards(api, fresh_db):

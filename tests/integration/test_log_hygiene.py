@@ -9,7 +9,6 @@ secret in play.
 from __future__ import annotations
 
 import json
-
 import os
 import time
 from pathlib import Path

@@ -15,7 +15,7 @@ import httpx
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import app_client, gunicorn_server, stack_settings
+from tests.conftest import app_client, bearer, gunicorn_server, stack_settings
 
 OPS = "metrics-test-operator-token"
 CATEGORIES_OK = ("ffb_http_requests_total",
@@ -27,7 +27,7 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def value(text: str, name: str, labels: dict[str, str] | None = None, **more: str) -> float:
+def value(text: str, name: str, labels: dict[str, str] | None = None, /, **more: str) -> float:
     wanted = {**(labels or {}), **more}
     return samples(text).get((name, tuple(sorted(wanted.items()))), 0.0)
 
@@ -95,8 +95,8 @@ async def test_a_new_server_start_begins_from_zero(fresh_db, tmp_path):
 
 
 async def test_routes_are_labelled_by_template_and_unknown_paths_share_one_label(
-        fresh_db, make_token):
-    auth = {"Authorization": f"Bearer {make_token()}"}
+        fresh_db):
+    auth = bearer()
     async with app_client(stack_settings()) as client:
         before = await scrape(client, token=None)
         for user_id in (1, 2, 3):
@@ -143,12 +143,17 @@ async def test_unreachable_postgrest_counts_503s_and_failures(fresh_db):
     async with app_client(settings) as client:
         before = await scrape(client, token=None)
         assert (await client.get("/api/categories")).status_code == 503
+        # the dashboards' pass-through path is measured as well
+        assert (await client.get("/api/dashboard/1/yearly?year=2025",
+                                 headers=bearer())
+                ).status_code == 503
         after = await scrape(client, token=None)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
     assert delta("ffb_unavailable_responses_total", route="/api/categories") == 1
-    assert delta("ffb_postgrest_failures_total", kind="unavailable") == 1
+    assert delta("ffb_unavailable_responses_total", route="/api/dashboard/{user_id}/yearly") == 1
+    assert delta("ffb_postgrest_failures_total", kind="unavailable") == 2
     assert delta("ffb_http_requests_total", route="/api/categories", method="GET",
                  status="503") == 1
 

@@ -15,7 +15,7 @@ import secrets
 
 import pytest
 
-from tests.conftest import app_client, count_rows, sql, stack_settings
+from tests.conftest import app_client, bearer, cookie, count_rows, sql, stack_settings
 
 STRONG = "Str0ng!pass"
 OUTSIDER = {"username": "mallory", "password": STRONG, "email": "mallory@evil.test"}
@@ -145,9 +145,9 @@ async def test_a_self_registered_member_cannot_read_the_shadow_report(fresh_db):
         await client.post("/api/auth/register", json=OUTSIDER)
         login = await client.post("/api/auth/login", json={"email": "mallory", "password": STRONG})
         client.cookies.clear()
-        member = {"Authorization": f"Bearer {login.json()['token']}"}
+        member = bearer(login.json()["token"])
         as_member = await client.get("/health/shadow", headers=member)
-        with_cookie = await client.get("/health/shadow", cookies={"jwt": login.json()["token"]})
+        with_cookie = await client.get("/health/shadow", headers=cookie(login.json()["token"]))
         anonymous = await client.get("/health/shadow")
         operator = await client.get("/health/shadow",
                                     headers={"Authorization": "Bearer ops-secret-token"})
@@ -157,10 +157,10 @@ async def test_a_self_registered_member_cannot_read_the_shadow_report(fresh_db):
     assert operator.status_code == 200 and operator.json()["enabled"] is False
 
 
-async def test_shadow_report_is_refused_to_everyone_without_a_metrics_token(fresh_db, make_token):
+async def test_shadow_report_is_refused_to_everyone_without_a_metrics_token(fresh_db):
     async with app_client(stack_settings()) as client:
         response = await client.get("/health/shadow",
-                                    headers={"Authorization": f"Bearer {make_token()}"})
+                                    headers=bearer())
     assert response.status_code == 403
     assert response.json() == {"error": "Set METRICS_TOKEN to read this endpoint"}
 

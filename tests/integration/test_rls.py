@@ -15,7 +15,7 @@ import httpx
 import pytest
 from jose import jwt
 
-from tests.conftest import count_rows, sql
+from tests.conftest import count_rows, sql, token_for
 
 ALOK, AMOL = 1, 2
 
@@ -298,7 +298,7 @@ def test_postgrest_refuses_forged_and_expired_jwts(family_expenses, token):
     assert_no_secrets(response)
 
 
-def test_our_gateway_tokens_mean_nothing_to_postgrest(family_expenses, make_token):
+def test_our_gateway_tokens_mean_nothing_to_postgrest(family_expenses):
     """The app's JWT_SECRET is not the stack's: a token the API issued is no key to PostgREST."""
-    response = httpx.get(f"{rest()}/expenses?select=id", headers=headers_for(make_token(1)))
+    response = httpx.get(f"{rest()}/expenses?select=id", headers=headers_for(token_for(1)))
     assert response.status_code == 401, response.text

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from tests.conftest import app_client, stack_settings
+from tests.conftest import app_client, stack_settings, token_for
 
 ALWAYS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer",
           "x-frame-options": "DENY"}
@@ -48,9 +48,9 @@ EXPECTED_STATUS = {"200": 200, "200 health": 200, "201": 201, "400": 400,
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 async def test_security_headers_on_every_response_and_hsts_only_in_prod(
-        fresh_db, make_token, environment):
+        fresh_db, environment):
     async with app_client(stack_settings(environment=environment, registration_mode="open")) as client:
-        got = await every_kind_of_response(client, make_token())
+        got = await every_kind_of_response(client, token_for())
     for kind, response in got.items():
         assert response.status_code == EXPECTED_STATUS[kind], (kind, response.text)
         for name, value in ALWAYS.items():

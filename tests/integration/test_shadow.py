@@ -11,7 +11,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,8 +21,16 @@ import uvicorn
 
 from deps import app_state
 from shadow import ShadowMiddleware, body_diff, diff_paths
-from tests.conftest import (app_client, forget_reference_data, free_port, gunicorn_server,
-                            reset_database, sql, stack_settings)
+from tests.conftest import (
+    app_client,
+    forget_reference_data,
+    free_port,
+    gunicorn_server,
+    reset_database,
+    sql,
+    stack_settings,
+    token_for,
+)
 
 OPS_TOKEN = "shadow-test-operator-token"
 SLOW_SECONDS = 2.0
@@ -110,14 +118,11 @@ def server(legacy, seeded, tmp_path_factory) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture(scope="module")
 def token() -> str:
-    from auth import create_token
-    value, _ = create_token(stack_settings(), {"id": 1, "name": "Alok",
-                                               "email": "alok@example.com"})
-    return value
+    return token_for()
 
 
 @pytest.fixture
-async def ours(server, token) -> httpx.AsyncClient:
+async def ours(server, token) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server[0], timeout=10) as client:
         yield client
 
@@ -204,7 +209,7 @@ async def test_cookie_and_query_reach_the_legacy_unchanged(api, ours, legacy, to
     path = "/api/dashboard/1/yearly?year=2025"
     expected = await truth(api, path, {"Authorization": f"Bearer {token}"})
     fake.canned[path] = (200, expected.content, 0)
-    response = await ours.get(path, cookies={"jwt": token})
+    response = await ours.get(path, headers={"Cookie": f"jwt={token}"})
     assert response.status_code == 200 and response.content == expected.content
     counts = await wait_counts(ours, token, "/api/dashboard/{user_id}/yearly", 1)
     assert counts["matches"] == 1

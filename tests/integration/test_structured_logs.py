@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import reset_database, stack_settings, gunicorn_server
+from tests.conftest import gunicorn_server, reset_database, token_for
 
 ACCESS_FIELDS = {"method", "path", "status", "duration_ms", "request_id", "user_id"}
 
@@ -29,10 +29,7 @@ def info_server(dsn, tmp_path_factory) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture(scope="module")
 def token() -> str:
-    from auth import create_token
-    value, _ = create_token(stack_settings(), {"id": 2, "name": "Amol",
-                                               "email": "amol@example.com"})
-    return value
+    return token_for(2, "Amol")
 
 
 def access_lines(log_path: Path) -> list[dict]:

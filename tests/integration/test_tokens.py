@@ -59,7 +59,7 @@ async def assert_refused(api, dsn, token: str) -> None:
     assert count_rows(dsn, "expenses") == before
     # The legacy cookie is no back door.
     api.cookies.clear()
-    by_cookie = await api.get("/api/auth/me", cookies={"jwt": token})
+    by_cookie = await api.get("/api/auth/me", headers={"Cookie": f"jwt={token}"})
     api.cookies.clear()
     assert by_cookie.status_code == 401
 
@@ -168,7 +168,7 @@ def run_prod_server(**env_overrides: str) -> subprocess.CompletedProcess:
            "PORT": str(free_port()), "WEB_CONCURRENCY": "1",
            "JWT_SECRET": "k" * 48, "CORS_ORIGINS": "https://family.example.com",
            **env_overrides}
-    return subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:app"],
+    return subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:create_app()"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, app_client, count_rows, sql, stack_settings
+from tests.conftest import ROOT, app_client, cookie, count_rows, sql, stack_settings
 
 STRONG = "Str0ng!pass"
 NEWER = "N3wer!pass"
@@ -27,7 +27,7 @@ def users(*args: str, stdin: str | None = None, **env: str) -> subprocess.Comple
 
 def assert_one_line_failure(result: subprocess.CompletedProcess, text: str, code: int = 1):
     assert result.returncode == code, (result.stdout, result.stderr)
-    errors = [l for l in result.stderr.splitlines() if l.startswith("users.py: ")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("users.py: ")]
     assert len(errors) == 1 and text in errors[0], result.stderr  # progress lines aside
     assert result.stderr.strip().splitlines()[-1] == errors[0]
     assert "Traceback" not in result.stderr
@@ -106,8 +106,8 @@ async def test_revoke_sessions_refuses_every_earlier_token_of_that_user_only(fre
                                         headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 401
             assert response.json() == {"error": "Invalid or expired token"}
-        cookie = await client.get("/api/auth/me", cookies={"jwt": amol[0]})
-        assert cookie.status_code == 401
+        by_cookie = await client.get("/api/auth/me", headers=cookie(amol[0]))
+        assert by_cookie.status_code == 401
         assert (await client.get("/api/auth/me",
                                  headers={"Authorization": f"Bearer {alok}"})).status_code == 200
         time.sleep(1.1)

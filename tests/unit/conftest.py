@@ -1,7 +1,7 @@
 """Unit tests: the app against a fake Supabase (respx), no network, no database."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -29,7 +29,7 @@ def unit_settings(**overrides) -> Settings:
               "cors_origins": "http://localhost:3000", "http_transport": "httpx",
               "bootstrap_on_startup": False, "rate_limit_enabled": False, "bcrypt_rounds": 4,
               "environment": "dev"}
-    return Settings(_env_file=None, **{**values, **overrides})
+    return Settings(_env_file=None, **{**values, **overrides})  # type: ignore[call-arg]
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +41,7 @@ def _isolated_env(monkeypatch):
 
 
 @pytest.fixture
-def rest() -> respx.MockRouter:
+def rest() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=REST, assert_all_called=False) as router:
         # every login writes its audit row (PostgREST answers a void function with 204)
         router.post("/rpc/record_login").respond(204)

@@ -112,7 +112,7 @@ def test_app_refuses_to_start_in_prod_with_weak_secret(monkeypatch, capsys):
            "SUPABASE_URL": "http://x.test", "SUPABASE_ANON_KEY": "a",
            "SUPABASE_SERVICE_ROLE_KEY": "s", "DATABASE_URL": "postgresql://a@b/c",
            "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-c", "import main"], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", "import main; main.create_app()"], env=env, capture_output=True,
                           text=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
     assert proc.returncode == 4  # gunicorn APP_LOAD_ERROR: the arbiter halts (main.CONFIG_ERROR_EXIT)
     assert "JWT_SECRET must be at least 32 bytes" in proc.stderr

@@ -7,14 +7,8 @@ import httpx
 import pytest
 from postgrest import APIError
 
-from auth import create_token
 from database import translate_api_error
-from tests.unit.conftest import unit_settings
-
-
-def bearer() -> dict[str, str]:
-    token, _ = create_token(unit_settings(), {"id": 1, "name": "Alok", "email": None})
-    return {"Authorization": f"Bearer {token}"}
+from tests.conftest import bearer
 
 
 def api_error(code: str, message: str = "msg", details=None, hint=None) -> APIError:
@@ -93,7 +87,7 @@ async def test_chunked_body_over_the_limit_is_413(client, rest):
 
 
 async def test_unexpected_exception_is_a_generic_500_with_request_id(client, rest, caplog):
-    rest.get("/expenses").mock(side_effect=RuntimeError("SECRET-internal-state"))
+    rest.post("/rpc/list_expenses").mock(side_effect=RuntimeError("SECRET-internal-state"))
     with caplog.at_level(logging.ERROR):
         response = await client.get("/api/expenses", headers=bearer())
     assert response.status_code == 500
@@ -104,14 +98,14 @@ async def test_unexpected_exception_is_a_generic_500_with_request_id(client, res
 
 
 async def test_postgrest_answering_non_json_200_is_a_generic_500(client, rest):
-    rest.get("/expenses").respond(200, text="<html>proxy says hi</html>")
+    rest.post("/rpc/list_expenses").respond(200, text="<html>proxy says hi</html>")
     response = await client.get("/api/expenses", headers=bearer())
     assert response.status_code == 500
     assert response.json() == {"error": "Internal server error"}
 
 
 async def test_postgrest_non_json_error_body_is_not_leaked(client, rest, caplog):
-    rest.get("/expenses").respond(500, text="SECRET stack trace at line 42")
+    rest.post("/rpc/list_expenses").respond(500, text="SECRET stack trace at line 42")
     with caplog.at_level(logging.ERROR, logger="ffb.database"):
         response = await client.get("/api/expenses", headers=bearer())
     assert response.status_code == 500

@@ -9,30 +9,18 @@ import logging
 import httpx
 import pytest
 from jose import jwt
-from passlib.hash import bcrypt
 
-from auth import create_token
-from tests.unit.conftest import UNIT_ENV, unit_settings
+from passwords import hash_password, verify_password
+from tests.conftest import bearer, cookie, token_for
+from tests.unit.conftest import UNIT_ENV
 
 SECRET = UNIT_ENV["JWT_SECRET"]
 PASSWORD = "Correct-Horse-9"
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
-HASH = bcrypt.using(rounds=4).hash(PASSWORD)
+HASH = hash_password(PASSWORD, rounds=4)
 LOGIN_ROW = {**ALOK, "password_hash": HASH}
 PGRST_BOOM = {"code": "XX000", "message": "boom: relation users_secret_internal",
               "details": "SECRET-DETAIL-xyz", "hint": "HINT-abc"}
-
-
-def token_for(user: dict = ALOK, **claims_override) -> str:
-    token, _ = create_token(unit_settings(), user)
-    if not claims_override:
-        return token
-    claims = {**jwt.get_unverified_claims(token), **claims_override}
-    return jwt.encode(claims, SECRET, algorithm="HS256")
-
-
-def bearer(token: str | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token or token_for()}"}
 
 
 def sent_json(route) -> dict:
@@ -168,7 +156,7 @@ async def test_register_stores_a_bcrypt_hash_and_returns_the_user(client, rest):
     assert response.json() == {"message": "Registration successful", "user": new_user}
     sent = sent_json(route)
     assert sent["p_name"] == "new_user" and sent["p_email"] == "new@example.com"
-    assert sent["p_password_hash"] != PASSWORD and bcrypt.verify(PASSWORD, sent["p_password_hash"])
+    assert sent["p_password_hash"] != PASSWORD and verify_password(PASSWORD, sent["p_password_hash"])
     assert "password" not in response.text
 
 
@@ -296,7 +284,7 @@ async def test_me_reads_the_user_fresh_and_names_the_session(client, rest):
 
 async def test_me_accepts_the_jwt_cookie_instead_of_bearer(client, rest):
     rest.get("/users").respond(200, json=[ALOK])
-    response = await client.get("/api/auth/me", cookies={"jwt": token_for()})
+    response = await client.get("/api/auth/me", headers=cookie(token_for()))
     assert response.status_code == 200
     assert response.json() == ALOK
 
@@ -394,7 +382,7 @@ async def test_logout_revokes_the_token_until_it_expires_and_clears_the_cookie(c
 
 async def test_logout_with_the_cookie_alone_works(client, rest):
     rest.post("/rpc/revoke_token").respond(204)
-    response = await client.post("/api/auth/logout", cookies={"jwt": token_for()})
+    response = await client.post("/api/auth/logout", headers=cookie(token_for()))
     assert response.status_code == 200
 
 

@@ -7,8 +7,7 @@ import logging
 
 import pytest
 
-from auth import create_token
-from tests.unit.conftest import unit_settings
+from tests.conftest import bearer
 
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
 PGRST_BOOM = {"code": "22023", "message": "year must be between 1 and 9999, got 0",
@@ -21,11 +20,6 @@ YEARLY = {"user": {"id": 2, "name": "Amol"}, "period": {"type": "yearly", "year"
           "total_spent": 0, "top_categories": [], "category_breakdown": [],
           "monthly_trends": [{"month": m, "month_name": dt.date(2024, m, 1).strftime("%B"),
                               "amount": 0} for m in range(1, 13)]}
-
-
-def bearer() -> dict[str, str]:
-    token, _ = create_token(unit_settings(), ALOK)
-    return {"Authorization": f"Bearer {token}"}
 
 
 def rpc_sent(route) -> dict:

@@ -6,153 +6,78 @@ import logging
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from auth import create_token
-from tests.unit.conftest import unit_settings
+from tests.conftest import bearer
 
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
 PGRST_BOOM = {"code": "42P01", "message": "relation \"secret_table\" does not exist",
               "details": "SECRET-DETAIL-xyz", "hint": None}
 
 
-def bearer(user: dict = ALOK) -> dict[str, str]:
-    token, _ = create_token(unit_settings(), user)
-    return {"Authorization": f"Bearer {token}"}
-
-
-def db_row(id: int, amount="400.00", date="2025-01-15", payment=(4, "UPI")) -> dict:
-    """A row as PostgREST returns it for the gateway's embedded select."""
-    return {"id": id, "user_id": 1, "amount": amount, "category_id": 1, "payment_method_id":
-            payment[0] if payment else None, "description": f"row {id}", "date": date,
-            "created_at": "2025-01-15T10:00:00+00:00", "users": {"name": "Alok"},
-            "categories": {"name": "Food"},
-            "payment_methods": {"name": payment[1]} if payment else None}
-
-
-def shaped(id: int, amount=400, date="2025-01-15", payment=(4, "UPI")) -> dict:
-    return {"id": id, "user_id": 1, "user_name": "Alok", "amount": amount, "category_id": 1,
-            "category": "Food", "payment_method_id": payment[0] if payment else None,
-            "payment_method": payment[1] if payment else None, "description": f"row {id}",
-            "date": date, "created_at": "2025-01-15T10:00:00+00:00"}
-
-
-def paged(rows: list[dict]):
-    """A PostgREST stand-in that honours offset/limit on `rows` (max-rows 1000)."""
-    def answer(request: httpx.Request) -> httpx.Response:
-        offset = int(request.url.params.get("offset", 0))
-        limit = min(int(request.url.params.get("limit", 1000)), 1000)
-        return httpx.Response(200, json=rows[offset:offset + limit])
-    return answer
-
-
-@pytest.fixture
-async def small_pages(rest):
-    """The app with a PostgREST page of 3 rows, to see the paging loop."""
-    from main import create_app
-    app = create_app(unit_settings(postgrest_page_size=3))
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
 
 
 # --------------------------------------------------------------------------------------
 # GET /api/expenses
 # --------------------------------------------------------------------------------------
-async def test_list_shapes_rows_into_the_legacy_fields(client, rest):
-    rest.get("/expenses").respond(200, json=[
-        db_row(2, amount="120.50"), db_row(1, amount="400.00", payment=None)])
+BODY = (b'[{"id":2,"user_id":1,"user_name":"Alok","amount":120.5,"category_id":1,'
+        b'"category":"Food","payment_method_id":null,"payment_method":null,'
+        b'"description":"caf\xc3\xa9 \\"x\\"","date":"2025-01-15",'
+        b'"created_at":"2025-01-15T10:00:00+00:00"}]')
+
+
+def list_route(rest):
+    return rest.post("/rpc/list_expenses").respond(
+        200, content=BODY, headers={"Content-Type": "application/json; charset=utf-8"})
+
+
+async def test_list_passes_the_functions_bytes_through_unchanged(client, rest):
+    list_route(rest)
     response = await client.get("/api/expenses", headers=bearer())
     assert response.status_code == 200
-    assert response.json() == [shaped(2, amount=120.5), shaped(1, amount=400, payment=None)]
-    assert isinstance(response.json()[1]["amount"], int)
+    assert response.content == BODY
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(BODY))
 
 
-async def test_list_orders_newest_date_first_and_embeds_names(client, rest):
-    route = rest.get("/expenses").respond(200, json=[])
+async def test_list_asks_one_function_for_json_with_the_service_key_and_session(client, rest):
+    route = list_route(rest)
     await client.get("/api/expenses", headers=bearer())
-    params = route.calls.last.request.url.params
-    assert params["order"] == "date.desc,id.desc"
-    assert "users(name)" in params["select"] and "categories(name)" in params["select"]
-    assert "payment_methods(name)" in params["select"]
-    assert "password_hash" not in params["select"]
-
-
-async def test_list_sends_every_filter_combined_and_the_session(client, rest):
-    route = rest.get("/expenses").respond(200, json=[])
-    response = await client.get("/api/expenses", headers=bearer(), params={
-        "user_id": 2, "category_id": 3, "date_from": "2025-01-01", "date_to": "2025-01-31"})
-    assert response.status_code == 200
+    assert route.call_count == 1
     request = route.calls.last.request
-    assert request.url.params["user_id"] == "eq.2"
-    assert request.url.params["category_id"] == "eq.3"
-    assert request.url.params.get_list("date") == ["gte.2025-01-01", "lte.2025-01-31"]
-    assert request.headers["x-gateway-session"].startswith("1:")
+    assert request.headers["accept"] == "application/json"
     assert request.headers["apikey"] == "service-key"
+    assert request.headers["authorization"] == "Bearer service-key"
+    assert request.headers["x-gateway-session"].startswith("1:")
 
 
-async def test_list_without_filters_sends_none(client, rest):
-    route = rest.get("/expenses").respond(200, json=[])
+async def test_list_without_filters_sends_nulls_and_no_limit(client, rest):
+    route = list_route(rest)
     await client.get("/api/expenses", headers=bearer())
-    params = route.calls.last.request.url.params
-    assert {"user_id", "category_id", "date"}.isdisjoint(params.keys())
+    assert rpc_sent(route) == {"p_user_id": None, "p_category_id": None, "p_date_from": None,
+                               "p_date_to": None, "p_limit": None, "p_offset": 0}
+
+
+async def test_list_sends_every_filter_and_the_window(client, rest):
+    route = list_route(rest)
+    response = await client.get("/api/expenses", headers=bearer(), params={
+        "user_id": 2, "category_id": 3, "date_from": "2025-01-01", "date_to": "2025-01-31",
+        "limit": 5, "offset": 10})
+    assert response.status_code == 200
+    assert rpc_sent(route) == {"p_user_id": 2, "p_category_id": 3,
+                               "p_date_from": "2025-01-01", "p_date_to": "2025-01-31",
+                               "p_limit": 5, "p_offset": 10}
 
 
 async def test_list_same_day_range_is_allowed(client, rest):
-    route = rest.get("/expenses").respond(200, json=[])
+    route = list_route(rest)
     response = await client.get("/api/expenses", headers=bearer(),
                                 params={"date_from": "2025-01-15", "date_to": "2025-01-15"})
     assert response.status_code == 200
     assert route.called
 
 
-async def test_list_with_limit_and_offset_asks_for_exactly_that_window(client, rest):
-    rows = [db_row(i) for i in range(100, 0, -1)]
-    route = rest.get("/expenses").mock(side_effect=paged(rows))
-    response = await client.get("/api/expenses", headers=bearer(),
-                                params={"limit": 5, "offset": 10})
-    assert [r["id"] for r in response.json()] == [90, 89, 88, 87, 86]
-    assert route.call_count == 1
-    params = route.calls.last.request.url.params
-    assert (params["offset"], params["limit"]) == ("10", "5")
-
-
-async def test_list_without_limit_pages_past_the_postgrest_page(small_pages, rest):
-    rows = [db_row(i) for i in range(8, 0, -1)]
-    route = rest.get("/expenses").mock(side_effect=paged(rows))
-    response = await small_pages.get("/api/expenses", headers=bearer())
-    assert [r["id"] for r in response.json()] == list(range(8, 0, -1))
-    assert [(c.request.url.params["offset"], c.request.url.params["limit"])
-            for c in route.calls] == [("0", "3"), ("3", "3"), ("6", "3")]
-
-
-async def test_list_exact_multiple_of_the_page_asks_once_more_then_stops(small_pages, rest):
-    route = rest.get("/expenses").mock(side_effect=paged([db_row(i) for i in range(6, 0, -1)]))
-    response = await small_pages.get("/api/expenses", headers=bearer())
-    assert len(response.json()) == 6
-    assert route.call_count == 3
-
-
-async def test_list_limit_larger_than_a_page_pages_until_the_limit(small_pages, rest):
-    route = rest.get("/expenses").mock(side_effect=paged([db_row(i) for i in range(20, 0, -1)]))
-    response = await small_pages.get("/api/expenses", headers=bearer(),
-                                     params={"limit": 7, "offset": 2})
-    assert [r["id"] for r in response.json()] == [18, 17, 16, 15, 14, 13, 12]
-    assert [(c.request.url.params["offset"], c.request.url.params["limit"])
-            for c in route.calls] == [("2", "3"), ("5", "3"), ("8", "1")]
-
-
-async def test_list_more_than_1000_rows_are_all_returned(client, rest):
-    rows = [db_row(i) for i in range(2500, 0, -1)]
-    route = rest.get("/expenses").mock(side_effect=paged(rows))
-    response = await client.get("/api/expenses", headers=bearer())
-    assert len(response.json()) == 2500
-    assert route.call_count == 3
-
-
 async def test_list_rejects_date_from_after_date_to(client, rest):
-    route = rest.get("/expenses")
+    route = rest.post("/rpc/list_expenses")
     response = await client.get("/api/expenses", headers=bearer(),
                                 params={"date_from": "2025-02-01", "date_to": "2025-01-31"})
     assert response.status_code == 400
@@ -168,7 +93,7 @@ async def test_list_rejects_date_from_after_date_to(client, rest):
     {"limit": 0}, {"limit": -1}, {"limit": "ten"}, {"offset": -1}, {"offset": "x"},
 ])
 async def test_list_rejects_invalid_query_with_400(client, rest, params):
-    route = rest.get("/expenses")
+    route = rest.post("/rpc/list_expenses")
     response = await client.get("/api/expenses", headers=bearer(), params=params)
     assert response.status_code == 400
     assert set(response.json()) == {"error"}
@@ -183,7 +108,7 @@ async def test_list_invalid_date_message_names_the_field(client, rest):
 
 
 async def test_list_without_token_is_401(client, rest):
-    route = rest.get("/expenses")
+    route = rest.post("/rpc/list_expenses")
     response = await client.get("/api/expenses")
     assert response.status_code == 401
     assert response.json() == {"error": "Authentication required"}
@@ -191,7 +116,7 @@ async def test_list_without_token_is_401(client, rest):
 
 
 async def test_list_for_a_revoked_session_is_401(client, rest):
-    rest.get("/expenses").respond(401, json={
+    rest.post("/rpc/list_expenses").respond(401, json={
         "code": "PT401", "message": "Invalid or expired token", "details": None, "hint": None})
     response = await client.get("/api/expenses", headers=bearer())
     assert response.status_code == 401
@@ -199,7 +124,7 @@ async def test_list_for_a_revoked_session_is_401(client, rest):
 
 
 async def test_list_postgrest_error_is_generic_500_with_details_only_in_log(client, rest, caplog):
-    rest.get("/expenses").respond(400, json=PGRST_BOOM)
+    rest.post("/rpc/list_expenses").respond(400, json=PGRST_BOOM)
     with caplog.at_level(logging.ERROR, logger="ffb.database"):
         response = await client.get("/api/expenses", headers=bearer())
     assert response.status_code == 500
@@ -209,7 +134,7 @@ async def test_list_postgrest_error_is_generic_500_with_details_only_in_log(clie
 
 
 async def test_list_when_postgrest_times_out_is_503(client, rest):
-    rest.get("/expenses").mock(side_effect=httpx.ReadTimeout("slow"))
+    rest.post("/rpc/list_expenses").mock(side_effect=httpx.ReadTimeout("slow"))
     response = await client.get("/api/expenses", headers=bearer())
     assert response.status_code == 503
     assert response.json() == {"error": "Database unavailable"}
@@ -224,13 +149,16 @@ STORED = {"id": 7, "user_id": 1, "user_name": "Alok", "amount": 250.5, "category
           "created_at": "2025-01-15T10:00:00.123+00:00"}
 
 
+CREATED = {"message": "Expense added successfully", "id": 7, "expense": STORED}
+
+
 def rpc_sent(route) -> dict:
     return json.loads(route.calls.last.request.content)
 
 
 async def test_create_returns_201_with_the_stored_row(client, rest):
-    route = rest.post("/rpc/create_expense").respond(
-        200, json={"replayed": False, "expense": STORED})
+    route = rest.post("/rpc/create_expense_response").respond(
+        200, json=CREATED)
     response = await client.post("/api/expenses", headers=bearer(), json={
         "amount": 250.5, "category_id": 1, "payment_method_id": 4,
         "description": "Groceries", "date": "2025-01-15"})
@@ -247,8 +175,8 @@ async def test_create_returns_201_with_the_stored_row(client, rest):
 
 
 async def test_create_defaults_user_date_and_payment_to_the_database(client, rest):
-    route = rest.post("/rpc/create_expense").respond(
-        200, json={"replayed": False, "expense": STORED})
+    route = rest.post("/rpc/create_expense_response").respond(
+        200, json=CREATED)
     await client.post("/api/expenses", headers=bearer(), json={"amount": 10, "category_id": 1})
     sent = rpc_sent(route)
     assert sent["p_user_id"] == 1
@@ -257,8 +185,8 @@ async def test_create_defaults_user_date_and_payment_to_the_database(client, res
 
 
 async def test_create_for_another_user_passes_user_id(client, rest):
-    route = rest.post("/rpc/create_expense").respond(
-        200, json={"replayed": False, "expense": {**STORED, "user_id": 3}})
+    route = rest.post("/rpc/create_expense_response").respond(
+        200, json={**CREATED, "expense": {**STORED, "user_id": 3}})
     response = await client.post("/api/expenses", headers=bearer(),
                                  json={"amount": 10, "category_id": 1, "user_id": 3})
     assert response.status_code == 201
@@ -266,8 +194,8 @@ async def test_create_for_another_user_passes_user_id(client, rest):
 
 
 async def test_create_with_idempotency_key_sends_key_and_request_hash(client, rest):
-    route = rest.post("/rpc/create_expense").respond(
-        200, json={"replayed": True, "expense": STORED})
+    route = rest.post("/rpc/create_expense_response").respond(
+        200, json=CREATED)
     response = await client.post("/api/expenses", json={"amount": 10, "category_id": 1},
                                  headers={**bearer(), "Idempotency-Key": "abc-123"})
     assert response.status_code == 201
@@ -277,7 +205,7 @@ async def test_create_with_idempotency_key_sends_key_and_request_hash(client, re
 
 @pytest.mark.parametrize("key", ["", "has space", "x" * 256, "ключ".encode()])
 async def test_create_rejects_malformed_idempotency_key(client, rest, key):
-    route = rest.post("/rpc/create_expense")
+    route = rest.post("/rpc/create_expense_response")
     response = await client.post("/api/expenses", json={"amount": 10, "category_id": 1},
                                  headers={**bearer(), "Idempotency-Key": key})
     assert response.status_code == 400
@@ -306,7 +234,7 @@ async def test_create_rejects_malformed_idempotency_key(client, rest, key):
     {"amount": 10, "category_id": 1, "date": 1736899200},
 ])
 async def test_create_rejects_bad_input_before_the_database(client, rest, body):
-    route = rest.post("/rpc/create_expense")
+    route = rest.post("/rpc/create_expense_response")
     response = await client.post("/api/expenses", headers=bearer(), json=body)
     assert response.status_code == 400
     assert set(response.json()) == {"error"}
@@ -325,8 +253,8 @@ async def test_create_missing_amount_says_so(client, rest):
 
 
 async def test_create_accepts_a_500_character_description(client, rest):
-    route = rest.post("/rpc/create_expense").respond(
-        200, json={"replayed": False, "expense": STORED})
+    route = rest.post("/rpc/create_expense_response").respond(
+        200, json=CREATED)
     response = await client.post("/api/expenses", headers=bearer(),
                                  json={"amount": 1, "category_id": 1, "description": "x" * 500})
     assert response.status_code == 201
@@ -337,7 +265,7 @@ async def test_create_accepts_a_500_character_description(client, rest):
                                      "Invalid payment_method_id: payment method does not exist",
                                      "Invalid user_id: user does not exist"])
 async def test_create_unknown_reference_is_400_naming_the_field(client, rest, message):
-    rest.post("/rpc/create_expense").respond(400, json={
+    rest.post("/rpc/create_expense_response").respond(400, json={
         "code": "PT400", "message": message, "details": None, "hint": None})
     response = await client.post("/api/expenses", headers=bearer(),
                                  json={"amount": 10, "category_id": 99})
@@ -347,7 +275,7 @@ async def test_create_unknown_reference_is_400_naming_the_field(client, rest, me
 
 async def test_create_idempotency_key_reused_with_another_body_is_409(client, rest):
     message = "Idempotency-Key was already used with a different request"
-    rest.post("/rpc/create_expense").respond(409, json={
+    rest.post("/rpc/create_expense_response").respond(409, json={
         "code": "PT409", "message": message, "details": None, "hint": None})
     response = await client.post("/api/expenses", json={"amount": 10, "category_id": 1},
                                  headers={**bearer(), "Idempotency-Key": "k"})
@@ -356,7 +284,7 @@ async def test_create_idempotency_key_reused_with_another_body_is_409(client, re
 
 
 async def test_create_without_token_is_401(client, rest):
-    route = rest.post("/rpc/create_expense")
+    route = rest.post("/rpc/create_expense_response")
     response = await client.post("/api/expenses", json={"amount": 10, "category_id": 1})
     assert response.status_code == 401
     assert not route.called
@@ -364,7 +292,7 @@ async def test_create_without_token_is_401(client, rest):
 
 async def test_create_postgrest_error_is_generic_500_with_details_only_in_log(
         client, rest, caplog):
-    rest.post("/rpc/create_expense").respond(500, json=PGRST_BOOM)
+    rest.post("/rpc/create_expense_response").respond(500, json=PGRST_BOOM)
     with caplog.at_level(logging.ERROR, logger="ffb.database"):
         response = await client.post("/api/expenses", headers=bearer(),
                                      json={"amount": 10, "category_id": 1})

@@ -1,0 +1,124 @@
+"""Dashboard bodies cached per worker, invalidated by Postgres itself (DASHBOARD_CACHE).
+
+Every write that can change a dashboard or a session - to expenses, users, categories or
+revoked_tokens, from any path: this API, PostgREST, the SQL editor, a COPY - fires a
+statement-level trigger that sends `NOTIFY ffb_cache` (sql/supabase_functions.sql). Each
+worker LISTENs on its own direct connection from DATABASE_URL, in a thread, and empties its
+cache when a notification arrives. While that connection is down (not yet up, lost,
+reconnecting) nothing is served from the cache and nothing is stored in it.
+
+A cached body is only served to a session (user id, jti) that PostgREST's pre-request
+check has accepted since the last notification: a logout (revoked_tokens) or a deleted
+user notifies too, so a refused session is never answered from the cache.
+A body fetched while a notification arrived is not stored (generation counter).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import select
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+
+log = logging.getLogger("ffb.dashboard_cache")
+
+CHANNEL = "ffb_cache"
+MAX_ENTRIES = 4096
+RECONNECT_SECONDS = 1.0
+
+
+class DashboardCache:
+    def __init__(self, dsn: str, enabled: bool):
+        self.enabled = enabled
+        self._dsn = dsn
+        self._bodies: dict[tuple[Any, ...], bytes] = {}
+        self._sessions: set[tuple[int, str]] = set()
+        self.generation = 0
+        self.listening = False
+        self.hits = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- on the event loop ----------------------------------------------------------
+    def get(self, key: tuple[Any, ...], session: tuple[int, str]) -> bytes | None:
+        if not (self.enabled and self.listening) or session not in self._sessions:
+            return None
+        body = self._bodies.get(key)
+        if body is not None:
+            self.hits += 1
+        return body
+
+    def put(self, key: tuple[Any, ...], session: tuple[int, str], body: bytes,
+            generation: int) -> None:
+        """Store what PostgREST answered, unless a notification came in meanwhile."""
+        if not (self.enabled and self.listening) or generation != self.generation:
+            return
+        if len(self._bodies) >= MAX_ENTRIES or len(self._sessions) >= MAX_ENTRIES:
+            self._bodies.clear()
+            self._sessions.clear()
+        self._bodies[key] = body
+        self._sessions.add(session)
+
+    def invalidate(self) -> None:
+        self.generation += 1
+        self._bodies.clear()
+        self._sessions.clear()
+
+    def _set_listening(self, up: bool) -> None:
+        self.invalidate()
+        self.listening = up
+
+    # --- the listener thread --------------------------------------------------------
+    def start(self) -> None:
+        if not self.enabled:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._listen, name="ffb-cache-listener",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.listening = False
+
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: the worker is shutting down
+            self._stop.set()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            conn = None
+            try:
+                conn = psycopg2.connect(self._dsn, connect_timeout=5,
+                                        application_name="ffb-cache-listener",
+                                        keepalives=1, keepalives_idle=10,
+                                        keepalives_interval=5, keepalives_count=3)
+                conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+                with conn.cursor() as cur:
+                    cur.execute(f"listen {CHANNEL}")
+                self._call(self._set_listening, True)
+                while not self._stop.is_set():
+                    if select.select([conn], [], [], 0.5)[0]:
+                        conn.poll()  # raises when the connection was lost
+                        if conn.notifies:
+                            conn.notifies.clear()
+                            self._call(self.invalidate)
+            except Exception as exc:  # noqa: BLE001 - logged; retried after a pause
+                if not self._stop.is_set():
+                    log.warning("dashboard cache listener down, not caching: %s",
+                                type(exc).__name__)
+            finally:
+                self._call(self._set_listening, False)
+                if conn is not None:
+                    conn.close()
+            self._stop.wait(RECONNECT_SECONDS)

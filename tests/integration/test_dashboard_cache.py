@@ -1,0 +1,167 @@
+"""DASHBOARD_CACHE: dashboards served from the worker's memory stay fresh because Postgres
+itself invalidates them (NOTIFY from statement triggers, LISTEN in each worker), whatever
+path wrote - here plain SQL, as the SQL editor or a COPY would."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import deps
+from tests.conftest import app_client, sql, stack_settings, token_for
+
+pytestmark = pytest.mark.slow
+
+MONTHLY = "/api/dashboard/1/monthly?year=2025&month=1"
+FRESH_WITHIN_S = 1.0
+
+
+async def wait_for(condition, timeout: float = 10.0) -> float:
+    started = time.perf_counter()
+    while not condition():
+        if time.perf_counter() - started > timeout:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.005)
+    return time.perf_counter() - started
+
+
+@pytest.fixture
+async def cached_api(fresh_db):
+    async with app_client(stack_settings(dashboard_cache=True)) as client:
+        cache = deps.app_state(client.app).dashboard_cache
+        await wait_for(lambda: cache.listening)
+        client.cache = cache
+        yield client
+
+
+def add_expense(dsn: str, amount: str, category_id: int = 1) -> int:
+    with sql(dsn) as cur:
+        cur.execute("insert into public.expenses (user_id, category_id, amount, date) "
+                    "values (1, %s, %s, '2025-01-10') returning id", (category_id, amount))
+        return cur.fetchone()[0]
+
+
+async def total(api, headers) -> float:
+    response = await api.get(MONTHLY, headers=headers)
+    assert response.status_code == 200
+    return response.json()["total_spent"]
+
+
+async def settled(cache, write) -> None:
+    """Make a write in SQL and wait until its notification emptied the cache (so what the
+    test caches next is not emptied under it)."""
+    generation = cache.generation
+    write()
+    await wait_for(lambda: cache.generation > generation)
+
+
+async def test_a_repeated_dashboard_is_served_from_the_cache(cached_api, fresh_db, auth_headers):
+    await settled(cached_api.cache, lambda: add_expense(fresh_db, "100.00"))
+    first = await cached_api.get(MONTHLY, headers=auth_headers)
+    hits = cached_api.cache.hits
+    again = await cached_api.get(MONTHLY, headers=auth_headers)
+    assert again.content == first.content and again.json()["total_spent"] == 100
+    assert cached_api.cache.hits == hits + 1
+    assert again.headers["content-type"] == "application/json"
+    assert again.headers["x-request-id"] and again.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_writes_made_straight_in_sql_are_seen_within_a_second(
+        cached_api, fresh_db, auth_headers):
+    expense = 0
+
+    def first() -> None:
+        nonlocal expense
+        expense = add_expense(fresh_db, "100.00")
+    await settled(cached_api.cache, first)
+    assert await total(cached_api, auth_headers) == 100
+    assert await total(cached_api, auth_headers) == 100           # now cached
+    steps = [
+        ("insert", lambda cur: cur.execute(
+            "insert into public.expenses (user_id, category_id, amount, date) "
+            "values (1, 2, 50, '2025-01-11')"), 150),
+        ("update", lambda cur: cur.execute(
+            "update public.expenses set amount = 120 where id = %s", (expense,)), 170),
+        ("delete", lambda cur: cur.execute(
+            "delete from public.expenses where id = %s", (expense,)), 50),
+    ]
+    for what, write, expected in steps:
+        with sql(fresh_db) as cur:
+            write(cur)
+        async def fresh(expected: float) -> None:
+            while await total(cached_api, auth_headers) != expected:
+                await asyncio.sleep(0.005)
+        started = time.perf_counter()
+        await asyncio.wait_for(fresh(expected), FRESH_WITHIN_S)
+        print(f"\n[cache] {what} in SQL seen after {(time.perf_counter() - started) * 1000:.1f} ms")
+    with sql(fresh_db) as cur:                                  # a name in the body
+        cur.execute("update public.categories set name = 'Transport' where id = 2")
+
+    async def renamed() -> bool:
+        body = (await cached_api.get(MONTHLY, headers=auth_headers)).json()
+        return body["category_breakdown"][0]["category"] == "Transport"
+    deadline = time.perf_counter() + FRESH_WITHIN_S
+    while not await renamed():
+        assert time.perf_counter() < deadline, "category rename not seen"
+        await asyncio.sleep(0.005)
+
+
+async def test_a_logged_out_token_is_never_answered_from_the_cache(
+        cached_api, fresh_db):
+    await settled(cached_api.cache, lambda: add_expense(fresh_db, "100.00"))
+    for revoke in ("api", "sql"):
+        token = token_for()
+        headers = {"Authorization": f"Bearer {token}"}
+        hits = cached_api.cache.hits
+        started = time.perf_counter()
+        while cached_api.cache.hits == hits:  # cached for this session (once the previous
+            await total(cached_api, headers)  # round's notification has come and gone)
+            assert time.perf_counter() - started < FRESH_WITHIN_S
+        if revoke == "api":
+            response = await cached_api.post("/api/auth/logout", headers=headers)
+            assert response.status_code == 200
+            assert (await cached_api.get(MONTHLY, headers=headers)).status_code == 401
+        else:                                                   # another path: SQL
+            from auth import decode_token
+            user = decode_token(stack_settings(), token)
+            with sql(fresh_db) as cur:
+                cur.execute("insert into public.revoked_tokens (jti, expires_at) "
+                            "values (%s, now() + interval '1 day')", (user.jti,))
+            started = time.perf_counter()
+            while (await cached_api.get(MONTHLY, headers=headers)).status_code != 401:
+                assert time.perf_counter() - started < FRESH_WITHIN_S
+                await asyncio.sleep(0.005)
+
+
+async def test_nothing_is_served_from_the_cache_while_the_listener_is_down(fresh_db, auth_headers):
+    """The listener cannot connect (DATABASE_URL names a closed port): the cache stays off,
+    every request reaches PostgREST, and an SQL write is seen by the very next request."""
+    settings = stack_settings(dashboard_cache=True, bootstrap_on_startup=False,
+                              database_url="postgresql://postgres:x@127.0.0.1:9/postgres")
+    async with app_client(settings) as api:
+        cache = deps.app_state(api.app).dashboard_cache
+        add_expense(fresh_db, "100.00")
+        assert await total(api, auth_headers) == 100
+        assert await total(api, auth_headers) == 100
+        add_expense(fresh_db, "1.00")
+        assert await total(api, auth_headers) == 101
+        assert not cache.listening and cache.hits == 0
+
+
+async def test_a_lost_listener_connection_empties_the_cache_and_comes_back(
+        cached_api, fresh_db, auth_headers):
+    await settled(cached_api.cache, lambda: add_expense(fresh_db, "100.00"))
+    await total(cached_api, auth_headers)
+    generation = cached_api.cache.generation
+    with sql(fresh_db) as cur:
+        cur.execute("select pg_terminate_backend(pid) from pg_stat_activity "
+                    "where application_name = 'ffb-cache-listener'")
+        assert cur.rowcount >= 1
+    await wait_for(lambda: cached_api.cache.generation > generation)  # emptied at once
+    await wait_for(lambda: cached_api.cache.listening, timeout=15)    # and back
+    add_expense(fresh_db, "1.00")
+    started = time.perf_counter()
+    while await total(cached_api, auth_headers) != 101:
+        assert time.perf_counter() - started < FRESH_WITHIN_S
+        await asyncio.sleep(0.005)
