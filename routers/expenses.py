@@ -19,9 +19,20 @@ from starlette.responses import Response
 from auth import audit_headers, session_headers
 from database import execute, rpc_passthrough
 from deps import CurrentUser, DashCache, Db
-from models import (ApiError, Expense, ExpenseChanges, ExpenseCreate, ExpenseCreated,
-                    ExpenseDeleted, ExpenseUpdated, Id, IsoDate, JsonResponse,
-                    canonical_int, error_responses)
+from models import (
+    ApiError,
+    Expense,
+    ExpenseChanges,
+    ExpenseCreate,
+    ExpenseCreated,
+    ExpenseDeleted,
+    ExpenseUpdated,
+    Id,
+    IsoDate,
+    JsonResponse,
+    canonical_int,
+    error_responses,
+)
 
 router = APIRouter(prefix="/api/expenses", tags=["expenses"])
 

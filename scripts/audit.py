@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg2  # noqa: E402
-import psycopg2.extras  # noqa: E402
+import psycopg2
+import psycopg2.extras
 
 ACTIONS = ("expense.create", "expense.update", "expense.delete", "auth.login",
            "auth.login_failed", "auth.logout", "auth.register")

@@ -15,8 +15,14 @@ from hypothesis import strategies as st
 
 from tests.conftest import sql
 from tests.integration.test_dashboard_properties import (  # noqa: F401 - fixture
-    CATEGORY_NAMES, as_decimal, assert_breakdown, assert_json_number, category_sums,
-    contract_db_empty, listed)
+    CATEGORY_NAMES,
+    as_decimal,
+    assert_breakdown,
+    assert_json_number,
+    category_sums,
+    contract_db_empty,
+    listed,
+)
 
 USERS = [1, 2, 3]
 NAMES = {1: "Alok", 2: "Amol", 3: "Atul"}
@@ -55,7 +61,7 @@ def json_changes(values: dict) -> dict:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(ops=operations)
 async def test_dashboards_follow_interleaved_creates_edits_and_deletes(api, dsn,
-                                                                      contract_db_empty,
+                                                                      contract_db_empty,  # noqa: F811 - the fixture
                                                                       make_token, ops):
     with sql(dsn) as cur:
         cur.execute("delete from public.expenses")

@@ -9,8 +9,16 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import data_state, sql
-from tests.integration.test_hostile_input import (BIG, DROP, FILTER, NONE_HEADER, Case,
-                                                  assert_rejected, nested, raw, token)
+from tests.integration.test_hostile_input import (
+    BIG,
+    DROP,
+    FILTER,
+    NONE_HEADER,
+    Case,
+    assert_rejected,
+    nested,
+    token,
+)
 
 ATUL_ID = 3
 STALE = '"00000000000000000000000000000000"'

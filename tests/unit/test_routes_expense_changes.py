@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from auth import create_token
-from routers.expenses import CSV_HEADER, EXPORT_PAGE_ROWS, if_match_tags
 from models import ApiError
+from routers.expenses import CSV_HEADER, EXPORT_PAGE_ROWS, if_match_tags
 from tests.unit.conftest import unit_settings
 
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
