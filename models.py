@@ -270,11 +270,11 @@ class ExpenseChanges(BaseModel):
     """
     model_config = StrictInput
     amount: Amount = None  # type: ignore[assignment]
-    category_id: Id = Field(None, examples=[1])  # type: ignore[assignment]
+    category_id: Id = Field(None, examples=[1])
     payment_method_id: Id | None = Field(None, examples=[4])
     description: Description | None = Field(None, examples=["Groceries and fruit"])
     date: IsoDate = Field(None, examples=["2025-01-16"])  # type: ignore[assignment]
-    user_id: Id = Field(None, description="Moves the expense to this member")  # type: ignore[assignment]
+    user_id: Id = Field(None, description="Moves the expense to this member")
 
     def changes(self) -> dict[str, object]:
         """Only the fields the client sent, as JSON values for update_expense()."""

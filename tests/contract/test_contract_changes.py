@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.contract.conftest import load_dataset
+from tests.conftest import load_contract_dataset
 from tests.contract.test_contract import login
 
 GOLDEN = Path(__file__).parent / "golden" / "changes"
@@ -95,7 +95,7 @@ def render(case: Case, status: int, headers: dict[str, str], body: Any) -> str:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 async def test_response_matches_golden(api, dsn, case: Case):
-    load_dataset(dsn, api)
+    load_contract_dataset(dsn, api)
     try:
         token = await login(api)
         headers = {"Authorization": f"Bearer {token}"} if case.auth else {}
@@ -109,7 +109,7 @@ async def test_response_matches_golden(api, dsn, case: Case):
             kwargs["json"] = case.body
         response = await api.request(case.method, case.path, **kwargs)
     finally:
-        load_dataset(dsn, api)
+        load_contract_dataset(dsn, api)
     is_csv = response.headers.get("content-type", "").startswith("text/csv")
     body = response.text if is_csv else response.json()
     actual = render(case, response.status_code,

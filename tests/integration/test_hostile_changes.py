@@ -101,7 +101,7 @@ DELETE_CASES = [
 BAD_IDS = [("0", 400), ("-1", 400), ("abc", 400), ("1.5", 400), ("9007199254740992", 400),
            ("1,or(id.gt.0)", 400), ("%27%3B%20drop%20table%20expenses%3B--", 400),
            ("424242", 404), ("%2A", 400)]
-EXPORT_CASES = [
+EXPORT_CASES: list[tuple[str, dict]] = [
     ("user-abc", {"user_id": "abc"}), ("user-zero", {"user_id": 0}),
     ("user-negative", {"user_id": -1}), ("user-filter-syntax", {"user_id": FILTER}),
     ("user-sql", {"user_id": DROP}), ("user-2-pow-53", {"user_id": 2**53}),
@@ -135,7 +135,7 @@ def delete_table() -> list[tuple[str, Case]]:
 
 
 def export_table() -> list[tuple[dict, Case]]:
-    cases = [(params, Case(f"query-{name}")) for name, params in EXPORT_CASES]
+    cases: list[tuple[dict, Case]] = [(dict(params), Case(f"query-{name}")) for name, params in EXPORT_CASES]
     cases += [({}, Case(f"creds-{name}", headers=headers, status=status))
               for name, headers, status in credentials_cases() if status == 401]
     return cases
