@@ -169,3 +169,14 @@ def session_headers(user: TokenUser) -> dict[str, str]:
     """Names the caller's session to Postgres' pre-request check (one round trip):
     user id, token id and issue time (for scripts/users.py revoke-sessions)."""
     return {"X-Gateway-Session": f"{user.id}:{user.jti}:{user.issued_at}"}
+
+
+def audit_headers(request: Request, user: TokenUser | None = None) -> dict[str, str]:
+    """session_headers plus what Postgres writes into audit_log in the same transaction as
+    a change: this request's id and the end user's address (sql/expense_changes.sql)."""
+    headers = session_headers(user) if user is not None else {}
+    headers["X-Request-ID"] = getattr(request.state, "request_id", "") or ""
+    headers["X-Client-Address"] = request.client.host if request.client else ""
+    return headers
+
+

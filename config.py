@@ -75,6 +75,9 @@ class Settings(DatabaseSettings):
     trusted_proxy_hops: int = Field(0, ge=0, le=10)
     idempotency_ttl_hours: int = Field(24, ge=1, le=24 * 14)
 
+    # Audit trail: rows older than this are pruned (at start-up, then every 6 hours)
+    audit_retention_days: int = Field(365, ge=1, le=36500)
+
     # Migration (shadow compare against the legacy API)
     legacy_base_url: str | None = None
     shadow_compare: bool = False

@@ -33,7 +33,8 @@ JSON_MEDIA_TYPE = "application/json"
 DB_UNAVAILABLE = "Database unavailable"
 # PostgREST answers these when it cannot reach Postgres; nginx answers 502/504 without it.
 _UNAVAILABLE_CODES = {"PGRST000", "PGRST001", "PGRST002", "PGRST003", "502", "503", "504"}
-_HTTP_STATUS_CODE = {"PT400": 400, "PT401": 401, "PT404": 404, "PT409": 409}
+_HTTP_STATUS_CODE = {"PT400": 400, "PT401": 401, "PT403": 403, "PT404": 404, "PT409": 409,
+                     "PT412": 412}
 
 
 # --------------------------------------------------------------------------------------
@@ -168,17 +169,26 @@ async def execute(query: Query, headers: dict[str, str] | None = None) -> Any:
         return await sender.send(query)
     except APIError as exc:
         error = translate_api_error(exc)
-        outcome = ("unavailable" if error.status == 503 else
-                   "error" if error.status == 500 else "refused")
+        outcome = _outcome(error)
         raise error from None
     except (TimeoutError, httpx.TransportError, aiohttp.ClientError, OSError) as exc:
         log.warning("PostgREST unreachable: %s", type(exc).__name__)
         outcome = "unavailable"
         raise ApiError(503, DB_UNAVAILABLE) from None
     finally:
-        metrics.POSTGREST_SECONDS.labels(outcome).observe(time.perf_counter() - started)
-        if outcome in ("unavailable", "error"):
-            metrics.POSTGREST_FAILURES.labels(outcome).inc()
+        _observe(outcome, started)
+
+
+def _outcome(error: ApiError) -> str:
+    """The metrics' outcome of a failed PostgREST call (`ok` when it succeeded)."""
+    return "unavailable" if error.status == 503 else "error" if error.status == 500 \
+        else "refused"
+
+
+def _observe(outcome: str, started: float) -> None:
+    metrics.POSTGREST_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+    if outcome in ("unavailable", "error"):
+        metrics.POSTGREST_FAILURES.labels(outcome).inc()
 
 
 # --------------------------------------------------------------------------------------
@@ -200,6 +210,7 @@ async def rpc_passthrough(db: Database, function: str, params: dict[str, Any],
     sent = {"apikey": key, "Authorization": f"Bearer {key}", "Accept": "application/json",
             "Content-Type": "application/json", **(headers or {})}
     body = orjson.dumps(params)
+    started, outcome = time.perf_counter(), "ok"  # metrics: until the body starts arriving
     try:
         sender = db.http.sender
         if not isinstance(sender, AiohttpSender):  # HTTP_TRANSPORT=httpx: one piece, no streaming
@@ -227,10 +238,18 @@ async def rpc_passthrough(db: Database, function: str, params: dict[str, Any],
             response.release()
             return Response(bytes(first), status_code, media_type=JSON_MEDIA_TYPE)
     except APIError as exc:
-        raise translate_api_error(exc) from None
+        error = translate_api_error(exc)
+        outcome = _outcome(error)
+        raise error from None
+    except ApiError as error:  # _check_answer: a 2xx that is not PostgREST's JSON
+        outcome = _outcome(error)
+        raise
     except (httpx.TransportError, aiohttp.ClientError, TimeoutError, OSError) as exc:
         log.warning("PostgREST unreachable: %s", type(exc).__name__)
+        outcome = "unavailable"
         raise ApiError(503, DB_UNAVAILABLE) from None
+    finally:
+        _observe(outcome, started)
     return StreamingResponse(_rest_of(response, bytes(first)), status_code,
                              media_type=JSON_MEDIA_TYPE)
 

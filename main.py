@@ -222,6 +222,25 @@ async def bootstrap_until_done(settings: Settings) -> None:
             await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
 
 
+AUDIT_PRUNE_INTERVAL_SECONDS = 6 * 3600
+
+
+async def prune_audit_periodically(settings: Settings) -> None:
+    """AUDIT_RETENTION_DAYS: drop older audit rows now and every few hours (over
+    DATABASE_URL, as the owner; several workers doing it at once is harmless)."""
+    dsn = settings.database_url.get_secret_value()
+    while True:
+        try:
+            deleted = await asyncio.to_thread(
+                schema.prune_audit_log, dsn, settings.audit_retention_days)
+            if deleted:
+                log.info("audit log pruned", extra={"deleted": deleted,
+                                                    "retention_days": settings.audit_retention_days})
+        except Exception as exc:  # noqa: BLE001 - logged, retried at the next interval
+            log.warning("audit log pruning failed: %s", type(exc).__name__)
+        await asyncio.sleep(AUDIT_PRUNE_INTERVAL_SECONDS)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     if settings.is_prod and settings.registration_mode == "open":
@@ -238,9 +257,12 @@ async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         bootstrap = asyncio.create_task(bootstrap_until_done(settings))
         await asyncio.wait({bootstrap}, timeout=15)
     await warm_up
+    # after the bootstrap's first attempt, which creates audit_log on a new database
+    prune = asyncio.create_task(prune_audit_periodically(settings))
     try:
         yield
     finally:
+        prune.cancel()
         if bootstrap is not None:
             bootstrap.cancel()
         deps.attach(app, None)
@@ -303,7 +325,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-        allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "X-Request-ID"],
+        allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "X-Request-ID",
+                       "If-Match"],
         expose_headers=["X-Request-ID", "Retry-After", "ETag"])
     # inside GatewayMiddleware: sees the request id
     shadow.install(app, settings, lambda: deps.app_state(app).shadow)

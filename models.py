@@ -49,6 +49,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict]:
     described = {
         400: "Invalid input", 401: "Missing, invalid, expired or revoked token",
         403: "Forbidden", 404: "Not found", 409: "Conflict", 413: "Request body too large",
+        412: "Changed since the If-Match ETag was read; nothing changed",
         429: "Too many requests (see Retry-After)", 500: "Internal error",
         503: "Database unavailable",
     }
@@ -225,42 +226,75 @@ class Expense(BaseModel):
     created_at: str
 
 
+def _json_number(v: object) -> object:
+    # JSON numbers only (strings such as "1e400" or "NaN" are not amounts); bool is an int.
+    if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
+        raise ValueError("amount must be a number")
+    return v
+
+
+def _two_decimals(v: Decimal) -> Decimal:
+    exponent = v.as_tuple().exponent  # a letter for NaN and infinities
+    if not v.is_finite() or (isinstance(exponent, int) and exponent < -2
+                             and v != v.quantize(Decimal("0.01"))):
+        raise ValueError("amount may have at most 2 decimals")
+    return v.quantize(Decimal("0.01"))
+
+
+# The fields of an expense as clients send them: POST and PUT validate with the same types,
+# so they give the same 400 messages.
+# A JSON number only (a string is 400), so documented as number, not pydantic's
+# number-or-string for Decimal.
+Amount = Annotated[Decimal, BeforeValidator(_json_number),
+                   Field(gt=0, le=Decimal("9999999999.99")), AfterValidator(_two_decimals),
+                   WithJsonSchema({"type": "number", "exclusiveMinimum": 0,
+                                   "maximum": 9999999999.99, "multipleOf": 0.01,
+                                   "examples": [250.5]})]
+Description = Annotated[str, StringConstraints(max_length=500), Storable]
+
+
 class ExpenseCreate(BaseModel):
     model_config = StrictInput
-    # a JSON number only (a string is 400), so documented as number, not pydantic's
-    # number-or-string for Decimal
-    amount: Annotated[Decimal, WithJsonSchema({
-        "type": "number", "exclusiveMinimum": 0, "maximum": 9999999999.99,
-        "multipleOf": 0.01, "examples": [250.5]})] = Field(gt=0, le=Decimal("9999999999.99"))
+    amount: Amount
     category_id: Id = Field(examples=[1])
     payment_method_id: Id | None = Field(None, examples=[4])
-    description: Annotated[str, StringConstraints(max_length=500), Storable] | None = Field(
-        None, examples=["Groceries"])
+    description: Description | None = Field(None, examples=["Groceries"])
     date: IsoDate | None = Field(None, examples=["2025-01-15"])
     user_id: Id | None = Field(None, description="Defaults to the caller")
 
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _amount_is_number(cls, v: object) -> object:
-        # JSON numbers only (strings such as "1e400" or "NaN" are not amounts); bool is an int.
-        if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
-            raise ValueError("amount must be a number")
-        return v
 
-    @field_validator("amount")
-    @classmethod
-    def _two_decimals(cls, v: Decimal) -> Decimal:
-        exponent = v.as_tuple().exponent  # a letter for NaN and infinities
-        if not v.is_finite() or (isinstance(exponent, int) and exponent < -2
-                                 and v != v.quantize(Decimal("0.01"))):
-            raise ValueError("amount may have at most 2 decimals")
-        return v.quantize(Decimal("0.01"))
+class ExpenseChanges(BaseModel):
+    """PUT /api/expenses/{id}: any non-empty subset of POST's fields; only those change.
+    A field left out is not validated; one sent is validated exactly as POST does (so
+    `null` is refused where the column cannot be empty: amount, category_id, date, user_id).
+    """
+    model_config = StrictInput
+    amount: Amount = None  # type: ignore[assignment]
+    category_id: Id = Field(None, examples=[1])
+    payment_method_id: Id | None = Field(None, examples=[4])
+    description: Description | None = Field(None, examples=["Groceries and fruit"])
+    date: IsoDate = Field(None, examples=["2025-01-16"])  # type: ignore[assignment]
+    user_id: Id = Field(None, description="Moves the expense to this member")
+
+    def changes(self) -> dict[str, object]:
+        """Only the fields the client sent, as JSON values for update_expense()."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 class ExpenseCreated(BaseModel):
     message: Literal["Expense added successfully"]
     id: int
     expense: Expense
+
+
+class ExpenseUpdated(BaseModel):
+    message: Literal["Expense updated successfully"]
+    expense: Expense
+
+
+class ExpenseDeleted(BaseModel):
+    message: Literal["Expense deleted successfully"]
+    id: int
 
 
 # --- dashboards -----------------------------------------------------------------------

@@ -29,6 +29,7 @@ from database import DB_UNAVAILABLE
 from deps import current_user
 from metrics import OPERATOR_TOKEN_REQUIRED, OPERATOR_TOKEN_UNSET
 from ratelimit import TOO_MANY
+from routers.expenses import NOTHING_TO_UPDATE
 from routers.metrics import operator_access
 
 # The pages may load only what this server serves: ReDoc's sidebar credit would otherwise
@@ -57,6 +58,9 @@ INTERNAL = "Internal server error"
 COMMON = {413: [TOO_LARGE], 500: [INTERNAL], 503: [DB_UNAVAILABLE]}
 NO_LOGIN = {401: [TOKEN_MISSING, TOKEN_INVALID]}
 
+NOT_YOURS = "You can only change your own expenses"
+CHANGED = "Expense was changed by someone else"
+
 # Error messages per operation and status: the first is the one a reader sees first.
 ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
     ("POST", "/api/auth/login"): {
@@ -83,6 +87,21 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
               "date: is not a valid calendar date", "Malformed JSON body"],
         **NO_LOGIN,
         409: ["Idempotency-Key was already used with a different request"]},
+    ("GET", "/api/expenses/{expense_id}"): {
+        400: ["expense_id: Input should be a valid integer, unable to parse string as an integer"],
+        **NO_LOGIN, 404: ["Expense not found"]},
+    ("PUT", "/api/expenses/{expense_id}"): {
+        400: ["amount: Input should be greater than 0",
+              "Invalid category_id: category does not exist",
+              "date: is not a valid calendar date", "amount: amount must be a number",
+              NOTHING_TO_UPDATE],
+        **NO_LOGIN, 403: [NOT_YOURS], 404: ["Expense not found"], 412: [CHANGED]},
+    ("DELETE", "/api/expenses/{expense_id}"): {
+        400: ["expense_id: Input should be a valid integer, unable to parse string as an integer"],
+        **NO_LOGIN, 403: [NOT_YOURS], 404: ["Expense not found"], 412: [CHANGED]},
+    ("GET", "/api/expenses/export.csv"): {
+        400: ["date_from must not be after date_to",
+              "date_from: is not a valid calendar date"], **NO_LOGIN},
     ("GET", "/api/dashboard/users"): NO_LOGIN,
     ("GET", "/api/dashboard/{user_id}/monthly"): {
         400: ["month: Input should be less than or equal to 12",
@@ -133,6 +152,12 @@ SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
         "expense": {**EXPENSE, "id": 25, "amount": 123.45, "category_id": 5,
                     "category": "Healthcare", "payment_method_id": 4, "payment_method": "UPI",
                     "description": "Pharmacy", "date": "2025-02-14"}}),
+    ("GET", "/api/expenses/{expense_id}"): (200, EXPENSE),
+    ("PUT", "/api/expenses/{expense_id}"): (200, {
+        "message": "Expense updated successfully",
+        "expense": {**EXPENSE, "amount": 2899.99, "description": "Sofa (discounted)"}}),
+    ("DELETE", "/api/expenses/{expense_id}"): (200, {"message": "Expense deleted successfully",
+                                                     "id": 14}),
     ("GET", "/api/dashboard/users"): (200, [ALOK, {"id": 2, "name": "Amol",
                                                    "email": "amol@example.com"}]),
     ("GET", "/api/dashboard/{user_id}/monthly"): (200, {

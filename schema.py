@@ -798,3 +798,12 @@ def dry_run(dsn: str) -> list[str]:
         lines += [f"NOT repaired by an apply (fix by hand or with a new migration): {p}"
                   for p in structural]
     return lines
+
+
+def prune_audit_log(dsn: str, retention_days: int) -> int:
+    """AUDIT_RETENTION_DAYS: delete audit rows older than `retention_days`, as the table's
+    owner (no API role may delete audit rows); returns how many."""
+    with connect(dsn) as conn:
+        with conn, conn.cursor() as cur:
+            cur.execute("select public.prune_audit_log(%s)", (retention_days,))
+            return cur.fetchone()[0]

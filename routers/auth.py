@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request
 
 from auth import (
     TOKEN_INVALID,
+    audit_headers,
     clear_session_cookie,
     create_token,
     session_headers,
@@ -55,6 +56,10 @@ async def login(body: LoginRequest, request: Request, db: Db, passwords: Passwor
     await limits.before_login(client, counted_as)
     # An unknown account is checked against a dummy hash: same answer, same time.
     verified = await passwords.verify(body.password, account["password_hash"] if account else None)
+    # the audit row, on success and failure alike (same work, same time either way)
+    await execute(db.service.rpc("record_login", {
+        "p_user_id": account["id"] if account else None, "p_success": verified}),
+        audit_headers(request))
     if account is None or not verified:
         raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
     await limits.login_succeeded(client, counted_as)
@@ -95,11 +100,13 @@ async def register(body: RegisterRequest, request: Request, db: Db, passwords: P
             raise ApiError(400, INVITE_INVALID)
     password_hash = await passwords.hash(body.password)
     params = {"p_name": body.username, "p_email": body.email, "p_password_hash": password_hash}
+    # register_user writes the audit row in the same transaction (the invited path calls it)
     if invited:
         user = await execute(db.service.rpc("register_user_invited",
-                                             {**params, "p_code_sha256": code_sha256}))
+                                             {**params, "p_code_sha256": code_sha256}),
+                             audit_headers(request))
     else:
-        user = await execute(db.service.rpc("register_user", params))
+        user = await execute(db.service.rpc("register_user", params), audit_headers(request))
     return JsonResponse({"message": "Registration successful", "user": user})
 
 
@@ -115,9 +122,10 @@ async def me(user: CurrentUser, db: Db) -> JsonResponse:
 
 @router.post("/logout", response_model=MessageResponse, responses=error_responses(401, 500, 503),
              summary="Revoke the token (refused from now on) and clear the cookie")
-async def logout(user: CurrentUser, db: Db, cache: DashCache) -> JsonResponse:
+async def logout(user: CurrentUser, db: Db, cache: DashCache, request: Request) -> JsonResponse:
     await execute(db.service.rpc("revoke_token", {
-        "p_jti": user.jti, "p_expires_at": user.expires_at.isoformat()}), session_headers(user))
+        "p_jti": user.jti, "p_expires_at": user.expires_at.isoformat()}),
+        audit_headers(request, user))
     cache.invalidate()  # this worker at once; the others through the NOTIFY it caused
     response = JsonResponse({"message": "Logout successful"})
     clear_session_cookie(response, db.settings)

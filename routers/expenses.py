@@ -1,27 +1,35 @@
 """GET /api/expenses and POST /api/expenses: Postgres builds each response body
 (sql/gateway_functions.sql: list_expenses, create_expense_response), the gateway validates
-the input and passes the bytes through."""
+the input and passes the bytes through. Also (issue 12) GET/PUT/DELETE
+/api/expenses/{id} and GET /api/expenses/export.csv."""
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
+from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from auth import session_headers
-from database import rpc_passthrough
+from auth import audit_headers, session_headers
+from database import execute, rpc_passthrough
 from deps import CurrentUser, DashCache, Db
 from models import (
     ApiError,
     Expense,
+    ExpenseChanges,
     ExpenseCreate,
     ExpenseCreated,
+    ExpenseDeleted,
+    ExpenseUpdated,
     Id,
     IsoDate,
+    JsonResponse,
     canonical_int,
     error_responses,
 )
@@ -67,7 +75,7 @@ def request_hash(actor_id: int, body: ExpenseCreate) -> str:
              responses=error_responses(400, 401, 409, 413, 500, 503),
              summary="Add an expense; retries with the same Idempotency-Key store nothing new")
 async def create_expense(
-    body: ExpenseCreate, user: CurrentUser, db: Db, cache: DashCache,
+    body: ExpenseCreate, user: CurrentUser, db: Db, cache: DashCache, request: Request,
     idempotency_key: Annotated[str | None, Header(
         description="Any client-chosen key (1-255 printable ASCII); a retry with the same "
                     "key and body returns the first response")] = None,
@@ -82,6 +90,154 @@ async def create_expense(
         "p_idempotency_key": idempotency_key,
         "p_request_hash": request_hash(user.id, body) if idempotency_key else None,
         "p_ttl_hours": db.settings.idempotency_ttl_hours,
-    }, session_headers(user), status_code=201, stream=False)
+    }, audit_headers(request, user), status_code=201, stream=False)
     cache.invalidate()  # read-your-writes on this worker; the others through the NOTIFY
     return response
+
+
+# --------------------------------------------------------------------------------------
+# Export (declared before /{expense_id}, which would otherwise capture "export.csv")
+# --------------------------------------------------------------------------------------
+CSV_HEADER = b"id,date,user,category,payment_method,amount,description,created_at\r\n"
+EXPORT_PAGE_ROWS = 5000  # rows per round trip: the most the gateway holds at once
+
+
+@dataclass(frozen=True)
+class ExpenseFilters:
+    user_id: int | None
+    category_id: int | None
+    date_from: dt.date | None
+    date_to: dt.date | None
+
+    def filename(self) -> str:
+        parts = ["expenses"]
+        for name, value in (("user", self.user_id), ("category", self.category_id),
+                            ("from", self.date_from), ("to", self.date_to)):
+            if value is not None:
+                parts.append(f"{name}-{value}")
+        return "_".join(parts) + ".csv"
+
+
+async def expense_filters(
+    user_id: Annotated[Id | None, Query()] = None,
+    category_id: Annotated[Id | None, Query()] = None,
+    date_from: Annotated[IsoDate | None, Query(description="YYYY-MM-DD, inclusive")] = None,
+    date_to: Annotated[IsoDate | None, Query(description="YYYY-MM-DD, inclusive")] = None,
+) -> ExpenseFilters:
+    """The filters of GET /api/expenses, with its rules and messages."""
+    if date_from and date_to and date_from > date_to:
+        raise ApiError(400, "date_from must not be after date_to")
+    return ExpenseFilters(user_id, category_id, date_from, date_to)
+
+
+CSV_EXAMPLE = ("id,date,user,category,payment_method,amount,description,created_at\r\n"
+               "42,2025-01-15,Alok,Food,UPI,250.5,\"Groceries, fruit\","
+               "2025-01-15T10:02:03.123456+00:00\r\n"
+               "41,2025-01-14,Amol,Utilities,,1200,'=1+1,2025-01-14T08:00:00+00:00\r\n")
+
+
+@router.get("/export.csv", response_class=StreamingResponse,
+            responses={200: {"description": "RFC 4180 CSV, CRLF line ends, UTF-8; cells that "
+                             "a spreadsheet would run as a formula start with `'`",
+                             "content": {"text/csv": {"example": CSV_EXAMPLE}}},
+                       **error_responses(400, 401, 500, 503)},
+            summary="Every matching expense as CSV (the list's filters and order), streamed")
+async def export_expenses(
+    user: CurrentUser, db: Db, filters: Annotated[ExpenseFilters, Depends(expense_filters)],
+) -> StreamingResponse:
+    async def page(after_date: str | None, after_id: int | None) -> dict[str, Any]:
+        return await execute(db.service.rpc("export_expenses_csv", {
+            "p_user_id": filters.user_id, "p_category_id": filters.category_id,
+            "p_date_from": filters.date_from.isoformat() if filters.date_from else None,
+            "p_date_to": filters.date_to.isoformat() if filters.date_to else None,
+            "p_after_date": after_date, "p_after_id": after_id,
+            "p_limit": EXPORT_PAGE_ROWS}), session_headers(user))
+
+    # The first page before the response starts: a revoked token or an unreachable
+    # database is still an ordinary JSON error. A failure later cuts the download short
+    # (the chunked body never ends), which a client cannot take for a complete file.
+    first = await page(None, None)
+
+    async def rows() -> AsyncIterator[bytes]:
+        yield CSV_HEADER
+        current = first
+        while True:
+            if current["csv"]:
+                yield current["csv"].encode()
+            if current["rows"] < EXPORT_PAGE_ROWS:
+                return
+            current = await page(current["last_date"], current["last_id"])
+
+    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{filters.filename()}"',
+        "Cache-Control": "no-store"})
+
+
+# --------------------------------------------------------------------------------------
+# One expense: read, change, delete (owner or recorder only; ETag / If-Match)
+# --------------------------------------------------------------------------------------
+ExpenseId = Annotated[Id, Path(description="The expense's id")]
+IfMatch = Annotated[str | None, Header(
+    description="The ETag of GET/PUT; when none of the tags is current the answer is 412 and "
+                "nothing changes. Without it the last write wins.",
+    examples=['"5d41402abc4b2a76b9719d911017c592"'])]
+NOTHING_TO_UPDATE = ("Nothing to update: send at least one of amount, category_id, "
+                     "payment_method_id, description, date, user_id")
+MAX_IF_MATCH_TAGS = 32
+
+
+def if_match_tags(value: str | None) -> list[str] | None:
+    """If-Match as the list of opaque tags to compare strongly (None: no condition)."""
+    if value is None or value.strip() == "*":
+        return None
+    tags = [tag.strip() for tag in value.split(",") if tag.strip()]
+    if not tags or len(tags) > MAX_IF_MATCH_TAGS:
+        raise ApiError(400, f'If-Match must be "*" or 1-{MAX_IF_MATCH_TAGS} entity tags')
+    # W/"..." stays as it is: a weak tag never matches in a strong comparison (RFC 9110)
+    return [tag[1:-1] if len(tag) >= 2 and tag[0] == tag[-1] == '"' else tag for tag in tags]
+
+
+def with_etag(body: dict[str, Any], etag: str) -> JsonResponse:
+    return JsonResponse(body, headers={"ETag": f'"{etag}"'})
+
+
+ETAG_HEADER = {"ETag": {"description": "Strong entity tag; send it back in If-Match",
+                        "schema": {"type": "string"}}}
+
+
+@router.get("/{expense_id}", response_model=Expense,
+            responses={200: {"headers": ETAG_HEADER}, **error_responses(400, 401, 404, 500, 503)},
+            summary="One expense in the list's shape, with its ETag")
+async def get_expense(expense_id: ExpenseId, user: CurrentUser, db: Db) -> JsonResponse:
+    result = await execute(db.service.rpc("get_expense", {"p_id": expense_id}),
+                           session_headers(user))
+    return with_etag(result["expense"], result["etag"])
+
+
+@router.put("/{expense_id}", response_model=ExpenseUpdated,
+            responses={200: {"headers": ETAG_HEADER},
+                       **error_responses(400, 401, 403, 404, 412, 413, 500, 503)},
+            summary="Change some fields of an expense (its member or whoever recorded it)")
+async def update_expense(
+    expense_id: ExpenseId, user: CurrentUser, db: Db, request: Request,
+    body: Annotated[ExpenseChanges | None, Body()] = None, if_match: IfMatch = None,
+) -> JsonResponse:
+    changes = body.changes() if body is not None else {}
+    if not changes:
+        raise ApiError(400, NOTHING_TO_UPDATE)
+    result = await execute(db.service.rpc("update_expense", {
+        "p_id": expense_id, "p_changes": changes, "p_if_match": if_match_tags(if_match)}),
+        audit_headers(request, user))
+    return with_etag({"message": "Expense updated successfully", "expense": result["expense"]},
+                     result["etag"])
+
+
+@router.delete("/{expense_id}", response_model=ExpenseDeleted,
+               responses=error_responses(400, 401, 403, 404, 412, 500, 503),
+               summary="Delete an expense (its member or whoever recorded it)")
+async def delete_expense(expense_id: ExpenseId, user: CurrentUser, db: Db, request: Request,
+                         if_match: IfMatch = None) -> JsonResponse:
+    result = await execute(db.service.rpc("delete_expense", {
+        "p_id": expense_id, "p_if_match": if_match_tags(if_match)}),
+        audit_headers(request, user))
+    return JsonResponse({"message": "Expense deleted successfully", "id": result["id"]})

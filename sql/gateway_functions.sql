@@ -20,7 +20,8 @@ as $$
 $$;
 
 -- POST /api/auth/register -> {"id","name","email"}. The unique indexes on lower(name) and
--- lower(email) decide races between concurrent registrations.
+-- lower(email) decide races between concurrent registrations. The audit row (actor: the new
+-- user) is written in the same transaction.
 create or replace function public.register_user(p_name text, p_email text, p_password_hash text)
 returns json
 language plpgsql volatile security definer set search_path = public, pg_temp
@@ -32,6 +33,10 @@ begin
   insert into public.users (name, email, password_hash)
   values (p_name, nullif(p_email, ''), p_password_hash)
   returning * into new_user;
+  perform public.audit_write('auth.register', new_user.id, null,
+                             jsonb_build_object('id', new_user.id, 'name', new_user.name,
+                                                'email', new_user.email),
+                             new_user.id);
   return json_build_object('id', new_user.id, 'name', new_user.name, 'email', new_user.email);
 exception when unique_violation then
   get stacked diagnostics violated = constraint_name;
@@ -128,16 +133,22 @@ $$;
 
 -- POST /api/auth/logout: the token is refused from now until it would have expired.
 -- Each call also drops up to 100 revocations that have expired (bounded work per call, and
--- the table stays bounded by the tokens still valid).
+-- the table stays bounded by the tokens still valid). The audit row names the session's
+-- user (X-Gateway-Session) and is written in this transaction.
 create or replace function public.revoke_token(p_jti text, p_expires_at timestamptz)
 returns void
-language sql volatile security definer set search_path = public, pg_temp
+-- plpgsql: audit_write() is defined by sql/expense_changes.sql, which runs after this file
+language plpgsql volatile security definer set search_path = public, pg_temp
 as $$
+begin
   delete from public.revoked_tokens where jti in (
     select jti from public.revoked_tokens where expires_at < now()
     order by expires_at limit 100 for update skip locked);
   insert into public.revoked_tokens (jti, expires_at) values (p_jti, p_expires_at)
   on conflict (jti) do nothing;
+  perform public.audit_write('auth.logout', public.request_actor_id(), null, null,
+                             public.request_actor_id());
+end
 $$;
 
 -- One expense in the shape of GET /api/expenses (and of "expense" in POST's response).
@@ -197,20 +208,16 @@ begin
     end if;
   end if;
 
-  if not exists (select 1 from public.users where id = p_user_id) then
-    raise sqlstate 'PT400' using message = 'Invalid user_id: user does not exist';
-  end if;
-  if not exists (select 1 from public.categories where id = p_category_id) then
-    raise sqlstate 'PT400' using message = 'Invalid category_id: category does not exist';
-  end if;
-  if p_payment_method_id is not null
-     and not exists (select 1 from public.payment_methods where id = p_payment_method_id) then
-    raise sqlstate 'PT400' using message = 'Invalid payment_method_id: payment method does not exist';
-  end if;
+  -- (null user or category: required here, reported as the unknown reference it is)
+  perform public.check_expense_references(coalesce(p_user_id, 0), coalesce(p_category_id, 0),
+                                          p_payment_method_id);
 
-  insert into public.expenses (user_id, category_id, payment_method_id, amount, description, date)
+  -- created_by: the caller records it (who may later change it); the audit row is written
+  -- by the expenses_audit trigger in this transaction.
+  insert into public.expenses (user_id, category_id, payment_method_id, amount, description,
+                               date, created_by)
   values (p_user_id, p_category_id, p_payment_method_id, p_amount, p_description,
-          coalesce(p_date, current_date))
+          coalesce(p_date, current_date), p_actor_id)
   returning id into new_id;
   result := public.expense_json(new_id);
 

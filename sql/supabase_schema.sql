@@ -52,7 +52,7 @@ grant select, insert, update, delete on public.users, public.categories,
 -- Public reference data (GET /api/categories, /api/payment-methods use the anon key).
 grant select on public.categories, public.payment_methods to anon, authenticated;
 -- A Supabase JWT user ({"role":"authenticated","userId":N}) sees and adds its own expenses
--- (policies below); it can neither change nor delete them.
+-- (policies below); changing and deleting (owner or recorder): sql/expense_changes.sql.
 grant select, insert on public.expenses to authenticated;
 
 -- ---------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ CATEGORIES = [
 PAYMENT_METHODS = [(1, "Cash"), (2, "Credit Card"), (3, "Debit Card"), (4, "UPI"), (5, "Other")]
 FAMILY = [(1, "Alok"), (2, "Amol"), (3, "Atul"), (4, "Rashmi")]
 TABLES = ("expenses", "expense_monthly_totals", "users", "categories", "payment_methods",
-          "revoked_tokens", "idempotency_keys", "rate_limits", "invites")
+          "revoked_tokens", "idempotency_keys", "rate_limits", "invites", "audit_log")
 
 
 # --------------------------------------------------------------------------------------
@@ -117,6 +117,22 @@ def count_rows(dsn: str, table: str) -> int:
     with sql(dsn) as cur:
         cur.execute(f"select count(*) from public.{table}")
         return cur.fetchone()[0]
+
+
+def data_state(dsn: str) -> tuple:
+    """Every expense, the dashboard totals, the audit log and the user count: what a
+    refused request must leave exactly as it was."""
+    with sql(dsn) as cur:
+        cur.execute("select coalesce(json_agg(e order by e.id), '[]')::text from public.expenses e")
+        expenses = cur.fetchone()[0]
+        cur.execute("select coalesce(json_agg(t order by t.user_id, t.month, t.category_id), "
+                    "'[]')::text from public.expense_monthly_totals t")
+        totals = cur.fetchone()[0]
+        cur.execute("select coalesce(json_agg(a order by a.id), '[]')::text from public.audit_log a")
+        audit = cur.fetchone()[0]
+        cur.execute("select count(*) from public.users")
+        users = cur.fetchone()[0]
+    return expenses, totals, audit, users
 
 
 @pytest.fixture

@@ -143,12 +143,17 @@ async def test_unreachable_postgrest_counts_503s_and_failures(fresh_db):
     async with app_client(settings) as client:
         before = await scrape(client, token=None)
         assert (await client.get("/api/categories")).status_code == 503
+        # the dashboards' pass-through path is measured as well
+        assert (await client.get("/api/dashboard/1/yearly?year=2025",
+                                 headers=bearer())
+                ).status_code == 503
         after = await scrape(client, token=None)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
     assert delta("ffb_unavailable_responses_total", route="/api/categories") == 1
-    assert delta("ffb_postgrest_failures_total", kind="unavailable") == 1
+    assert delta("ffb_unavailable_responses_total", route="/api/dashboard/{user_id}/yearly") == 1
+    assert delta("ffb_postgrest_failures_total", kind="unavailable") == 2
     assert delta("ffb_http_requests_total", route="/api/categories", method="GET",
                  status="503") == 1
 

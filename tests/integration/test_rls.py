@@ -140,18 +140,60 @@ def test_authenticated_user_cannot_slip_another_users_row_into_a_bulk_insert(fam
 
 
 @pytest.mark.parametrize("method", ["PATCH", "DELETE"])
-@pytest.mark.parametrize("owner", [ALOK, AMOL])
-def test_authenticated_user_can_neither_change_nor_delete_expenses(family_expenses, method, owner):
+def test_authenticated_user_can_neither_change_nor_delete_others_expenses(family_expenses,
+                                                                         method):
+    """Amol's rows, recorded by Amol: Alok's PATCH/DELETE matches no row (RLS) and changes
+    nothing (issue 12: only the owner or the recorder may change an expense)."""
     with sql(family_expenses) as cur:
-        cur.execute("select id, amount from public.expenses where user_id = %s order by id", (owner,))
+        cur.execute("select id, amount from public.expenses where user_id = %s order by id", (AMOL,))
         before = cur.fetchall()
     kwargs = {"json": {"amount": 1, "user_id": ALOK}} if method == "PATCH" else {}
-    response = httpx.request(method, f"{rest()}/expenses?user_id=eq.{owner}",
+    response = httpx.request(method, f"{rest()}/expenses?user_id=eq.{AMOL}",
                              headers=user_headers(ALOK), **kwargs)
-    assert response.status_code == 403, response.text  # no UPDATE/DELETE grant at all
+    assert response.status_code in (200, 204), response.text
     with sql(family_expenses) as cur:
-        cur.execute("select id, amount from public.expenses where user_id = %s order by id", (owner,))
+        cur.execute("select id, amount from public.expenses where user_id = %s order by id", (AMOL,))
         assert cur.fetchall() == before
+
+
+def test_owner_and_recorder_change_and_delete_through_rls(family_expenses):
+    """The same rule as PUT/DELETE /api/expenses/{id}, for the `authenticated` role."""
+    with sql(family_expenses) as cur:  # recorded by Alok for Amol
+        cur.execute("insert into public.expenses (user_id, category_id, amount, created_by) "
+                    "values (%s, 1, 5, %s) returning id", (AMOL, ALOK))
+        recorded = cur.fetchone()[0]
+    for who, amount in ((ALOK, 6), (AMOL, 7)):  # recorder, then owner
+        response = httpx.patch(f"{rest()}/expenses?id=eq.{recorded}", json={"amount": amount},
+                               headers={**user_headers(who), "Prefer": "return=representation"})
+        assert response.status_code == 200, response.text
+        assert [r["amount"] for r in response.json()] == [amount]
+    third = httpx.patch(f"{rest()}/expenses?id=eq.{recorded}", json={"amount": 8},
+                        headers={**user_headers(3), "Prefer": "return=representation"})
+    assert third.json() == []
+    # created_by is not a column a member may set
+    forged = httpx.patch(f"{rest()}/expenses?id=eq.{recorded}", json={"created_by": 3},
+                         headers=user_headers(ALOK))
+    assert forged.status_code in (401, 403), forged.text
+    deleted = httpx.delete(f"{rest()}/expenses?id=eq.{recorded}", headers=user_headers(ALOK))
+    assert deleted.status_code in (200, 204), deleted.text
+    with sql(family_expenses) as cur:
+        cur.execute("select action, actor_id from public.audit_log where target_id = %s "
+                    "and action <> 'expense.create' order by id", (recorded,))
+        assert cur.fetchall() == [("expense.update", ALOK), ("expense.update", AMOL),
+                                  ("expense.delete", ALOK)]
+
+
+def test_authenticated_insert_records_the_caller_and_refuses_a_forged_recorder(family_expenses):
+    ok = httpx.post(f"{rest()}/expenses", json={"user_id": ALOK, "category_id": 1, "amount": 3},
+                    headers={**user_headers(ALOK), "Prefer": "return=representation"})
+    assert ok.status_code == 201, ok.text
+    assert ok.json()[0]["created_by"] == ALOK
+    before = count_rows(family_expenses, "expenses")
+    forged = httpx.post(f"{rest()}/expenses",
+                        json={"user_id": ALOK, "category_id": 1, "amount": 3, "created_by": AMOL},
+                        headers=user_headers(ALOK))
+    assert forged.status_code == 403, forged.text
+    assert count_rows(family_expenses, "expenses") == before
 
 
 @pytest.mark.parametrize("table", ["users", "expense_monthly_totals", "revoked_tokens",

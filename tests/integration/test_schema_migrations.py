@@ -190,8 +190,11 @@ def test_no_api_role_holds_anything_on_a_sequence(dsn):
 def test_authenticated_holds_exactly_what_the_rls_rules_use(dsn):
     assert privilege_table(dsn)["authenticated"] == {
         "function": ["EXECUTE public.check_gateway_session()", "EXECUTE public.request_user_id()"],
-        "table": ["INSERT public.expenses", "SELECT public.categories", "SELECT public.expenses",
-                  "SELECT public.payment_methods"],
+        "table": ["DELETE public.expenses", "INSERT public.expenses", "SELECT public.categories",
+                  "SELECT public.expenses", "SELECT public.payment_methods"],
+        # issue 12: a member changes (these columns) or deletes what they own or recorded
+        "column": [f"UPDATE public.expenses.{c}" for c in (
+            "amount", "category_id", "date", "description", "payment_method_id", "user_id")],
     }
 
 
@@ -475,6 +478,10 @@ def test_upgrade_from_the_release_before_migrations_keeps_every_row(database, ca
     assert "baselined sql/migrations/0001_baseline.sql" in upgraded.stdout
     ok(bootstrap(database, "--check"))
 
+    # migration 0002 (issue 12) adds expenses.created_by, back-filled with the owner
+    with sql(database) as cur:
+        cur.execute("select count(*) from public.expenses where created_by is distinct from user_id")
+        assert cur.fetchone()[0] == 0
     assert snapshot_rows(database, old_columns) == rows_before  # every row, the totals table included
     with sql(database) as cur:
         cur.execute("select public.get_yearly_dashboard(1, 2025)::text, "

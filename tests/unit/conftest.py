@@ -43,6 +43,8 @@ def _isolated_env(monkeypatch):
 @pytest.fixture
 def rest() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=REST, assert_all_called=False) as router:
+        # every login writes its audit row (PostgREST answers a void function with 204)
+        router.post("/rpc/record_login").respond(204)
         yield router
 
 
