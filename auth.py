@@ -6,6 +6,7 @@ are accepted too, so nobody is logged out at the cut-over. Whether the user stil
 was not logged out is checked by Postgres on the same round trip as the request's data
 (see `session_headers` and sql/gateway_functions.sql: check_gateway_session).
 """
+
 from __future__ import annotations
 
 import base64
@@ -57,12 +58,18 @@ class TokenUser:
 def create_token(settings: Settings, user: dict[str, Any]) -> tuple[str, TokenUser]:
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     expires = now + dt.timedelta(hours=settings.jwt_expire_hours)
-    claims = {"userId": user["id"], "name": user["name"], "email": user.get("email"),
-              "iat": int(now.timestamp()), "exp": int(expires.timestamp()),
-              "jti": uuid.uuid4().hex}
+    claims = {
+        "userId": user["id"],
+        "name": user["name"],
+        "email": user.get("email"),
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
     token = jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
-    return token, TokenUser(user["id"], user["name"], user.get("email"), claims["jti"], expires,
-                            claims["iat"])
+    return token, TokenUser(
+        user["id"], user["name"], user.get("email"), claims["jti"], expires, claims["iat"]
+    )
 
 
 # Verified tokens per worker: (secret, token) -> user. A browser sends the same token on
@@ -121,8 +128,12 @@ def _decode_token(settings: Settings, token: str) -> TokenUser:
     try:
         if jwt.get_unverified_header(token).get("alg") != ALGORITHM:
             raise ApiError(401, TOKEN_INVALID)
-        claims = jwt.decode(token, settings.jwt_secret.get_secret_value(),
-                            algorithms=[ALGORITHM], options=REQUIRED_CLAIMS)
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret.get_secret_value(),
+            algorithms=[ALGORITHM],
+            options=REQUIRED_CLAIMS,
+        )
     except JWTError:
         raise ApiError(401, TOKEN_INVALID) from None
     user_id, name, jti = claims.get("userId"), claims.get("name"), claims.get("jti")
@@ -131,15 +142,20 @@ def _decode_token(settings: Settings, token: str) -> TokenUser:
         jti = LEGACY_JTI_PREFIX + hashlib.sha256(token.encode()).hexdigest()[:40]
     elif not isinstance(jti, str) or not JTI_RE.fullmatch(jti):
         raise ApiError(401, TOKEN_INVALID)
-    if (type(user_id) is not int or not 1 <= user_id <= MAX_USER_ID
-            or not isinstance(name, str)
-            or not _is_time(issued_at) or not _is_time(expires_at)
-            or issued_at > time.time() + IAT_LEEWAY_SECONDS):
+    if (
+        type(user_id) is not int
+        or not 1 <= user_id <= MAX_USER_ID
+        or not isinstance(name, str)
+        or not _is_time(issued_at)
+        or not _is_time(expires_at)
+        or issued_at > time.time() + IAT_LEEWAY_SECONDS
+    ):
         raise ApiError(401, TOKEN_INVALID)
     email = claims.get("email")
     expires = dt.datetime.fromtimestamp(expires_at, dt.timezone.utc)
-    return TokenUser(user_id, name, email if isinstance(email, str) else None, jti, expires,
-                     issued_at)
+    return TokenUser(
+        user_id, name, email if isinstance(email, str) else None, jti, expires, issued_at
+    )
 
 
 def token_from_request(request: Request) -> str | None:
@@ -153,16 +169,29 @@ def token_from_request(request: Request) -> str | None:
 def set_session_cookie(response: Response, settings: Settings, token: str) -> None:
     """The legacy httpOnly `jwt` cookie; COOKIE_SAMESITE / COOKIE_DOMAIN fit it to the
     deployment (SameSite=None, for a frontend on another site, always goes with Secure)."""
-    response.set_cookie(COOKIE_NAME, token, max_age=settings.jwt_expire_hours * 3600,
-                        httponly=True, samesite=settings.cookie_samesite,
-                        secure=settings.cookie_secure, domain=settings.cookie_domain, path="/")
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        max_age=settings.jwt_expire_hours * 3600,
+        httponly=True,
+        samesite=settings.cookie_samesite,
+        secure=settings.cookie_secure,
+        domain=settings.cookie_domain,
+        path="/",
+    )
 
 
 def clear_session_cookie(response: Response, settings: Settings) -> None:
     """Same attributes as when it was set: a browser only replaces a cookie whose domain and
     path match."""
-    response.delete_cookie(COOKIE_NAME, path="/", domain=settings.cookie_domain, httponly=True,
-                           samesite=settings.cookie_samesite, secure=settings.cookie_secure)
+    response.delete_cookie(
+        COOKIE_NAME,
+        path="/",
+        domain=settings.cookie_domain,
+        httponly=True,
+        samesite=settings.cookie_samesite,
+        secure=settings.cookie_secure,
+    )
 
 
 def session_headers(user: TokenUser) -> dict[str, str]:
@@ -178,5 +207,3 @@ def audit_headers(request: Request, user: TokenUser | None = None) -> dict[str, 
     headers["X-Request-ID"] = getattr(request.state, "request_id", "") or ""
     headers["X-Client-Address"] = request.client.host if request.client else ""
     return headers
-
-

@@ -3,6 +3,7 @@
 Everything else receives the `Settings` object. A missing or unsafe value fails at start
 with one line that names the variable.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,17 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Secrets that ship in tutorials and templates; prod refuses them whatever their length.
 WEAK_SECRETS = {
-    "secret", "changeme", "change-me", "change_me", "your-secret-key", "your_jwt_secret",
-    "jwt-secret", "supersecret", "development", "test", "password",
+    "secret",
+    "changeme",
+    "change-me",
+    "change_me",
+    "your-secret-key",
+    "your_jwt_secret",
+    "jwt-secret",
+    "supersecret",
+    "development",
+    "test",
+    "password",
     "super-secret-jwt-token-with-at-least-32-characters-long",
 }
 MIN_PROD_SECRET_BYTES = 32
@@ -29,8 +39,10 @@ class ConfigError(RuntimeError):
 class DatabaseSettings(BaseSettings):
     """DATABASE_URL alone, read like every setting: what the admin scripts need
     (scripts/bootstrap_schema.py, scripts/seed_demo.py), which run without the API keys."""
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8",
-                                      extra="ignore", case_sensitive=False)
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
 
     database_url: SecretStr
 
@@ -143,8 +155,10 @@ class Settings(DatabaseSettings):
         if "*" in self.cors_origins:
             raise ValueError("CORS_ORIGINS=* is not allowed in prod (cookies need credentials)")
         if "registration_mode" not in self.model_fields_set:
-            raise ValueError("REGISTRATION_MODE must be set explicitly in prod (open, invite or "
-                             "closed): with open, anyone who reaches the API can join the family")
+            raise ValueError(
+                "REGISTRATION_MODE must be set explicitly in prod (open, invite or "
+                "closed): with open, anyone who reaches the API can join the family"
+            )
         return self
 
     @property

@@ -12,6 +12,7 @@ check has accepted since the last notification: a logout (revoked_tokens) or a d
 user notifies too, so a refused session is never answered from the cache.
 A body fetched while a notification arrived is not stored (generation counter).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -53,8 +54,9 @@ class DashboardCache:
             self.hits += 1
         return body
 
-    def put(self, key: tuple[Any, ...], session: tuple[int, str], body: bytes,
-            generation: int) -> None:
+    def put(
+        self, key: tuple[Any, ...], session: tuple[int, str], body: bytes, generation: int
+    ) -> None:
         """Store what PostgREST answered, unless a notification came in meanwhile."""
         if not (self.enabled and self.listening) or generation != self.generation:
             return
@@ -78,8 +80,7 @@ class DashboardCache:
         if not self.enabled:
             return
         self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._listen, name="ffb-cache-listener",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._listen, name="ffb-cache-listener", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -99,10 +100,15 @@ class DashboardCache:
         while not self._stop.is_set():
             conn = None
             try:
-                conn = psycopg2.connect(self._dsn, connect_timeout=5,
-                                        application_name="ffb-cache-listener",
-                                        keepalives=1, keepalives_idle=10,
-                                        keepalives_interval=5, keepalives_count=3)
+                conn = psycopg2.connect(
+                    self._dsn,
+                    connect_timeout=5,
+                    application_name="ffb-cache-listener",
+                    keepalives=1,
+                    keepalives_idle=10,
+                    keepalives_interval=5,
+                    keepalives_count=3,
+                )
                 conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
                 with conn.cursor() as cur:
                     cur.execute(f"listen {CHANNEL}")
@@ -115,8 +121,9 @@ class DashboardCache:
                             self._call(self.invalidate)
             except Exception as exc:  # noqa: BLE001 - logged; retried after a pause
                 if not self._stop.is_set():
-                    log.warning("dashboard cache listener down, not caching: %s",
-                                type(exc).__name__)
+                    log.warning(
+                        "dashboard cache listener down, not caching: %s", type(exc).__name__
+                    )
             finally:
                 self._call(self._set_listening, False)
                 if conn is not None:

@@ -6,6 +6,7 @@ sharing one keep-alive HTTP pool. Importing this module performs no I/O.
 
 The schema bootstrap (psycopg2 on DATABASE_URL) is `schema.py`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,14 @@ JSON_MEDIA_TYPE = "application/json"
 DB_UNAVAILABLE = "Database unavailable"
 # PostgREST answers these when it cannot reach Postgres; nginx answers 502/504 without it.
 _UNAVAILABLE_CODES = {"PGRST000", "PGRST001", "PGRST002", "PGRST003", "502", "503", "504"}
-_HTTP_STATUS_CODE = {"PT400": 400, "PT401": 401, "PT403": 403, "PT404": 404, "PT409": 409,
-                     "PT412": 412}
+_HTTP_STATUS_CODE = {
+    "PT400": 400,
+    "PT401": 401,
+    "PT403": 403,
+    "PT404": 404,
+    "PT409": 409,
+    "PT412": 412,
+}
 
 
 # --------------------------------------------------------------------------------------
@@ -83,8 +90,11 @@ class AiohttpSender:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=settings.http_pool_size, ttl_dns_cache=300),
             timeout=aiohttp.ClientTimeout(total=settings.http_timeout_seconds),
-            json_serialize=lambda obj: orjson.dumps(obj).decode(), trust_env=False,
-            auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar())
+            json_serialize=lambda obj: orjson.dumps(obj).decode(),
+            trust_env=False,
+            auto_decompress=True,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
 
     async def send(self, query: Query) -> Any:
         request = query.request
@@ -97,8 +107,9 @@ class AiohttpSender:
         url = str(request.path)
         if request.params:
             url = f"{url}?{request.params}"
-        async with self.session.request(request.http_method, URL(url, encoded=True), data=body,
-                                        headers=dict(headers.items())) as response:
+        async with self.session.request(
+            request.http_method, URL(url, encoded=True), data=body, headers=dict(headers.items())
+        ) as response:
             payload = await response.read()
             status = response.status
         if 200 <= status < 300:
@@ -119,22 +130,33 @@ class PostgrestHttpClient(httpx.AsyncClient):
 def build_http_client(settings: Settings) -> PostgrestHttpClient:
     """One keep-alive pool per worker, with a total time limit per PostgREST call."""
     client = PostgrestHttpClient(
-        timeout=httpx.Timeout(settings.http_timeout_seconds), trust_env=False,
-        limits=httpx.Limits(max_connections=settings.http_pool_size,
-                            max_keepalive_connections=settings.http_pool_size))
-    client.sender = AiohttpSender(settings) if settings.http_transport == "aiohttp" else HttpxSender()
+        timeout=httpx.Timeout(settings.http_timeout_seconds),
+        trust_env=False,
+        limits=httpx.Limits(
+            max_connections=settings.http_pool_size,
+            max_keepalive_connections=settings.http_pool_size,
+        ),
+    )
+    client.sender = (
+        AiohttpSender(settings) if settings.http_transport == "aiohttp" else HttpxSender()
+    )
     return client
 
 
 async def _supabase_client(settings: Settings, key: str, http: PostgrestHttpClient) -> AsyncClient:
-    options = AsyncClientOptions(httpx_client=http, postgrest_client_retry=False,
-                                 auto_refresh_token=False, persist_session=False)
+    options = AsyncClientOptions(
+        httpx_client=http,
+        postgrest_client_retry=False,
+        auto_refresh_token=False,
+        persist_session=False,
+    )
     return await acreate_client(settings.supabase_url, key, options=options)
 
 
 @dataclass
 class Database:
     """The two supabase-py clients of the card, created once per worker."""
+
     settings: Settings
     http: PostgrestHttpClient
     anon: AsyncClient
@@ -145,7 +167,8 @@ class Database:
         http = build_http_client(settings)
         anon = await _supabase_client(settings, settings.supabase_anon_key.get_secret_value(), http)
         service = await _supabase_client(
-            settings, settings.supabase_service_role_key.get_secret_value(), http)
+            settings, settings.supabase_service_role_key.get_secret_value(), http
+        )
         return cls(settings=settings, http=http, anon=anon, service=service)
 
     async def close(self) -> None:
@@ -181,8 +204,7 @@ async def execute(query: Query, headers: dict[str, str] | None = None) -> Any:
 
 def _outcome(error: ApiError) -> str:
     """The metrics' outcome of a failed PostgREST call (`ok` when it succeeded)."""
-    return "unavailable" if error.status == 503 else "error" if error.status == 500 \
-        else "refused"
+    return "unavailable" if error.status == 503 else "error" if error.status == 500 else "refused"
 
 
 def _observe(outcome: str, started: float) -> None:
@@ -194,34 +216,46 @@ def _observe(outcome: str, started: float) -> None:
 # --------------------------------------------------------------------------------------
 # Pass-through: bodies Postgres already built reach the client as PostgREST sent them
 # --------------------------------------------------------------------------------------
-SMALL_BODY_BYTES = 256 * 1024   # answered in one piece (with Content-Length) up to this size
+SMALL_BODY_BYTES = 256 * 1024  # answered in one piece (with Content-Length) up to this size
 STREAM_CHUNK_BYTES = 64 * 1024  # larger bodies are streamed on in pieces of this size
 
 
-async def rpc_passthrough(db: Database, function: str, params: dict[str, Any],
-                          headers: dict[str, str] | None = None, status_code: int = 200,
-                          stream: bool = True) -> Response:
+async def rpc_passthrough(
+    db: Database,
+    function: str,
+    params: dict[str, Any],
+    headers: dict[str, str] | None = None,
+    status_code: int = 200,
+    stream: bool = True,
+) -> Response:
     """Call a function that returns the response body (sql/: type "application/json")
     and hand PostgREST's bytes to the client without parsing them: in one piece when
     small, otherwise streamed as they arrive (the worker holds ~one chunk per request,
     not the body; aiohttp and uvicorn both apply back-pressure)."""
     url = f"{db.service.rest_url}/rpc/{function}"
     key = db.settings.supabase_service_role_key.get_secret_value()
-    sent = {"apikey": key, "Authorization": f"Bearer {key}", "Accept": "application/json",
-            "Content-Type": "application/json", **(headers or {})}
+    sent = {
+        "apikey": key,
+        "Authorization": f"Bearer {key}",
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        **(headers or {}),
+    }
     body = orjson.dumps(params)
     started, outcome = time.perf_counter(), "ok"  # metrics: until the body starts arriving
     try:
         sender = db.http.sender
         if not isinstance(sender, AiohttpSender):  # HTTP_TRANSPORT=httpx: one piece, no streaming
             answer = await db.http.post(url, content=body, headers=sent)
-            _check_answer(answer.status_code, answer.headers.get("content-type"),
-                          answer.content)
+            _check_answer(answer.status_code, answer.headers.get("content-type"), answer.content)
             return Response(answer.content, status_code, media_type=JSON_MEDIA_TYPE)
         seconds = db.settings.http_timeout_seconds
         response = await sender.session.post(
-            URL(url), data=body, headers=sent,
-            timeout=aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds))
+            URL(url),
+            data=body,
+            headers=sent,
+            timeout=aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds),
+        )
         try:
             if not 200 <= response.status < 300 or not _is_json(response.content_type):
                 _check_answer(response.status, response.content_type, await response.read())
@@ -250,8 +284,9 @@ async def rpc_passthrough(db: Database, function: str, params: dict[str, Any],
         raise ApiError(503, DB_UNAVAILABLE) from None
     finally:
         _observe(outcome, started)
-    return StreamingResponse(_rest_of(response, bytes(first)), status_code,
-                             media_type=JSON_MEDIA_TYPE)
+    return StreamingResponse(
+        _rest_of(response, bytes(first)), status_code, media_type=JSON_MEDIA_TYPE
+    )
 
 
 async def _rest_of(response: aiohttp.ClientResponse, first: bytes) -> AsyncIterator[bytes]:
@@ -283,8 +318,11 @@ def _postgrest_error(status: int, payload: bytes) -> APIError:
         if not isinstance(error, dict):
             raise ValueError
     except ValueError:  # not PostgREST's JSON: a proxy's error page (nginx 502/504)
-        error = {"code": str(status), "message": f"HTTP {status}",
-                 "details": payload[:300].decode("utf-8", "replace")}  # for the log only
+        error = {
+            "code": str(status),
+            "message": f"HTTP {status}",
+            "details": payload[:300].decode("utf-8", "replace"),
+        }  # for the log only
     return APIError(error)
 
 
@@ -295,8 +333,13 @@ def translate_api_error(exc: APIError) -> ApiError:
         return ApiError(503, DB_UNAVAILABLE)
     if code in _HTTP_STATUS_CODE:
         return ApiError(_HTTP_STATUS_CODE[code], exc.message or "Request failed")
-    log.error("PostgREST error code=%s message=%s details=%s hint=%s",
-              code, exc.message, exc.details, exc.hint)
+    log.error(
+        "PostgREST error code=%s message=%s details=%s hint=%s",
+        code,
+        exc.message,
+        exc.details,
+        exc.hint,
+    )
     return ApiError(500, "Internal server error")
 
 

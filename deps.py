@@ -9,6 +9,7 @@ once with `AppState.start(settings)` and closes it on shutdown. Routes never rea
 The dependency functions are `async` on purpose: FastAPI runs a sync dependency in a
 worker thread, a thread hop on every request (README, Performance).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,15 +42,19 @@ class AppState:
     @classmethod
     async def start(cls, settings: Settings) -> AppState:
         db = await Database.connect(settings)
-        dashboard_cache = DashboardCache(settings.database_url.get_secret_value(),
-                                         settings.dashboard_cache)
+        dashboard_cache = DashboardCache(
+            settings.database_url.get_secret_value(), settings.dashboard_cache
+        )
         dashboard_cache.start()
         return cls(
-            settings=settings, db=db,
+            settings=settings,
+            db=db,
             passwords=PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_concurrency),
             limits=AuthLimits(settings, db),
             reference_cache=ReferenceCache(settings.reference_cache_ttl_seconds),
-            shadow=shadow.start(settings), dashboard_cache=dashboard_cache)
+            shadow=shadow.start(settings),
+            dashboard_cache=dashboard_cache,
+        )
 
     async def close(self) -> None:
         await asyncio.to_thread(self.dashboard_cache.stop)

@@ -7,6 +7,7 @@ WORKER_CONNECTIONS (1000 per worker; past it new requests get 503). Application 
 are read by config.py; the client address behind proxies is TRUSTED_PROXY_HOPS there
 (uvicorn's own X-Forwarded-For handling, FORWARDED_ALLOW_IPS, is switched off).
 """
+
 import os
 
 import server
@@ -36,15 +37,18 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # before any worker is forked and imports prometheus_client.
 def on_starting(server):
     import tempfile
+
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ffb-metrics-")
 
 
 def child_exit(server, worker):
     # a dead worker's live gauges (bcrypt queue length) no longer count
     from prometheus_client import multiprocess
+
     multiprocess.mark_process_dead(worker.pid, os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 
 def on_exit(server):
     import shutil
+
     shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR", ""), ignore_errors=True)

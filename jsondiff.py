@@ -5,6 +5,7 @@ difference between the legacy's answers and ours, and shadow compare (shadow.py)
 paths where a live legacy answer differs. Type-strict because the legacy (JavaScript)
 renders 400, never 400.0: `400` and `400.0` differ, and so do `true` and `1`.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,8 @@ from typing import Any
 
 @dataclass
 class Difference:
-    kind: str          # status | missing_key | extra_key | key_order | type | value | length | order
-    path: str          # JSON path: $.user.name, $.category_breakdown[0].amount
+    kind: str  # status | missing_key | extra_key | key_order | type | value | length | order
+    path: str  # JSON path: $.user.name, $.category_breakdown[0].amount
     old: Any = None
     new: Any = None
 
@@ -27,24 +28,29 @@ class Difference:
             "extra_key": f"{self.path}: extra in {new_label} ({n}), absent in {old_label}",
             "key_order": f"{self.path}: key order {old_label} {o}, {new_label} {n}",
             "type": f"{self.path}: type {json_type(self.old)} -> {json_type(self.new)} "
-                    f"({old_label} {o}, {new_label} {n})",
+            f"({old_label} {o}, {new_label} {n})",
             "value": f"{self.path}: {old_label} {o}, {new_label} {n}",
             "length": f"{self.path}: {old_label} has {o} items, {new_label} {n}",
-            "order": f"{self.path}: same items, different order: {old_label} {o}, "
-                     f"{new_label} {n}",
+            "order": f"{self.path}: same items, different order: {old_label} {o}, {new_label} {n}",
         }[self.kind]
 
 
 def json_type(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "bool", int: "int", float: "float", str: "string", list: "array",
-            dict: "object"}.get(type(value), type(value).__name__)
+    return {
+        bool: "bool",
+        int: "int",
+        float: "float",
+        str: "string",
+        list: "array",
+        dict: "object",
+    }.get(type(value), type(value).__name__)
 
 
 def short(value: Any, limit: int = 120) -> str:
     text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def canonical(value: Any) -> str:
@@ -82,8 +88,11 @@ def diff_json(old: Any, new: Any, path: str = "$", key_order: bool = False) -> l
         if canonical(old) == canonical(new):
             return []
         if len(old) == len(new) and sorted(map(canonical, old)) == sorted(map(canonical, new)):
-            return [Difference("order", path, [item_label(i) for i in old],
-                               [item_label(i) for i in new])]
+            return [
+                Difference(
+                    "order", path, [item_label(i) for i in old], [item_label(i) for i in new]
+                )
+            ]
         out = []
         for i, (a, b) in enumerate(zip(old, new)):
             out += diff_json(a, b, f"{path}[{i}]", key_order)

@@ -3,6 +3,7 @@
 gunicorn serves the factory (`main:create_app()`, Procfile), uvicorn `--factory
 main:create_app`; tests call `create_app(settings)`. Importing this module builds nothing.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -47,11 +48,14 @@ BOOTSTRAP_RETRY_SECONDS = 10
 def configure_logging(level: str) -> None:
     """One JSON object per line on stderr, for our loggers and uvicorn's."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OrjsonFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s",
-        rename_fields={"levelname": "level", "asctime": "time"},
-        # uvicorn adds an ANSI-coloured copy of its message; the plain one is enough
-        reserved_attrs=[*RESERVED_ATTRS, "color_message"]))
+    handler.setFormatter(
+        OrjsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "asctime": "time"},
+            # uvicorn adds an ANSI-coloured copy of its message; the plain one is enough
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -101,7 +105,8 @@ class GatewayMiddleware:
         ]
         if settings.is_prod:
             self.security_headers.append(
-                (b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+                (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -142,11 +147,18 @@ class GatewayMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             metrics.observe_request(scope, status, elapsed)
-            access_log.info("request", extra={
-                "method": scope["method"], "path": scope["path"], "status": status,
-                "duration_ms": round(elapsed * 1000, 2),
-                "request_id": request_id, "user_id": scope["state"].get("user_id"),
-                "client": scope["client"][0] if scope.get("client") else None})
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "request_id": request_id,
+                    "user_id": scope["state"].get("user_id"),
+                    "client": scope["client"][0] if scope.get("client") else None,
+                },
+            )
 
     def _limited(self, receive: Receive) -> Receive:
         seen = 0
@@ -159,13 +171,15 @@ class GatewayMiddleware:
                 if seen > self.max_body:
                     raise BodyTooLarge
             return message
+
         return wrapped
 
     @staticmethod
     async def _error(send: Send, status: int, message: str) -> None:
         response = JsonResponse({"error": message}, status_code=status)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": response.raw_headers})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": response.raw_headers}
+        )
         await send({"type": "http.response.body", "body": response.body})
 
 
@@ -194,8 +208,9 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
 async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JsonResponse:
     messages = {404: "Not found", 405: "Method not allowed"}
     message = messages.get(exc.status_code) or str(exc.detail)
-    return JsonResponse({"error": message}, status_code=exc.status_code,
-                        headers=getattr(exc, "headers", None))
+    return JsonResponse(
+        {"error": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -213,12 +228,19 @@ async def bootstrap_until_done(settings: Settings) -> None:
             return
         except (schema.SchemaRefused, schema.MigrationFailed) as exc:
             # names a file and checksums or the first line of a SQL error, never data
-            log.error("schema bootstrap refused, retrying in %ss: %s (run "
-                      "scripts/bootstrap_schema.py --check)", BOOTSTRAP_RETRY_SECONDS, exc)
+            log.error(
+                "schema bootstrap refused, retrying in %ss: %s (run "
+                "scripts/bootstrap_schema.py --check)",
+                BOOTSTRAP_RETRY_SECONDS,
+                exc,
+            )
             await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
         except Exception as exc:  # noqa: BLE001 - logged, retried
-            log.warning("schema bootstrap failed, retrying in %ss: %s",
-                        BOOTSTRAP_RETRY_SECONDS, type(exc).__name__)
+            log.warning(
+                "schema bootstrap failed, retrying in %ss: %s",
+                BOOTSTRAP_RETRY_SECONDS,
+                type(exc).__name__,
+            )
             await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
 
 
@@ -232,10 +254,13 @@ async def prune_audit_periodically(settings: Settings) -> None:
     while True:
         try:
             deleted = await asyncio.to_thread(
-                schema.prune_audit_log, dsn, settings.audit_retention_days)
+                schema.prune_audit_log, dsn, settings.audit_retention_days
+            )
             if deleted:
-                log.info("audit log pruned", extra={"deleted": deleted,
-                                                    "retention_days": settings.audit_retention_days})
+                log.info(
+                    "audit log pruned",
+                    extra={"deleted": deleted, "retention_days": settings.audit_retention_days},
+                )
         except Exception as exc:  # noqa: BLE001 - logged, retried at the next interval
             log.warning("audit log pruning failed: %s", type(exc).__name__)
         await asyncio.sleep(AUDIT_PRUNE_INTERVAL_SECONDS)
@@ -244,8 +269,10 @@ async def prune_audit_periodically(settings: Settings) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     if settings.is_prod and settings.registration_mode == "open":
-        log.warning("REGISTRATION_MODE=open in prod: anyone who can reach the API can register "
-                    "and read every member's expenses; use invite or closed for a family")
+        log.warning(
+            "REGISTRATION_MODE=open in prod: anyone who can reach the API can register "
+            "and read every member's expenses; use invite or closed for a family"
+        )
     state = await AppState.start(settings)
     deps.attach(app, state)
     # Start the bcrypt process now: spawned on first use, it added 1-3 s to each worker's
@@ -271,25 +298,32 @@ async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
 
 def custom_openapi(app: FastAPI):
     """FastAPI documents validation errors as 422; we answer them as 400 {"error"}."""
+
     def build():
         if app.openapi_schema:
             return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version,
-                             description=app.description, routes=app.routes)
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
         error_ref = {"$ref": "#/components/schemas/ErrorBody"}
         for path in schema.get("paths", {}).values():
             for operation in path.values():
                 responses = operation.get("responses", {})
                 if responses.pop("422", None) is not None:
-                    responses.setdefault("400", {
-                        "description": "Invalid input",
-                        "content": {"application/json": {"schema": error_ref}}})
+                    responses.setdefault(
+                        "400",
+                        {
+                            "description": "Invalid input",
+                            "content": {"application/json": {"schema": error_ref}},
+                        },
+                    )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         components.setdefault("ErrorBody", ErrorBody.model_json_schema())
         app.openapi_schema = openapi_docs.document(app, schema)
         return schema
+
     return build
 
 
@@ -312,10 +346,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Family Financial Backend",
         version="1.0.0",
         description="Drop-in replacement for the legacy serverless API of the family "
-                    "expense tracker. Every error is `{\"error\": \"...\"}`.",
+        'expense tracker. Every error is `{"error": "..."}`.',
         lifespan=partial(lifespan, settings=settings),
         default_response_class=JsonResponse,
-        docs_url=None, redoc_url=None,  # openapi_docs serves both without a CDN
+        docs_url=None,
+        redoc_url=None,  # openapi_docs serves both without a CDN
     )
     openapi_docs.install(app)
     # Starlette types every handler as taking Exception; each of ours takes its own type.
@@ -323,16 +358,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http_error_handler)  # type: ignore[arg-type]
     app.add_middleware(
-        CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-        allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "X-Request-ID",
-                       "If-Match"],
-        expose_headers=["X-Request-ID", "Retry-After", "ETag"])
+        allow_headers=[
+            "Content-Type",
+            "Authorization",
+            "Idempotency-Key",
+            "X-Request-ID",
+            "If-Match",
+        ],
+        expose_headers=["X-Request-ID", "Retry-After", "ETag"],
+    )
     # inside GatewayMiddleware: sees the request id
     shadow.install(app, settings, lambda: deps.app_state(app).shadow)
     app.add_middleware(GatewayMiddleware, settings=settings)
-    for router in (health.router, auth_routes.router, categories.router, expenses.router,
-                   dashboard.router, metrics_routes.router):
+    for router in (
+        health.router,
+        auth_routes.router,
+        categories.router,
+        expenses.router,
+        dashboard.router,
+        metrics_routes.router,
+    ):
         app.include_router(router)
     app.openapi = custom_openapi(app)  # type: ignore[method-assign]
     return app

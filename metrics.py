@@ -11,6 +11,7 @@ prometheus_client reads PROMETHEUS_MULTIPROC_DIR itself when it is imported; con
 reads the same variable into `Settings.prometheus_multiproc_dir` so the app knows which
 collector to serve.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -34,29 +35,42 @@ from models import ApiError
 UNMATCHED = "unmatched"  # every path no route matched: one label value, not one per URL
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-REQUESTS = Counter("ffb_http_requests_total", "HTTP requests answered",
-                   ["route", "method", "status"])
-REQUEST_SECONDS = Histogram("ffb_http_request_duration_seconds",
-                            "Time from request start to the end of the response, by route",
-                            ["route", "method"], buckets=LATENCY_BUCKETS)
-UNAVAILABLE = Counter("ffb_unavailable_responses_total",
-                      "503 answers (database or PostgREST unreachable)", ["route"])
-POSTGREST_SECONDS = Histogram("ffb_postgrest_request_duration_seconds",
-                              "PostgREST calls by outcome (ok, refused: an error our SQL raised "
-                              "on purpose, error, unavailable)", ["outcome"],
-                              buckets=LATENCY_BUCKETS)
-POSTGREST_FAILURES = Counter("ffb_postgrest_failures_total",
-                             "PostgREST calls that failed (unavailable or unexpected error)",
-                             ["kind"])
-RATE_LIMITED = Counter("ffb_rate_limit_rejections_total", "Requests refused with 429",
-                       ["limit"])
-BCRYPT_QUEUE = Gauge("ffb_bcrypt_queue_length",
-                     "bcrypt hashes and checks waiting or running, all workers",
-                     multiprocess_mode="livesum")
-REFERENCE_CACHE = Counter("ffb_reference_cache_requests_total",
-                          "Reference data (categories, payment methods) served from the "
-                          "worker's cache (hit) or fetched from PostgREST (miss)",
-                          ["table", "result"])
+REQUESTS = Counter(
+    "ffb_http_requests_total", "HTTP requests answered", ["route", "method", "status"]
+)
+REQUEST_SECONDS = Histogram(
+    "ffb_http_request_duration_seconds",
+    "Time from request start to the end of the response, by route",
+    ["route", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+UNAVAILABLE = Counter(
+    "ffb_unavailable_responses_total", "503 answers (database or PostgREST unreachable)", ["route"]
+)
+POSTGREST_SECONDS = Histogram(
+    "ffb_postgrest_request_duration_seconds",
+    "PostgREST calls by outcome (ok, refused: an error our SQL raised "
+    "on purpose, error, unavailable)",
+    ["outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+POSTGREST_FAILURES = Counter(
+    "ffb_postgrest_failures_total",
+    "PostgREST calls that failed (unavailable or unexpected error)",
+    ["kind"],
+)
+RATE_LIMITED = Counter("ffb_rate_limit_rejections_total", "Requests refused with 429", ["limit"])
+BCRYPT_QUEUE = Gauge(
+    "ffb_bcrypt_queue_length",
+    "bcrypt hashes and checks waiting or running, all workers",
+    multiprocess_mode="livesum",
+)
+REFERENCE_CACHE = Counter(
+    "ffb_reference_cache_requests_total",
+    "Reference data (categories, payment methods) served from the "
+    "worker's cache (hit) or fetched from PostgREST (miss)",
+    ["table", "result"],
+)
 
 OPERATOR_TOKEN_REQUIRED = "Operator token required"
 OPERATOR_TOKEN_UNSET = "Set METRICS_TOKEN to read this endpoint"

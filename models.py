@@ -1,4 +1,5 @@
 """Request and response models (the HTTP contract of DESIGN.md) and the one error type."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -47,10 +48,15 @@ class ErrorBody(BaseModel):
 def error_responses(*statuses: int) -> dict[int | str, dict]:
     """OpenAPI `responses=` entries documenting the `{"error": ...}` body."""
     described = {
-        400: "Invalid input", 401: "Missing, invalid, expired or revoked token",
-        403: "Forbidden", 404: "Not found", 409: "Conflict", 413: "Request body too large",
+        400: "Invalid input",
+        401: "Missing, invalid, expired or revoked token",
+        403: "Forbidden",
+        404: "Not found",
+        409: "Conflict",
+        413: "Request body too large",
         412: "Changed since the If-Match ETag was read; nothing changed",
-        429: "Too many requests (see Retry-After)", 500: "Internal error",
+        429: "Too many requests (see Retry-After)",
+        500: "Internal error",
         503: "Database unavailable",
     }
     return {s: {"model": ErrorBody, "description": described[s]} for s in statuses}
@@ -66,7 +72,8 @@ def _canonical_int(value: object) -> object:
     JSON numbers stay numbers; `true` is no integer."""
     if isinstance(value, str) and not CANONICAL_INT_RE.fullmatch(value):
         raise PydanticCustomError(
-            "int_parsing", "Input should be a valid integer, unable to parse string as an integer")
+            "int_parsing", "Input should be a valid integer, unable to parse string as an integer"
+        )
     if isinstance(value, bool):
         raise PydanticCustomError("int_type", "Input should be a valid integer")
     return value
@@ -141,10 +148,16 @@ def check_username(v: str) -> str:
 def check_password(v: str) -> str:
     if not 8 <= len(v) <= 128:
         raise ValueError("Password must be 8-128 characters long")
-    if not (re.search(r"[a-z]", v) and re.search(r"[A-Z]", v)
-            and re.search(r"[0-9]", v) and SPECIAL_RE.search(v)):
-        raise ValueError("Password must contain an uppercase letter, a lowercase letter, "
-                         "a digit and a special character")
+    if not (
+        re.search(r"[a-z]", v)
+        and re.search(r"[A-Z]", v)
+        and re.search(r"[0-9]", v)
+        and SPECIAL_RE.search(v)
+    ):
+        raise ValueError(
+            "Password must contain an uppercase letter, a lowercase letter, "
+            "a digit and a special character"
+        )
     return v
 
 
@@ -165,9 +178,11 @@ class PublicUser(BaseModel):
 class LoginRequest(BaseModel):
     model_config = StrictInput
     email: Annotated[str, StringConstraints(min_length=1, max_length=254), Storable] = Field(
-        description="Email address or username", examples=["alok@example.com"])
+        description="Email address or username", examples=["alok@example.com"]
+    )
     password: Annotated[str, StringConstraints(min_length=1, max_length=128), Storable] = Field(
-        examples=["password123"])
+        examples=["password123"]
+    )
 
 
 class LoginResponse(BaseModel):
@@ -182,8 +197,10 @@ class RegisterRequest(BaseModel):
     password: Annotated[str, Storable] = Field(examples=["Str0ng!pass"])
     email: Annotated[str, Storable] | None = Field(None, examples=["new_user@example.com"])
     invite_code: Annotated[str, StringConstraints(max_length=128), Storable] | None = Field(
-        None, description="Required when the server runs with REGISTRATION_MODE=invite: a "
-                          "single-use code from `scripts/users.py invite`")
+        None,
+        description="Required when the server runs with REGISTRATION_MODE=invite: a "
+        "single-use code from `scripts/users.py invite`",
+    )
 
     # the rules live in functions so scripts/users.py applies exactly the same ones
     @field_validator("username")
@@ -235,8 +252,9 @@ def _json_number(v: object) -> object:
 
 def _two_decimals(v: Decimal) -> Decimal:
     exponent = v.as_tuple().exponent  # a letter for NaN and infinities
-    if not v.is_finite() or (isinstance(exponent, int) and exponent < -2
-                             and v != v.quantize(Decimal("0.01"))):
+    if not v.is_finite() or (
+        isinstance(exponent, int) and exponent < -2 and v != v.quantize(Decimal("0.01"))
+    ):
         raise ValueError("amount may have at most 2 decimals")
     return v.quantize(Decimal("0.01"))
 
@@ -245,11 +263,21 @@ def _two_decimals(v: Decimal) -> Decimal:
 # so they give the same 400 messages.
 # A JSON number only (a string is 400), so documented as number, not pydantic's
 # number-or-string for Decimal.
-Amount = Annotated[Decimal, BeforeValidator(_json_number),
-                   Field(gt=0, le=Decimal("9999999999.99")), AfterValidator(_two_decimals),
-                   WithJsonSchema({"type": "number", "exclusiveMinimum": 0,
-                                   "maximum": 9999999999.99, "multipleOf": 0.01,
-                                   "examples": [250.5]})]
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_json_number),
+    Field(gt=0, le=Decimal("9999999999.99")),
+    AfterValidator(_two_decimals),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 9999999999.99,
+            "multipleOf": 0.01,
+            "examples": [250.5],
+        }
+    ),
+]
 Description = Annotated[str, StringConstraints(max_length=500), Storable]
 
 
@@ -268,6 +296,7 @@ class ExpenseChanges(BaseModel):
     A field left out is not validated; one sent is validated exactly as POST does (so
     `null` is refused where the column cannot be empty: amount, category_id, date, user_id).
     """
+
     model_config = StrictInput
     amount: Amount = None  # type: ignore[assignment]
     category_id: Id = Field(None, examples=[1])

@@ -11,6 +11,7 @@
   operation really answers; tests/integration/test_docs.py checks both against real
   responses, so an example cannot drift from the API.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,20 +35,33 @@ from routers.metrics import operator_access
 
 # The pages may load only what this server serves: ReDoc's sidebar credit would otherwise
 # fetch its logo from a CDN (an offline machine shows a broken image, a tracked one a hit).
-DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-            "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'; "
-            "font-src 'self' data:; frame-ancestors 'none'")
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'; "
+    "font-src 'self' data:; frame-ancestors 'none'"
+)
 STATIC_DIR = Path(fastapi_offline.__file__).resolve().parent / "static"
 STATIC_URL = "/docs-static"
 
 SECURITY_SCHEMES = {
-    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                   "description": "The `token` of POST /api/auth/login"},
-    "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "jwt",
-                   "description": "The httpOnly cookie POST /api/auth/login sets (browsers "
-                                  "send it by themselves)"},
-    "operatorToken": {"type": "http", "scheme": "bearer",
-                      "description": "METRICS_TOKEN of the server's configuration"},
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The `token` of POST /api/auth/login",
+    },
+    "cookieAuth": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "jwt",
+        "description": "The httpOnly cookie POST /api/auth/login sets (browsers "
+        "send it by themselves)",
+    },
+    "operatorToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "METRICS_TOKEN of the server's configuration",
+    },
 }
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
 MEMBER_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
@@ -65,130 +79,287 @@ CHANGED = "Expense was changed by someone else"
 ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
     ("POST", "/api/auth/login"): {
         400: ["password is required", "Malformed JSON body"],
-        401: ["Invalid email or password"], 429: [TOO_MANY]},
+        401: ["Invalid email or password"],
+        429: [TOO_MANY],
+    },
     ("POST", "/api/auth/register"): {
-        400: ["Username already exists", "Email already exists",
-              "password: Password must contain an uppercase letter, a lowercase letter, "
-              "a digit and a special character",
-              "username: Username must be 3-30 characters: letters, digits or underscore",
-              "An invite code is required", "Invalid or expired invite code"],
-        403: ["Registration is closed"], 429: [TOO_MANY]},
+        400: [
+            "Username already exists",
+            "Email already exists",
+            "password: Password must contain an uppercase letter, a lowercase letter, "
+            "a digit and a special character",
+            "username: Username must be 3-30 characters: letters, digits or underscore",
+            "An invite code is required",
+            "Invalid or expired invite code",
+        ],
+        403: ["Registration is closed"],
+        429: [TOO_MANY],
+    },
     ("GET", "/api/auth/me"): NO_LOGIN,
     ("POST", "/api/auth/logout"): NO_LOGIN,
     ("GET", "/api/categories"): {},
     ("GET", "/api/payment-methods"): {},
     ("GET", "/api/expenses"): {
-        400: ["date_from must not be after date_to",
-              "date_to: must be a date in YYYY-MM-DD format",
-              "limit: Input should be greater than or equal to 1"], **NO_LOGIN},
-    ("POST", "/api/expenses"): {
-        400: ["amount: amount must be a number", "amount: Input should be greater than 0",
-              "category_id is required", "Invalid category_id: category does not exist",
-              "date: is not a valid calendar date", "Malformed JSON body"],
+        400: [
+            "date_from must not be after date_to",
+            "date_to: must be a date in YYYY-MM-DD format",
+            "limit: Input should be greater than or equal to 1",
+        ],
         **NO_LOGIN,
-        409: ["Idempotency-Key was already used with a different request"]},
+    },
+    ("POST", "/api/expenses"): {
+        400: [
+            "amount: amount must be a number",
+            "amount: Input should be greater than 0",
+            "category_id is required",
+            "Invalid category_id: category does not exist",
+            "date: is not a valid calendar date",
+            "Malformed JSON body",
+        ],
+        **NO_LOGIN,
+        409: ["Idempotency-Key was already used with a different request"],
+    },
     ("GET", "/api/expenses/{expense_id}"): {
         400: ["expense_id: Input should be a valid integer, unable to parse string as an integer"],
-        **NO_LOGIN, 404: ["Expense not found"]},
+        **NO_LOGIN,
+        404: ["Expense not found"],
+    },
     ("PUT", "/api/expenses/{expense_id}"): {
-        400: ["amount: Input should be greater than 0",
-              "Invalid category_id: category does not exist",
-              "date: is not a valid calendar date", "amount: amount must be a number",
-              NOTHING_TO_UPDATE],
-        **NO_LOGIN, 403: [NOT_YOURS], 404: ["Expense not found"], 412: [CHANGED]},
+        400: [
+            "amount: Input should be greater than 0",
+            "Invalid category_id: category does not exist",
+            "date: is not a valid calendar date",
+            "amount: amount must be a number",
+            NOTHING_TO_UPDATE,
+        ],
+        **NO_LOGIN,
+        403: [NOT_YOURS],
+        404: ["Expense not found"],
+        412: [CHANGED],
+    },
     ("DELETE", "/api/expenses/{expense_id}"): {
         400: ["expense_id: Input should be a valid integer, unable to parse string as an integer"],
-        **NO_LOGIN, 403: [NOT_YOURS], 404: ["Expense not found"], 412: [CHANGED]},
+        **NO_LOGIN,
+        403: [NOT_YOURS],
+        404: ["Expense not found"],
+        412: [CHANGED],
+    },
     ("GET", "/api/expenses/export.csv"): {
-        400: ["date_from must not be after date_to",
-              "date_from: is not a valid calendar date"], **NO_LOGIN},
+        400: ["date_from must not be after date_to", "date_from: is not a valid calendar date"],
+        **NO_LOGIN,
+    },
     ("GET", "/api/dashboard/users"): NO_LOGIN,
     ("GET", "/api/dashboard/{user_id}/monthly"): {
-        400: ["month: Input should be less than or equal to 12",
-              "year: Input should be greater than or equal to 1900"],
-        **NO_LOGIN, 404: ["User not found"]},
+        400: [
+            "month: Input should be less than or equal to 12",
+            "year: Input should be greater than or equal to 1900",
+        ],
+        **NO_LOGIN,
+        404: ["User not found"],
+    },
     ("GET", "/api/dashboard/{user_id}/yearly"): {
         400: ["year: Input should be less than or equal to 2200"],
-        **NO_LOGIN, 404: ["User not found"]},
+        **NO_LOGIN,
+        404: ["User not found"],
+    },
     ("GET", "/health/shadow"): {401: [OPERATOR_TOKEN_REQUIRED], 403: [OPERATOR_TOKEN_UNSET]},
 }
 
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December")
-CATEGORY_ROWS = [{"category": "Utilities", "amount": 3000, "percentage": 44.4},
-                 {"category": "Food", "amount": 1500.5, "percentage": 22.2},
-                 {"category": "Entertainment", "amount": 750, "percentage": 11.1},
-                 {"category": "Transportation", "amount": 750, "percentage": 11.1},
-                 {"category": "Healthcare", "amount": 499.99, "percentage": 7.4}]
-EXPENSE = {"id": 14, "user_id": 1, "user_name": "Alok", "amount": 2999.99, "category_id": 7,
-           "category": "Shopping", "payment_method_id": 2, "payment_method": "Credit Card",
-           "description": "Sofa", "date": "2025-03-03",
-           "created_at": "2025-03-03T09:15:02.123456+00:00"}
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+CATEGORY_ROWS = [
+    {"category": "Utilities", "amount": 3000, "percentage": 44.4},
+    {"category": "Food", "amount": 1500.5, "percentage": 22.2},
+    {"category": "Entertainment", "amount": 750, "percentage": 11.1},
+    {"category": "Transportation", "amount": 750, "percentage": 11.1},
+    {"category": "Healthcare", "amount": 499.99, "percentage": 7.4},
+]
+EXPENSE = {
+    "id": 14,
+    "user_id": 1,
+    "user_name": "Alok",
+    "amount": 2999.99,
+    "category_id": 7,
+    "category": "Shopping",
+    "payment_method_id": 2,
+    "payment_method": "Credit Card",
+    "description": "Sofa",
+    "date": "2025-03-03",
+    "created_at": "2025-03-03T09:15:02.123456+00:00",
+}
 YEARLY_TRENDS = dict(enumerate((6750.5, 0, 2999.99, 0, 0, 0, 0, 0, 0, 0, 0, 0), start=1))
 
 # Success bodies, in the contract's key order (from the goldens of tests/contract/golden).
 SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
-    ("POST", "/api/auth/login"): (200, {
-        "message": "Login successful",
-        "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VySWQiOjF9.c2lnbmF0dXJl",
-        "user": ALOK}),
-    ("POST", "/api/auth/register"): (200, {
-        "message": "Registration successful",
-        "user": {"id": 6, "name": "new_member", "email": "new_member@example.com"}}),
+    ("POST", "/api/auth/login"): (
+        200,
+        {
+            "message": "Login successful",
+            "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VySWQiOjF9.c2lnbmF0dXJl",
+            "user": ALOK,
+        },
+    ),
+    ("POST", "/api/auth/register"): (
+        200,
+        {
+            "message": "Registration successful",
+            "user": {"id": 6, "name": "new_member", "email": "new_member@example.com"},
+        },
+    ),
     ("GET", "/api/auth/me"): (200, ALOK),
     ("POST", "/api/auth/logout"): (200, {"message": "Logout successful"}),
-    ("GET", "/api/categories"): (200, [
-        {"id": 1, "name": "Food", "description": "Groceries, restaurants and snacks"},
-        {"id": 2, "name": "Transportation", "description": "Fuel, public transport and taxis"}]),
-    ("GET", "/api/payment-methods"): (200, [{"id": 1, "name": "Cash"},
-                                            {"id": 2, "name": "Credit Card"}]),
-    ("GET", "/api/expenses"): (200, [EXPENSE, {
-        **EXPENSE, "id": 17, "user_id": 2, "user_name": "Amol", "amount": 500,
-        "category_id": 3, "category": "Utilities", "payment_method_id": 3,
-        "payment_method": "Debit Card", "description": "Gas", "date": "2025-01-31"}]),
-    ("POST", "/api/expenses"): (201, {
-        "message": "Expense added successfully", "id": 25,
-        "expense": {**EXPENSE, "id": 25, "amount": 123.45, "category_id": 5,
-                    "category": "Healthcare", "payment_method_id": 4, "payment_method": "UPI",
-                    "description": "Pharmacy", "date": "2025-02-14"}}),
+    ("GET", "/api/categories"): (
+        200,
+        [
+            {"id": 1, "name": "Food", "description": "Groceries, restaurants and snacks"},
+            {"id": 2, "name": "Transportation", "description": "Fuel, public transport and taxis"},
+        ],
+    ),
+    ("GET", "/api/payment-methods"): (
+        200,
+        [{"id": 1, "name": "Cash"}, {"id": 2, "name": "Credit Card"}],
+    ),
+    ("GET", "/api/expenses"): (
+        200,
+        [
+            EXPENSE,
+            {
+                **EXPENSE,
+                "id": 17,
+                "user_id": 2,
+                "user_name": "Amol",
+                "amount": 500,
+                "category_id": 3,
+                "category": "Utilities",
+                "payment_method_id": 3,
+                "payment_method": "Debit Card",
+                "description": "Gas",
+                "date": "2025-01-31",
+            },
+        ],
+    ),
+    ("POST", "/api/expenses"): (
+        201,
+        {
+            "message": "Expense added successfully",
+            "id": 25,
+            "expense": {
+                **EXPENSE,
+                "id": 25,
+                "amount": 123.45,
+                "category_id": 5,
+                "category": "Healthcare",
+                "payment_method_id": 4,
+                "payment_method": "UPI",
+                "description": "Pharmacy",
+                "date": "2025-02-14",
+            },
+        },
+    ),
     ("GET", "/api/expenses/{expense_id}"): (200, EXPENSE),
-    ("PUT", "/api/expenses/{expense_id}"): (200, {
-        "message": "Expense updated successfully",
-        "expense": {**EXPENSE, "amount": 2899.99, "description": "Sofa (discounted)"}}),
-    ("DELETE", "/api/expenses/{expense_id}"): (200, {"message": "Expense deleted successfully",
-                                                     "id": 14}),
-    ("GET", "/api/dashboard/users"): (200, [ALOK, {"id": 2, "name": "Amol",
-                                                   "email": "amol@example.com"}]),
-    ("GET", "/api/dashboard/{user_id}/monthly"): (200, {
-        "user": {"id": 1, "name": "Alok"},
-        "period": {"type": "monthly", "year": 2025, "month": 1},
-        "total_spent": 6750.5, "top_categories": CATEGORY_ROWS,
-        "category_breakdown": [*CATEGORY_ROWS,
-                               {"category": "Education", "amount": 250, "percentage": 3.7},
-                               {"category": "Shopping", "amount": 0.01, "percentage": 0}]}),
-    ("GET", "/api/dashboard/{user_id}/yearly"): (200, {
-        "user": {"id": 1, "name": "Alok"}, "period": {"type": "yearly", "year": 2025},
-        "total_spent": 9750.49,
-        "top_categories": [{"category": "Utilities", "amount": 3000, "percentage": 30.8},
-                           {"category": "Food", "amount": 1500.5, "percentage": 15.4}],
-        "category_breakdown": [{"category": "Utilities", "amount": 3000, "percentage": 30.8},
-                               {"category": "Food", "amount": 1500.5, "percentage": 15.4}],
-        "monthly_trends": [{"month": m, "month_name": MONTHS[m - 1], "amount": a}
-                           for m, a in YEARLY_TRENDS.items()]}),
+    ("PUT", "/api/expenses/{expense_id}"): (
+        200,
+        {
+            "message": "Expense updated successfully",
+            "expense": {**EXPENSE, "amount": 2899.99, "description": "Sofa (discounted)"},
+        },
+    ),
+    ("DELETE", "/api/expenses/{expense_id}"): (
+        200,
+        {"message": "Expense deleted successfully", "id": 14},
+    ),
+    ("GET", "/api/dashboard/users"): (
+        200,
+        [ALOK, {"id": 2, "name": "Amol", "email": "amol@example.com"}],
+    ),
+    ("GET", "/api/dashboard/{user_id}/monthly"): (
+        200,
+        {
+            "user": {"id": 1, "name": "Alok"},
+            "period": {"type": "monthly", "year": 2025, "month": 1},
+            "total_spent": 6750.5,
+            "top_categories": CATEGORY_ROWS,
+            "category_breakdown": [
+                *CATEGORY_ROWS,
+                {"category": "Education", "amount": 250, "percentage": 3.7},
+                {"category": "Shopping", "amount": 0.01, "percentage": 0},
+            ],
+        },
+    ),
+    ("GET", "/api/dashboard/{user_id}/yearly"): (
+        200,
+        {
+            "user": {"id": 1, "name": "Alok"},
+            "period": {"type": "yearly", "year": 2025},
+            "total_spent": 9750.49,
+            "top_categories": [
+                {"category": "Utilities", "amount": 3000, "percentage": 30.8},
+                {"category": "Food", "amount": 1500.5, "percentage": 15.4},
+            ],
+            "category_breakdown": [
+                {"category": "Utilities", "amount": 3000, "percentage": 30.8},
+                {"category": "Food", "amount": 1500.5, "percentage": 15.4},
+            ],
+            "monthly_trends": [
+                {"month": m, "month_name": MONTHS[m - 1], "amount": a}
+                for m, a in YEARLY_TRENDS.items()
+            ],
+        },
+    ),
     ("GET", "/health"): (200, {"status": "ok"}),
-    ("GET", "/health/ready"): (200, {"status": "ready",
-                                     "checks": {"postgres": "ok", "postgrest": "ok"}}),
-    ("GET", "/health/shadow"): (200, {
-        "enabled": True, "worker_pid": 4242, "concurrency": 4, "in_flight": 0,
-        "totals": {"compared": 2, "matches": 1, "differences": 0, "errors": 1,
-                   "timeouts": 0, "skipped": 0},
-        "endpoints": {"/api/categories": {"compared": 2, "matches": 1, "differences": 0,
-                                          "errors": 1, "timeouts": 0, "skipped": 0}}}),
+    ("GET", "/health/ready"): (
+        200,
+        {"status": "ready", "checks": {"postgres": "ok", "postgrest": "ok"}},
+    ),
+    ("GET", "/health/shadow"): (
+        200,
+        {
+            "enabled": True,
+            "worker_pid": 4242,
+            "concurrency": 4,
+            "in_flight": 0,
+            "totals": {
+                "compared": 2,
+                "matches": 1,
+                "differences": 0,
+                "errors": 1,
+                "timeouts": 0,
+                "skipped": 0,
+            },
+            "endpoints": {
+                "/api/categories": {
+                    "compared": 2,
+                    "matches": 1,
+                    "differences": 0,
+                    "errors": 1,
+                    "timeouts": 0,
+                    "skipped": 0,
+                }
+            },
+        },
+    ),
 }
 EXTRA_RESPONSES: dict[tuple[str, str], dict[int, Any]] = {
-    ("GET", "/health/ready"): {503: {"error": DB_UNAVAILABLE, "status": "unavailable",
-                                     "checks": {"postgres": "ok", "postgrest": "unreachable"}}},
+    ("GET", "/health/ready"): {
+        503: {
+            "error": DB_UNAVAILABLE,
+            "status": "unavailable",
+            "checks": {"postgres": "ok", "postgrest": "unreachable"},
+        }
+    },
 }
 
 
@@ -210,8 +381,12 @@ def _needs(route: APIRoute, dependency) -> bool:
 
 
 def _error_examples(messages: list[str]) -> dict[str, Any]:
-    return {"examples": {f"e{i}" if i else "default": {"summary": m, "value": {"error": m}}
-                         for i, m in enumerate(messages)}}
+    return {
+        "examples": {
+            f"e{i}" if i else "default": {"summary": m, "value": {"error": m}}
+            for i, m in enumerate(messages)
+        }
+    }
 
 
 def document(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
@@ -228,8 +403,10 @@ def document(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
             elif _needs(route, operator_access):
                 operation["security"] = OPERATOR_SECURITY
             responses = operation.get("responses", {})
-            errors = {**{s: m for s, m in COMMON.items() if str(s) in responses},
-                      **ERRORS.get(key, {})}
+            errors = {
+                **{s: m for s, m in COMMON.items() if str(s) in responses},
+                **ERRORS.get(key, {}),
+            }
             for status, messages in errors.items():
                 media = responses.get(str(status), {}).get("content", {}).get("application/json")
                 if media is not None and media.get("schema") == ERROR_SCHEMA:
@@ -254,11 +431,13 @@ def install(app: FastAPI) -> None:
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         page = get_swagger_ui_html(
-            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{root}{STATIC_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{STATIC_URL}/swagger-ui.css",
             swagger_favicon_url=f"{root}{STATIC_URL}/favicon.png",
-            swagger_ui_parameters={"persistAuthorization": False, "displayRequestDuration": True})
+            swagger_ui_parameters={"persistAuthorization": False, "displayRequestDuration": True},
+        )
         page.headers["Content-Security-Policy"] = DOCS_CSP
         return page
 
@@ -266,8 +445,11 @@ def install(app: FastAPI) -> None:
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         page = get_redoc_html(
-            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - ReDoc",
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
             redoc_js_url=f"{root}{STATIC_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{STATIC_URL}/favicon.png", with_google_fonts=False)
+            redoc_favicon_url=f"{root}{STATIC_URL}/favicon.png",
+            with_google_fonts=False,
+        )
         page.headers["Content-Security-Policy"] = DOCS_CSP
         return page

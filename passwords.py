@@ -11,6 +11,7 @@ up to 128 characters that worked before still works.
 `PasswordHasher` runs bcrypt in a small niced process pool: a burst of logins never blocks
 the event loop and leaves CPU for everything else.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -74,8 +75,11 @@ class PasswordHasher:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
         self._pool = ProcessPoolExecutor(
-            max_workers=concurrency, mp_context=context,
-            initializer=_init_worker, initargs=(self.NICE,))
+            max_workers=concurrency,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(self.NICE,),
+        )
         self._slots = asyncio.Semaphore(concurrency)
         self._rounds = rounds
         self._dummy_hash: str | None = None

@@ -5,6 +5,7 @@ the limit by the worker count), so `PostgrestStorage` stores them in `public.rat
 through PostgREST RPCs (sql/gateway_functions.sql); `limits` supplies the fixed-window
 strategy and the "5/15minutes" notation of the settings.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,14 @@ class PostgrestStorage(Storage):
         return ApiError
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        return int(await database.execute(self.rpc(
-            "rate_limit_incr", {"p_key": key, "p_expiry_seconds": int(expiry), "p_amount": amount})))
+        return int(
+            await database.execute(
+                self.rpc(
+                    "rate_limit_incr",
+                    {"p_key": key, "p_expiry_seconds": int(expiry), "p_amount": amount},
+                )
+            )
+        )
 
     async def _window(self, key: str) -> dict:
         return await database.execute(self.rpc("rate_limit_get", {"p_key": key}))

@@ -3,6 +3,7 @@
 Reference data changes rarely, so each worker keeps the JSON body (and its ETag) for
 REFERENCE_CACHE_TTL_SECONDS; one request at a time refreshes an expired entry.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,6 +25,7 @@ class CachedBody:
 @dataclass
 class ReferenceCache:
     """Rendered responses per table, refreshed by one request at a time."""
+
     ttl_seconds: float
     entries: dict[str, CachedBody] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
@@ -41,8 +43,9 @@ class ReferenceCache:
             metrics.REFERENCE_CACHE.labels(table, "miss").inc()
             rows = await database.execute(db.anon.table(table).select(columns).order("id"))
             body = database.json_bytes(rows)
-            entry = CachedBody(body, f'"{hashlib.sha1(body).hexdigest()}"',
-                               time.monotonic() + self.ttl_seconds)
+            entry = CachedBody(
+                body, f'"{hashlib.sha1(body).hexdigest()}"', time.monotonic() + self.ttl_seconds
+            )
             self.entries[table] = entry
             return entry
 

@@ -22,6 +22,7 @@ queries, and drops it: no hand-kept list of expected objects can fall behind the
 Everything here is synchronous psycopg2: the app calls it from a thread. Importing this
 module performs no I/O.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,24 +45,37 @@ log = logging.getLogger("ffb.schema")
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 # Repeatable files run in this order (tables' grants and policies first, then the functions
 # that use them); any other sql/*.sql follows in name order.
-REPEATABLE_ORDER = ("supabase_schema.sql", "supabase_functions.sql", "login_canonical.sql",
-                    "gateway_functions.sql")
+REPEATABLE_ORDER = (
+    "supabase_schema.sql",
+    "supabase_functions.sql",
+    "login_canonical.sql",
+    "gateway_functions.sql",
+)
 MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 REPEATABLE_VERSION = "R"  # ledger rows of repeatable files carry this version
 
 PRE_REQUEST_ROLE = "authenticator"
 PRE_REQUEST_FUNCTION = "public.check_gateway_session"
 PRE_REQUEST_SETTING = f"pgrst.db_pre_request={PRE_REQUEST_FUNCTION}"
-PRE_REQUEST_SQL = (f"alter role {PRE_REQUEST_ROLE} set pgrst.db_pre_request "
-                   f"to '{PRE_REQUEST_FUNCTION}';")
+PRE_REQUEST_SQL = (
+    f"alter role {PRE_REQUEST_ROLE} set pgrst.db_pre_request to '{PRE_REQUEST_FUNCTION}';"
+)
 
 API_ROLES = ("anon", "authenticated", "service_role")
 GRANTEES = ("public",) + API_ROLES  # PUBLIC counts: every role inherits it
 # The tables of migration 0001: all of them present and no ledger = a database made by the
 # release before versioned migrations (commit 73f7ccd), baselined instead of re-created.
-BASELINE_TABLES = ("users", "categories", "payment_methods", "expenses",
-                   "expense_monthly_totals", "revoked_tokens", "idempotency_keys",
-                   "rate_limits", "schema_bootstrap")
+BASELINE_TABLES = (
+    "users",
+    "categories",
+    "payment_methods",
+    "expenses",
+    "expense_monthly_totals",
+    "revoked_tokens",
+    "idempotency_keys",
+    "rate_limits",
+    "schema_bootstrap",
+)
 ADVISORY_LOCK_ID = 4_242_001  # serialises concurrent bootstraps (several workers start at once)
 
 LEDGER_DDL = """
@@ -88,8 +102,10 @@ class MigrationFailed(Exception):
 
     def __init__(self, what: str, error: psycopg2.Error):
         first = (error.pgerror or str(error)).strip().splitlines()
-        super().__init__(f"{what} failed, its transaction was rolled back: "
-                         f"{first[0] if first else type(error).__name__}")
+        super().__init__(
+            f"{what} failed, its transaction was rolled back: "
+            f"{first[0] if first else type(error).__name__}"
+        )
         self.what = what
 
 
@@ -102,8 +118,8 @@ class ReferenceUnavailable(Exception):
 # --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SqlFile:
-    name: str          # path relative to sql/, e.g. "migrations/0001_baseline.sql"
-    version: str       # "0001"… for migrations, "R" for repeatable files
+    name: str  # path relative to sql/, e.g. "migrations/0001_baseline.sql"
+    version: str  # "0001"… for migrations, "R" for repeatable files
     text: str
 
     @property
@@ -121,12 +137,16 @@ def migration_files() -> list[SqlFile]:
     for path in sorted((SQL_DIR / "migrations").glob("*.sql")):
         match = MIGRATION_FILE.match(path.name)
         if not match:
-            raise SchemaRefused(f"sql/migrations/{path.name}: a migration is named "
-                                f"NNNN_short_name.sql (4 digits, lower-case words)")
+            raise SchemaRefused(
+                f"sql/migrations/{path.name}: a migration is named "
+                f"NNNN_short_name.sql (4 digits, lower-case words)"
+            )
         version = match.group(1)
         if version in files:
-            raise SchemaRefused(f"two migrations numbered {version}: "
-                                f"sql/{files[version].name} and sql/migrations/{path.name}")
+            raise SchemaRefused(
+                f"two migrations numbered {version}: "
+                f"sql/{files[version].name} and sql/migrations/{path.name}"
+            )
         files[version] = SqlFile(f"migrations/{path.name}", version, path.read_text())
     return [files[v] for v in sorted(files)]
 
@@ -139,10 +159,10 @@ def repeatable_files() -> list[SqlFile]:
 
 @dataclass(frozen=True)
 class Privilege:
-    grantee: str       # public, anon, authenticated, service_role
-    kind: str          # table, view, sequence, function, column
-    object: str        # as Postgres prints it with search_path=pg_catalog
-    privilege: str     # SELECT, INSERT, ..., EXECUTE
+    grantee: str  # public, anon, authenticated, service_role
+    kind: str  # table, view, sequence, function, column
+    object: str  # as Postgres prints it with search_path=pg_catalog
+    privilege: str  # SELECT, INSERT, ..., EXECUTE
 
     def __str__(self) -> str:
         return f"{self.grantee} {self.privilege} on {self.kind} {self.object}"
@@ -156,10 +176,15 @@ def allowed_privileges() -> set[Privilege]:
         if not line:
             continue
         parts = line.split()
-        if len(parts) < 4 or parts[0] not in GRANTEES or parts[1] not in (
-                "table", "view", "sequence", "function", "column"):
-            raise SchemaRefused(f"sql/privileges.txt line {number}: expected "
-                                f"`grantee kind object PRIVILEGES`, got {raw.strip()!r}")
+        if (
+            len(parts) < 4
+            or parts[0] not in GRANTEES
+            or parts[1] not in ("table", "view", "sequence", "function", "column")
+        ):
+            raise SchemaRefused(
+                f"sql/privileges.txt line {number}: expected "
+                f"`grantee kind object PRIVILEGES`, got {raw.strip()!r}"
+            )
         obj = " ".join(parts[2:-1])
         for priv in parts[-1].split(","):
             allowed.add(Privilege(parts[0], parts[1], obj, priv.strip().upper()))
@@ -320,18 +345,22 @@ def read_privileges(cur) -> set[Privilege]:
 
 
 def hook_is_set(cur) -> bool:
-    cur.execute("""
+    cur.execute(
+        """
         select exists (select 1 from pg_db_role_setting s join pg_roles r on r.oid = s.setrole
                         where r.rolname = %s and %s = any(s.setconfig)
                           and s.setdatabase in (0, (select oid from pg_database
                                                      where datname = current_database())))""",
-                (PRE_REQUEST_ROLE, PRE_REQUEST_SETTING))
+        (PRE_REQUEST_ROLE, PRE_REQUEST_SETTING),
+    )
     return bool(cur.fetchone()[0])
 
 
 def public_tables(cur) -> set[str]:
-    cur.execute("select relname from pg_class where relnamespace = 'public'::regnamespace "
-                "and relkind in ('r', 'p')")
+    cur.execute(
+        "select relname from pg_class where relnamespace = 'public'::regnamespace "
+        "and relkind in ('r', 'p')"
+    )
     return {r[0] for r in cur.fetchall()}
 
 
@@ -356,9 +385,9 @@ def totals_drift(cur) -> int | None:
 # --------------------------------------------------------------------------------------
 @dataclass
 class Plan:
-    baseline: list[SqlFile]            # recorded as applied without running (earlier release)
-    pending: list[SqlFile]             # migrations to run, in order
-    changed: list[SqlFile]             # repeatable files changed since last applied
+    baseline: list[SqlFile]  # recorded as applied without running (earlier release)
+    pending: list[SqlFile]  # migrations to run, in order
+    changed: list[SqlFile]  # repeatable files changed since last applied
     ledger_exists: bool
     notes: list[str] = field(default_factory=list)
 
@@ -373,16 +402,24 @@ def make_plan(cur) -> Plan:
     for (version, name), sha in sorted(applied.items()):
         current = by_version.get(version)
         if current is None or current.name != name:
-            raise SchemaRefused(f"sql/{name} was applied (ledger sha256 {sha}) but is no longer "
-                                f"in sql/migrations/: restore it; applied migrations are never "
-                                f"removed or renamed")
+            raise SchemaRefused(
+                f"sql/{name} was applied (ledger sha256 {sha}) but is no longer "
+                f"in sql/migrations/: restore it; applied migrations are never "
+                f"removed or renamed"
+            )
         if current.sha256 != sha:
-            raise SchemaRefused(f"sql/{name} was edited after it was applied: ledger sha256 "
-                                f"{sha}, file sha256 {current.sha256}. Never edit an applied "
-                                f"migration: restore it (git checkout) and put the change in "
-                                f"a new sql/migrations/NNNN_short_name.sql")
-    plan = Plan(baseline=[], pending=[m for m in migrations if (m.version, m.name) not in applied],
-                changed=[], ledger_exists=ledger is not None)
+            raise SchemaRefused(
+                f"sql/{name} was edited after it was applied: ledger sha256 "
+                f"{sha}, file sha256 {current.sha256}. Never edit an applied "
+                f"migration: restore it (git checkout) and put the change in "
+                f"a new sql/migrations/NNNN_short_name.sql"
+            )
+    plan = Plan(
+        baseline=[],
+        pending=[m for m in migrations if (m.version, m.name) not in applied],
+        changed=[],
+        ledger_exists=ledger is not None,
+    )
     if not applied and plan.pending and plan.pending[0].version == "0001":
         present = public_tables(cur) & set(BASELINE_TABLES)
         if present == set(BASELINE_TABLES):
@@ -390,19 +427,23 @@ def make_plan(cur) -> Plan:
             plan.notes.append(
                 "recognised a database made by the release before versioned migrations "
                 "(all tables of 0001 present, no ledger): baselining "
-                f"sql/{plan.baseline[0].name} (recorded as applied, not run; nothing rewritten)")
+                f"sql/{plan.baseline[0].name} (recorded as applied, not run; nothing rewritten)"
+            )
         elif present:
             missing = sorted(set(BASELINE_TABLES) - present)
             raise SchemaRefused(
                 f"public has {len(present)} of the {len(BASELINE_TABLES)} tables of "
                 f"sql/migrations/0001 but not {', '.join(missing)}: neither an empty database "
-                f"nor one made by an earlier release of this app; nothing was changed")
+                f"nor one made by an earlier release of this app; nothing was changed"
+            )
     if applied:
         newest = max(v for v, _ in applied)
         for m in plan.pending:
             if m.version < newest:
-                plan.notes.append(f"sql/{m.name} is older than the newest applied migration "
-                                  f"({newest}); it runs now (migrations merged out of order)")
+                plan.notes.append(
+                    f"sql/{m.name} is older than the newest applied migration "
+                    f"({newest}); it runs now (migrations merged out of order)"
+                )
     recorded = {n: s for (v, n), s in (ledger or {}).items() if v == REPEATABLE_VERSION}
     plan.changed = [r for r in repeatables if recorded.get(r.name) != r.sha256]
     return plan
@@ -413,7 +454,7 @@ def make_plan(cur) -> Plan:
 # --------------------------------------------------------------------------------------
 @dataclass
 class ApplyResult:
-    done: list[str] = field(default_factory=list)   # what was changed, one line each
+    done: list[str] = field(default_factory=list)  # what was changed, one line each
     hook_refused: bool = False
 
 
@@ -440,8 +481,9 @@ def _run_file(cur, sql_file: SqlFile) -> None:
         raise MigrationFailed(f"sql/{sql_file.name}", exc) from None
 
 
-def apply_schema(dsn: str, progress: Callable[[str], None] = lambda message: None,
-                 reapply: bool = False) -> ApplyResult:
+def apply_schema(
+    dsn: str, progress: Callable[[str], None] = lambda message: None, reapply: bool = False
+) -> ApplyResult:
     """Bring the database to what sql/ defines. Serialised by an advisory lock, so several
     workers starting at once apply it once. `reapply` forces the repeatable files even
     when unchanged (used when the check found the database drifted from them)."""
@@ -462,9 +504,11 @@ def apply_schema(dsn: str, progress: Callable[[str], None] = lambda message: Non
             for note in plan.notes:
                 progress(note)
             for m in plan.baseline:
-                cur.execute("insert into public.schema_migrations (version, name, sha256, "
-                            "applied_by) values (%s, %s, %s, current_user || ' (baseline)')",
-                            (m.version, m.name, m.sha256))
+                cur.execute(
+                    "insert into public.schema_migrations (version, name, sha256, "
+                    "applied_by) values (%s, %s, %s, current_user || ' (baseline)')",
+                    (m.version, m.name, m.sha256),
+                )
                 conn.commit()
                 done(f"baselined sql/{m.name}")
             for m in plan.pending:
@@ -473,8 +517,11 @@ def apply_schema(dsn: str, progress: Callable[[str], None] = lambda message: Non
                     _run_file(cur, m)
                     _refuse_functions(cur, m)
                     enforce_privileges(cur, allowed)
-                    cur.execute("insert into public.schema_migrations (version, name, sha256) "
-                                "values (%s, %s, %s)", (m.version, m.name, m.sha256))
+                    cur.execute(
+                        "insert into public.schema_migrations (version, name, sha256) "
+                        "values (%s, %s, %s)",
+                        (m.version, m.name, m.sha256),
+                    )
                     conn.commit()
                 except BaseException:
                     conn.rollback()
@@ -497,8 +544,10 @@ def apply_schema(dsn: str, progress: Callable[[str], None] = lambda message: Non
                 except psycopg2.errors.InsufficientPrivilege:
                     conn.rollback()
                     result.hook_refused = True
-                    progress("setting the pre-request hook was refused (permission denied); "
-                             "everything else is applied")
+                    progress(
+                        "setting the pre-request hook was refused (permission denied); "
+                        "everything else is applied"
+                    )
             conn.commit()
             drift = totals_drift(cur)
             if drift:
@@ -539,24 +588,32 @@ def _apply_repeatables(conn, cur, allowed, progress, done) -> None:
             try:
                 cur.execute(f"drop {_routine_keyword(cur, signature)} {signature}")
             except psycopg2.Error as exc:
-                raise MigrationFailed(f"dropping {signature} (sql/ no longer defines it)",
-                                      exc) from None
+                raise MigrationFailed(
+                    f"dropping {signature} (sql/ no longer defines it)", exc
+                ) from None
         extra = enforce_privileges(cur, allowed)
         for r in repeatable_files():
-            cur.execute("insert into public.schema_migrations (version, name, sha256) "
-                        "values (%s, %s, %s) on conflict (version, name) do update "
-                        "set sha256 = excluded.sha256, applied_at = now(), "
-                        "applied_by = current_user", (r.version, r.name, r.sha256))
+            cur.execute(
+                "insert into public.schema_migrations (version, name, sha256) "
+                "values (%s, %s, %s) on conflict (version, name) do update "
+                "set sha256 = excluded.sha256, applied_at = now(), "
+                "applied_by = current_user",
+                (r.version, r.name, r.sha256),
+            )
         # a repeatable file that was removed from sql/ is no longer applied
-        cur.execute("delete from public.schema_migrations where version = %s "
-                    "and name <> all(%s)", (REPEATABLE_VERSION,
-                                            [r.name for r in repeatable_files()]))
+        cur.execute(
+            "delete from public.schema_migrations where version = %s and name <> all(%s)",
+            (REPEATABLE_VERSION, [r.name for r in repeatable_files()]),
+        )
         conn.commit()
     except BaseException:
         conn.rollback()
         raise
-    done("applied the repeatable files (" + ", ".join(f"sql/{r.name}" for r in repeatable_files())
-         + ")")
+    done(
+        "applied the repeatable files ("
+        + ", ".join(f"sql/{r.name}" for r in repeatable_files())
+        + ")"
+    )
     for signature in stale:
         done(f"dropped function {signature} (sql/ no longer defines it)")
     for p in extra:
@@ -579,9 +636,12 @@ def _refuse_functions(cur, migration: SqlFile) -> None:
     functions = _touched_functions(cur)
     if functions:
         raise MigrationFailed(
-            f"sql/{migration.name}", psycopg2.ProgrammingError(
+            f"sql/{migration.name}",
+            psycopg2.ProgrammingError(
                 f"it creates or changes {', '.join(functions)}: functions (and their grants, "
-                f"triggers, policies) belong in the repeatable files sql/*.sql"))
+                f"triggers, policies) belong in the repeatable files sql/*.sql"
+            ),
+        )
 
 
 def _routine_keyword(cur, signature: str) -> str:
@@ -594,9 +654,9 @@ def _routine_keyword(cur, signature: str) -> str:
 # --------------------------------------------------------------------------------------
 @dataclass
 class SchemaReport:
-    problems: list[str]                       # every drift, one readable line each
+    problems: list[str]  # every drift, one readable line each
     applied: list[tuple[str, str, str, str]]  # ledger: version, name, applied_at, applied_by
-    counts: dict[str, int]                    # objects of each kind found
+    counts: dict[str, int]  # objects of each kind found
     hook: bool
     totals_drift: int | None
     row_counts: dict[str, int] = field(default_factory=dict)
@@ -607,8 +667,9 @@ class SchemaReport:
 
     @property
     def only_hook_missing(self) -> bool:
-        return bool(self.problems) and all(p.startswith("pre-request hook missing")
-                                           for p in self.problems)
+        return bool(self.problems) and all(
+            p.startswith("pre-request hook missing") for p in self.problems
+        )
 
 
 def build_reference(dsn: str) -> Snapshot:
@@ -624,7 +685,8 @@ def build_reference(dsn: str) -> Snapshot:
         raise ReferenceUnavailable(
             f"cannot create the scratch database the check compares with "
             f"({(exc.pgerror or str(exc)).strip()}); the role needs CREATEDB, as `postgres` "
-            f"has on hosted Supabase") from None
+            f"has on hosted Supabase"
+        ) from None
     try:
         ref_dsn = psycopg2.extensions.make_dsn(dsn, dbname=name)
         with connect(ref_dsn) as conn, conn.cursor() as cur:
@@ -655,16 +717,19 @@ def compare(actual: Snapshot, expected: Snapshot) -> list[str]:
         for key in sorted(found.keys() - wanted.keys()):
             if kind == "rls":
                 continue
-            what = {"function": " (an overload or a function sql/ does not define; "
-                                "the apply drops it)"}.get(kind, " (sql/ does not define it)")
+            what = {
+                "function": " (an overload or a function sql/ does not define; the apply drops it)"
+            }.get(kind, " (sql/ does not define it)")
             problems.append(f"extra {kind} {key}{what}")
         for key in sorted(wanted.keys() & found.keys()):
             if wanted[key] == found[key]:
                 continue
             if kind == "rls":
-                problems.append(f"RLS {found[key]} on {key} (sql/ has it {wanted[key]})"
-                                if not found[key].startswith("disabled")
-                                else f"RLS disabled on {key}")
+                problems.append(
+                    f"RLS {found[key]} on {key} (sql/ has it {wanted[key]})"
+                    if not found[key].startswith("disabled")
+                    else f"RLS disabled on {key}"
+                )
             elif kind in ("function", "view"):
                 problems.append(f"{kind} {key} differs from its definition in sql/")
             else:
@@ -673,25 +738,38 @@ def compare(actual: Snapshot, expected: Snapshot) -> list[str]:
 
 
 def compare_privileges(actual: set[Privilege], allowed: set[Privilege]) -> list[str]:
-    problems = [f"extra privilege: {p} (not in sql/privileges.txt)"
-                for p in sorted(actual - allowed, key=str)]
-    problems += [f"missing privilege: {p} (listed in sql/privileges.txt)"
-                 for p in sorted(allowed - actual, key=str)]
+    problems = [
+        f"extra privilege: {p} (not in sql/privileges.txt)"
+        for p in sorted(actual - allowed, key=str)
+    ]
+    problems += [
+        f"missing privilege: {p} (listed in sql/privileges.txt)"
+        for p in sorted(allowed - actual, key=str)
+    ]
     return problems
 
 
 def ledger_problems(plan: Plan) -> list[str]:
     problems = [f"migration sql/{m.name} not applied yet" for m in plan.pending]
-    problems += [f"migration sql/{m.name} not recorded in the ledger (earlier release: the "
-                 f"apply baselines it)" for m in plan.baseline]
-    problems += [f"sql/{r.name} changed since it was last applied" if plan.ledger_exists
-                 else f"sql/{r.name} not recorded as applied" for r in plan.changed]
+    problems += [
+        f"migration sql/{m.name} not recorded in the ledger (earlier release: the "
+        f"apply baselines it)"
+        for m in plan.baseline
+    ]
+    problems += [
+        f"sql/{r.name} changed since it was last applied"
+        if plan.ledger_exists
+        else f"sql/{r.name} not recorded as applied"
+        for r in plan.changed
+    ]
     return problems
 
 
 def hook_problem() -> str:
-    return (f"pre-request hook missing: {PRE_REQUEST_ROLE} lacks {PRE_REQUEST_SETTING} "
-            f"(logged-out tokens stay valid); run in Supabase's SQL editor: {PRE_REQUEST_SQL}")
+    return (
+        f"pre-request hook missing: {PRE_REQUEST_ROLE} lacks {PRE_REQUEST_SETTING} "
+        f"(logged-out tokens stay valid); run in Supabase's SQL editor: {PRE_REQUEST_SQL}"
+    )
 
 
 def inspect_schema(dsn: str, reference: Snapshot | None = None) -> SchemaReport:
@@ -705,8 +783,10 @@ def inspect_schema(dsn: str, reference: Snapshot | None = None) -> SchemaReport:
         drift = totals_drift(cur)
         applied: list[tuple[str, str, str, str]] = []
         if plan.ledger_exists:
-            cur.execute("select version, name, applied_at::text, applied_by "
-                        "from public.schema_migrations order by version, name")
+            cur.execute(
+                "select version, name, applied_at::text, applied_by "
+                "from public.schema_migrations order by version, name"
+            )
             applied = cur.fetchall()
         counts: dict[str, int] = {}
         tables = public_tables(cur)
@@ -720,11 +800,19 @@ def inspect_schema(dsn: str, reference: Snapshot | None = None) -> SchemaReport:
     if not hook:
         problems.append(hook_problem())
     if drift:
-        problems.append(f"expense_monthly_totals differs from expenses in {drift} "
-                        f"(user, month, category) groups")
-    return SchemaReport(problems=problems, applied=applied,
-                        counts={k: len(v) for k, v in actual.items()}, hook=hook,
-                        totals_drift=drift, row_counts=counts, plan=plan)
+        problems.append(
+            f"expense_monthly_totals differs from expenses in {drift} "
+            f"(user, month, category) groups"
+        )
+    return SchemaReport(
+        problems=problems,
+        applied=applied,
+        counts={k: len(v) for k, v in actual.items()},
+        hook=hook,
+        totals_drift=drift,
+        row_counts=counts,
+        plan=plan,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -755,8 +843,11 @@ def ensure_schema(dsn: str) -> list[str]:
         return []
     result = apply_schema(dsn)
     if result.hook_refused:
-        log.warning("PostgREST pre-request hook could not be set (permission denied); "
-                    "an admin must run in Supabase's SQL editor: %s", PRE_REQUEST_SQL)
+        log.warning(
+            "PostgREST pre-request hook could not be set (permission denied); "
+            "an admin must run in Supabase's SQL editor: %s",
+            PRE_REQUEST_SQL,
+        )
     return problems
 
 
@@ -771,32 +862,79 @@ def dry_run(dsn: str) -> list[str]:
     lines += [f"baseline sql/{m.name} (record as applied, do not run)" for m in plan.baseline]
     lines += [f"apply sql/{m.name}" for m in plan.pending]
     report = inspect_schema(dsn)
-    repeatable_drift = [p for p in report.problems if p.startswith(
-        ("missing function", "extra function", "function ", "missing trigger", "trigger ",
-         "missing policy", "extra policy", "policy ", "RLS ", "missing privilege",
-         "missing view", "view "))]
+    repeatable_drift = [
+        p
+        for p in report.problems
+        if p.startswith(
+            (
+                "missing function",
+                "extra function",
+                "function ",
+                "missing trigger",
+                "trigger ",
+                "missing policy",
+                "extra policy",
+                "policy ",
+                "RLS ",
+                "missing privilege",
+                "missing view",
+                "view ",
+            )
+        )
+    ]
     if plan.pending or plan.baseline or plan.changed or repeatable_drift:
-        why = ([f"sql/{r.name} changed" for r in plan.changed]
-               + (["a migration runs"] if plan.pending or plan.baseline else [])
-               + (["the database drifted from them"] if repeatable_drift else []))
-        lines.append("re-apply the repeatable files ("
-                     + ", ".join(f"sql/{r.name}" for r in repeatable_files())
-                     + f"): {'; '.join(why)}")
-    lines += [f"drop {p.split()[2]} (sql/ does not define it)"
-              for p in report.problems if p.startswith("extra function")]
-    lines += [f"revoke {p.split(': ', 1)[1].split(' (not in')[0]}"
-              for p in report.problems if p.startswith("extra privilege")]
+        why = (
+            [f"sql/{r.name} changed" for r in plan.changed]
+            + (["a migration runs"] if plan.pending or plan.baseline else [])
+            + (["the database drifted from them"] if repeatable_drift else [])
+        )
+        lines.append(
+            "re-apply the repeatable files ("
+            + ", ".join(f"sql/{r.name}" for r in repeatable_files())
+            + f"): {'; '.join(why)}"
+        )
+    lines += [
+        f"drop {p.split()[2]} (sql/ does not define it)"
+        for p in report.problems
+        if p.startswith("extra function")
+    ]
+    lines += [
+        f"revoke {p.split(': ', 1)[1].split(' (not in')[0]}"
+        for p in report.problems
+        if p.startswith("extra privilege")
+    ]
     if not hook:
         lines.append(f"set the pre-request hook: {PRE_REQUEST_SQL}")
     if drift:
         lines.append(f"rebuild expense_monthly_totals ({drift} groups drifted)")
-    structural = [p for p in report.problems if p.startswith(
-        ("missing table", "extra table", "missing column", "extra column", "column ",
-         "missing constraint", "extra constraint", "constraint ", "missing index",
-         "extra index", "index ", "missing sequence", "sequence ", "missing type", "type "))]
+    structural = [
+        p
+        for p in report.problems
+        if p.startswith(
+            (
+                "missing table",
+                "extra table",
+                "missing column",
+                "extra column",
+                "column ",
+                "missing constraint",
+                "extra constraint",
+                "constraint ",
+                "missing index",
+                "extra index",
+                "index ",
+                "missing sequence",
+                "sequence ",
+                "missing type",
+                "type ",
+            )
+        )
+    ]
     if not plan.pending:
-        lines += [f"NOT repaired by an apply (fix by hand or with a new migration): {p}"
-                  for p in structural]
+        lines += [
+            f"NOT repaired by an apply (fix by hand or with a new migration): {p}"
+            for p in structural
+        ]
     return lines
 
 

@@ -12,6 +12,7 @@ internet without a proxy in front:
   (slowloris) held its connection forever. gunicorn's `worker_connections` becomes
   uvicorn's `limit_concurrency`: past it, new requests get 503 instead of more memory.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,8 +35,9 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def _arm_header_deadline(self) -> None:
         if self._header_deadline is None:
-            self._header_deadline = self.loop.call_later(self.header_timeout,
-                                                         self._headers_too_slow)
+            self._header_deadline = self.loop.call_later(
+                self.header_timeout, self._headers_too_slow
+            )
 
     def _disarm_header_deadline(self) -> None:
         if self._header_deadline is not None:
@@ -66,12 +68,17 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
 def worker_class(header_timeout: float = DEFAULT_HEADER_TIMEOUT_SECONDS) -> type[UvicornWorker]:
     """The gunicorn worker class, with `header_timeout` seconds for request headers."""
-    protocol = type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,),
-                    {"header_timeout": header_timeout})
+    protocol = type(
+        "HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": header_timeout}
+    )
 
     class Worker(UvicornWorker):
-        CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "http": protocol,
-                         "server_header": False, "proxy_headers": False}
+        CONFIG_KWARGS = {
+            **UvicornWorker.CONFIG_KWARGS,
+            "http": protocol,
+            "server_header": False,
+            "proxy_headers": False,
+        }
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)

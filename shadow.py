@@ -13,6 +13,7 @@ the request id, both statuses and the JSON paths that differ; bodies are never l
 
 Off by default: then no middleware is installed and no client or task is created.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -104,11 +105,16 @@ class ShadowCompare:
         assert settings.legacy_base_url
         self.concurrency = settings.shadow_concurrency
         self.timeout = settings.shadow_timeout_seconds
-        limits = httpx.Limits(max_connections=self.concurrency,
-                              max_keepalive_connections=self.concurrency)
-        self.client = httpx.AsyncClient(base_url=settings.legacy_base_url.rstrip("/"),
-                                        timeout=self.timeout, limits=limits, trust_env=False,
-                                        follow_redirects=False)
+        limits = httpx.Limits(
+            max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+        )
+        self.client = httpx.AsyncClient(
+            base_url=settings.legacy_base_url.rstrip("/"),
+            timeout=self.timeout,
+            limits=limits,
+            trust_env=False,
+            follow_redirects=False,
+        )
         self.tasks: set[asyncio.Task] = set()
         self.counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
 
@@ -123,15 +129,17 @@ class ShadowCompare:
         if not self.has_room():
             self.count(endpoint, "skipped")
             return
-        task = asyncio.get_running_loop().create_task(
-            self._compare(endpoint, scope, status, body))
+        task = asyncio.get_running_loop().create_task(self._compare(endpoint, scope, status, body))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     async def _compare(self, endpoint: str, scope: Scope, status: int, body: bytes) -> None:
         request_id = scope.get("state", {}).get("request_id")
-        headers = [(k.decode("latin-1"), v.decode("latin-1"))
-                   for k, v in scope["headers"] if k in FORWARDED_HEADERS]
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in scope["headers"]
+            if k in FORWARDED_HEADERS
+        ]
         if request_id:  # ours, so both sides' logs can be joined
             headers.append(("x-request-id", request_id))
         target = scope.get("raw_path") or scope["path"].encode()
@@ -155,15 +163,27 @@ class ShadowCompare:
             self.count(endpoint, "matches")
             return
         self.count(endpoint, "differences")
-        log.warning("shadow difference", extra={
-            **context, "status": {"ours": status, "legacy": response.status_code},
-            "paths": paths[:MAX_LOGGED_PATHS], "paths_total": len(paths)})
+        log.warning(
+            "shadow difference",
+            extra={
+                **context,
+                "status": {"ours": status, "legacy": response.status_code},
+                "paths": paths[:MAX_LOGGED_PATHS],
+                "paths_total": len(paths),
+            },
+        )
 
     def report(self) -> ShadowReport:
         endpoints = {name: EndpointCounts(**c) for name, c in sorted(self.counts.items())}
         totals = EndpointCounts(**{k: sum(c[k] for c in self.counts.values()) for k in COUNTERS})
-        return ShadowReport(enabled=True, worker_pid=os.getpid(), concurrency=self.concurrency,
-                            in_flight=len(self.tasks), totals=totals, endpoints=endpoints)
+        return ShadowReport(
+            enabled=True,
+            worker_pid=os.getpid(),
+            concurrency=self.concurrency,
+            in_flight=len(self.tasks),
+            totals=totals,
+            endpoints=endpoints,
+        )
 
     async def close(self) -> None:
         for task in list(self.tasks):
@@ -173,8 +193,14 @@ class ShadowCompare:
 
 
 def disabled_report() -> ShadowReport:
-    return ShadowReport(enabled=False, worker_pid=os.getpid(), concurrency=0, in_flight=0,
-                        totals=EndpointCounts(), endpoints={})
+    return ShadowReport(
+        enabled=False,
+        worker_pid=os.getpid(),
+        concurrency=0,
+        in_flight=0,
+        totals=EndpointCounts(),
+        endpoints={},
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -186,8 +212,11 @@ class ShadowMiddleware:
         self.compare = compare  # the running app's ShadowCompare (built in its lifespan)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        replayable = (scope["type"] == "http" and scope["method"] == "GET"
-                      and scope["path"].startswith("/api/"))
+        replayable = (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"].startswith("/api/")
+        )
         shadow = self.compare() if replayable else None
         if shadow is None:
             await self.app(scope, receive, send)
@@ -227,8 +256,7 @@ def enabled(settings: Settings) -> bool:
     return bool(settings.shadow_compare and settings.legacy_base_url)
 
 
-def install(app: FastAPI, settings: Settings,
-            compare: Callable[[], ShadowCompare | None]) -> None:
+def install(app: FastAPI, settings: Settings, compare: Callable[[], ShadowCompare | None]) -> None:
     """`compare` returns the running app's ShadowCompare (None until its lifespan starts)."""
     if settings.shadow_compare and not settings.legacy_base_url:
         log.warning("SHADOW_COMPARE is on but LEGACY_BASE_URL is empty: shadow compare is off")

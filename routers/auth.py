@@ -1,4 +1,5 @@
 """POST /api/auth/login, /register, /logout and GET /api/auth/me (the legacy contract)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -43,11 +44,15 @@ def public_user(row: dict) -> dict:
     return {"id": row["id"], "name": row["name"], "email": row.get("email")}
 
 
-@router.post("/login", response_model=LoginResponse,
-             responses=error_responses(400, 401, 413, 429, 500, 503),
-             summary="Log in with email (or username) and password; sets the `jwt` cookie")
-async def login(body: LoginRequest, request: Request, db: Db, passwords: Passwords,
-                limits: Limits) -> JsonResponse:
+@router.post(
+    "/login",
+    response_model=LoginResponse,
+    responses=error_responses(400, 401, 413, 429, 500, 503),
+    summary="Log in with email (or username) and password; sets the `jwt` cookie",
+)
+async def login(
+    body: LoginRequest, request: Request, db: Db, passwords: Passwords, limits: Limits
+) -> JsonResponse:
     client = client_of(request)
     rows = await execute(db.service.rpc("find_login_user", {"p_login": body.email}))
     account = rows[0] if rows else None
@@ -57,15 +62,19 @@ async def login(body: LoginRequest, request: Request, db: Db, passwords: Passwor
     # An unknown account is checked against a dummy hash: same answer, same time.
     verified = await passwords.verify(body.password, account["password_hash"] if account else None)
     # the audit row, on success and failure alike (same work, same time either way)
-    await execute(db.service.rpc("record_login", {
-        "p_user_id": account["id"] if account else None, "p_success": verified}),
-        audit_headers(request))
+    await execute(
+        db.service.rpc(
+            "record_login", {"p_user_id": account["id"] if account else None, "p_success": verified}
+        ),
+        audit_headers(request),
+    )
     if account is None or not verified:
         raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
     await limits.login_succeeded(client, counted_as)
     token, _ = create_token(db.settings, account)
-    response = JsonResponse({"message": "Login successful", "token": token,
-                             "user": public_user(account)})
+    response = JsonResponse(
+        {"message": "Login successful", "token": token, "user": public_user(account)}
+    )
     set_session_cookie(response, db.settings, token)
     return response
 
@@ -81,14 +90,18 @@ async def registration_allowed(settings: AppSettings) -> None:
         raise ApiError(403, REGISTRATION_CLOSED)
 
 
-@router.post("/register", response_model=RegisterResponse,
-             responses=error_responses(400, 403, 413, 429, 500, 503),
-             dependencies=[Depends(registration_allowed)],
-             summary="Create an account (username 3-30 of [A-Za-z0-9_], strong password); "
-                     "with REGISTRATION_MODE=invite an `invite_code` is required, with closed "
-                     "it is 403")
-async def register(body: RegisterRequest, request: Request, db: Db, passwords: Passwords,
-                   limits: Limits) -> JsonResponse:
+@router.post(
+    "/register",
+    response_model=RegisterResponse,
+    responses=error_responses(400, 403, 413, 429, 500, 503),
+    dependencies=[Depends(registration_allowed)],
+    summary="Create an account (username 3-30 of [A-Za-z0-9_], strong password); "
+    "with REGISTRATION_MODE=invite an `invite_code` is required, with closed "
+    "it is 403",
+)
+async def register(
+    body: RegisterRequest, request: Request, db: Db, passwords: Passwords, limits: Limits
+) -> JsonResponse:
     await limits.register_attempt(client_of(request))
     invited = db.settings.registration_mode == "invite"
     if invited:
@@ -102,30 +115,43 @@ async def register(body: RegisterRequest, request: Request, db: Db, passwords: P
     params = {"p_name": body.username, "p_email": body.email, "p_password_hash": password_hash}
     # register_user writes the audit row in the same transaction (the invited path calls it)
     if invited:
-        user = await execute(db.service.rpc("register_user_invited",
-                                             {**params, "p_code_sha256": code_sha256}),
-                             audit_headers(request))
+        user = await execute(
+            db.service.rpc("register_user_invited", {**params, "p_code_sha256": code_sha256}),
+            audit_headers(request),
+        )
     else:
         user = await execute(db.service.rpc("register_user", params), audit_headers(request))
     return JsonResponse({"message": "Registration successful", "user": user})
 
 
-@router.get("/me", response_model=PublicUser, responses=error_responses(401, 500, 503),
-            summary="The logged-in user, read fresh from the database")
+@router.get(
+    "/me",
+    response_model=PublicUser,
+    responses=error_responses(401, 500, 503),
+    summary="The logged-in user, read fresh from the database",
+)
 async def me(user: CurrentUser, db: Db) -> JsonResponse:
-    rows = await execute(db.service.table("users").select("id,name,email").eq("id", user.id),
-                         session_headers(user))
+    rows = await execute(
+        db.service.table("users").select("id,name,email").eq("id", user.id), session_headers(user)
+    )
     if not rows:
         raise ApiError(401, TOKEN_INVALID)
     return JsonResponse(public_user(rows[0]))
 
 
-@router.post("/logout", response_model=MessageResponse, responses=error_responses(401, 500, 503),
-             summary="Revoke the token (refused from now on) and clear the cookie")
+@router.post(
+    "/logout",
+    response_model=MessageResponse,
+    responses=error_responses(401, 500, 503),
+    summary="Revoke the token (refused from now on) and clear the cookie",
+)
 async def logout(user: CurrentUser, db: Db, cache: DashCache, request: Request) -> JsonResponse:
-    await execute(db.service.rpc("revoke_token", {
-        "p_jti": user.jti, "p_expires_at": user.expires_at.isoformat()}),
-        audit_headers(request, user))
+    await execute(
+        db.service.rpc(
+            "revoke_token", {"p_jti": user.jti, "p_expires_at": user.expires_at.isoformat()}
+        ),
+        audit_headers(request, user),
+    )
     cache.invalidate()  # this worker at once; the others through the NOTIFY it caused
     response = JsonResponse({"message": "Logout successful"})
     clear_session_cookie(response, db.settings)

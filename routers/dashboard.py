@@ -3,6 +3,7 @@
 The aggregation is Postgres' (sql/supabase_functions.sql): each dashboard is one RPC that
 returns the complete response JSON; Python only validates the input.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,21 +30,28 @@ router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
 MIN_YEAR, MAX_YEAR = 1900, 2200
 
 UserId = Annotated[Id, Path(description="The user whose spending is summarised")]
-Year = Annotated[canonical_int(MIN_YEAR, MAX_YEAR) | None,
-                 Query(description="Defaults to this year")]
+Year = Annotated[
+    canonical_int(MIN_YEAR, MAX_YEAR) | None, Query(description="Defaults to this year")
+]
 Month = Annotated[canonical_int(1, 12) | None, Query(description="1-12, defaults to this month")]
 
 
-@router.get("/users", response_model=list[PublicUser], responses=error_responses(401, 500, 503),
-            summary="Every family member, by id")
+@router.get(
+    "/users",
+    response_model=list[PublicUser],
+    responses=error_responses(401, 500, 503),
+    summary="Every family member, by id",
+)
 async def list_users(user: CurrentUser, db: Db) -> JsonResponse:
-    rows = await execute(db.service.table("users").select("id,name,email").order("id"),
-                         session_headers(user))
+    rows = await execute(
+        db.service.table("users").select("id,name,email").order("id"), session_headers(user)
+    )
     return JsonResponse(rows)
 
 
-async def _dashboard(db: Db, user: CurrentUser, cache: DashCache, function: str,
-                     params: dict) -> Response:
+async def _dashboard(
+    db: Db, user: CurrentUser, cache: DashCache, function: str, params: dict
+) -> Response:
     """Postgres builds the whole body; its bytes are passed on unparsed, and kept by the
     worker's cache when DASHBOARD_CACHE is on (dashboard_cache.py)."""
     key, session = (function, *params.values()), (user.id, user.jti)
@@ -58,20 +66,43 @@ async def _dashboard(db: Db, user: CurrentUser, cache: DashCache, function: str,
     return response
 
 
-@router.get("/{user_id}/monthly", response_model=MonthlyDashboard,
-            responses=error_responses(400, 401, 404, 500, 503),
-            summary="One month: total, top 5 categories and the full breakdown")
-async def monthly(user_id: UserId, user: CurrentUser, db: Db, cache: DashCache,
-                  year: Year = None, month: Month = None) -> Response:
+@router.get(
+    "/{user_id}/monthly",
+    response_model=MonthlyDashboard,
+    responses=error_responses(400, 401, 404, 500, 503),
+    summary="One month: total, top 5 categories and the full breakdown",
+)
+async def monthly(
+    user_id: UserId,
+    user: CurrentUser,
+    db: Db,
+    cache: DashCache,
+    year: Year = None,
+    month: Month = None,
+) -> Response:
     today = dt.date.today()
-    return await _dashboard(db, user, cache, "get_monthly_dashboard", {
-        "p_user_id": user_id, "p_year": year or today.year, "p_month": month or today.month})
+    return await _dashboard(
+        db,
+        user,
+        cache,
+        "get_monthly_dashboard",
+        {"p_user_id": user_id, "p_year": year or today.year, "p_month": month or today.month},
+    )
 
 
-@router.get("/{user_id}/yearly", response_model=YearlyDashboard,
-            responses=error_responses(400, 401, 404, 500, 503),
-            summary="One year: total, categories and all 12 monthly totals")
-async def yearly(user_id: UserId, user: CurrentUser, db: Db, cache: DashCache,
-                 year: Year = None) -> Response:
-    return await _dashboard(db, user, cache, "get_yearly_dashboard",
-                            {"p_user_id": user_id, "p_year": year or dt.date.today().year})
+@router.get(
+    "/{user_id}/yearly",
+    response_model=YearlyDashboard,
+    responses=error_responses(400, 401, 404, 500, 503),
+    summary="One year: total, categories and all 12 monthly totals",
+)
+async def yearly(
+    user_id: UserId, user: CurrentUser, db: Db, cache: DashCache, year: Year = None
+) -> Response:
+    return await _dashboard(
+        db,
+        user,
+        cache,
+        "get_yearly_dashboard",
+        {"p_user_id": user_id, "p_year": year or dt.date.today().year},
+    )

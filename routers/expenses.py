@@ -2,6 +2,7 @@
 (sql/gateway_functions.sql: list_expenses, create_expense_response), the gateway validates
 the input and passes the bytes through. Also (issue 12) GET/PUT/DELETE
 /api/expenses/{id} and GET /api/expenses/export.csv."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -39,10 +40,15 @@ router = APIRouter(prefix="/api/expenses", tags=["expenses"])
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-@router.get("", response_model=list[Expense], responses=error_responses(400, 401, 500, 503),
-            summary="Expenses, newest date first; without `limit` every matching row")
+@router.get(
+    "",
+    response_model=list[Expense],
+    responses=error_responses(400, 401, 500, 503),
+    summary="Expenses, newest date first; without `limit` every matching row",
+)
 async def list_expenses(
-    user: CurrentUser, db: Db,
+    user: CurrentUser,
+    db: Db,
     user_id: Annotated[Id | None, Query()] = None,
     category_id: Annotated[Id | None, Query()] = None,
     date_from: Annotated[IsoDate | None, Query(description="YYYY-MM-DD, inclusive")] = None,
@@ -52,18 +58,32 @@ async def list_expenses(
 ) -> Response:
     if date_from and date_to and date_from > date_to:
         raise ApiError(400, "date_from must not be after date_to")
-    return await rpc_passthrough(db, "list_expenses", list_params(
-        user_id, category_id, date_from, date_to, limit, offset), session_headers(user))
+    return await rpc_passthrough(
+        db,
+        "list_expenses",
+        list_params(user_id, category_id, date_from, date_to, limit, offset),
+        session_headers(user),
+    )
 
 
-def list_params(user_id: int | None, category_id: int | None, date_from: dt.date | None,
-                date_to: dt.date | None, limit: int | None, offset: int) -> dict[str, Any]:
+def list_params(
+    user_id: int | None,
+    category_id: int | None,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+    limit: int | None,
+    offset: int,
+) -> dict[str, Any]:
     """Arguments of sql list_expenses(): the whole body is built by that one function
     (one query, no paging, no max-rows cap) and passed through unparsed."""
-    return {"p_user_id": user_id, "p_category_id": category_id,
-            "p_date_from": date_from.isoformat() if date_from else None,
-            "p_date_to": date_to.isoformat() if date_to else None,
-            "p_limit": limit, "p_offset": offset}
+    return {
+        "p_user_id": user_id,
+        "p_category_id": category_id,
+        "p_date_from": date_from.isoformat() if date_from else None,
+        "p_date_to": date_to.isoformat() if date_to else None,
+        "p_limit": limit,
+        "p_offset": offset,
+    }
 
 
 def request_hash(actor_id: int, body: ExpenseCreate) -> str:
@@ -71,26 +91,48 @@ def request_hash(actor_id: int, body: ExpenseCreate) -> str:
     return hashlib.sha256(str(actor_id).encode() + b"\0" + canonical).hexdigest()
 
 
-@router.post("", status_code=201, response_model=ExpenseCreated,
-             responses=error_responses(400, 401, 409, 413, 500, 503),
-             summary="Add an expense; retries with the same Idempotency-Key store nothing new")
+@router.post(
+    "",
+    status_code=201,
+    response_model=ExpenseCreated,
+    responses=error_responses(400, 401, 409, 413, 500, 503),
+    summary="Add an expense; retries with the same Idempotency-Key store nothing new",
+)
 async def create_expense(
-    body: ExpenseCreate, user: CurrentUser, db: Db, cache: DashCache, request: Request,
-    idempotency_key: Annotated[str | None, Header(
-        description="Any client-chosen key (1-255 printable ASCII); a retry with the same "
-                    "key and body returns the first response")] = None,
+    body: ExpenseCreate,
+    user: CurrentUser,
+    db: Db,
+    cache: DashCache,
+    request: Request,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="Any client-chosen key (1-255 printable ASCII); a retry with the same "
+            "key and body returns the first response"
+        ),
+    ] = None,
 ) -> Response:
     if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
         raise ApiError(400, "Idempotency-Key must be 1-255 printable ASCII characters")
-    response = await rpc_passthrough(db, "create_expense_response", {
-        "p_actor_id": user.id, "p_user_id": body.user_id or user.id,
-        "p_category_id": body.category_id, "p_payment_method_id": body.payment_method_id,
-        "p_amount": str(body.amount), "p_description": body.description,
-        "p_date": body.date.isoformat() if body.date else None,
-        "p_idempotency_key": idempotency_key,
-        "p_request_hash": request_hash(user.id, body) if idempotency_key else None,
-        "p_ttl_hours": db.settings.idempotency_ttl_hours,
-    }, audit_headers(request, user), status_code=201, stream=False)
+    response = await rpc_passthrough(
+        db,
+        "create_expense_response",
+        {
+            "p_actor_id": user.id,
+            "p_user_id": body.user_id or user.id,
+            "p_category_id": body.category_id,
+            "p_payment_method_id": body.payment_method_id,
+            "p_amount": str(body.amount),
+            "p_description": body.description,
+            "p_date": body.date.isoformat() if body.date else None,
+            "p_idempotency_key": idempotency_key,
+            "p_request_hash": request_hash(user.id, body) if idempotency_key else None,
+            "p_ttl_hours": db.settings.idempotency_ttl_hours,
+        },
+        audit_headers(request, user),
+        status_code=201,
+        stream=False,
+    )
     cache.invalidate()  # read-your-writes on this worker; the others through the NOTIFY
     return response
 
@@ -111,8 +153,12 @@ class ExpenseFilters:
 
     def filename(self) -> str:
         parts = ["expenses"]
-        for name, value in (("user", self.user_id), ("category", self.category_id),
-                            ("from", self.date_from), ("to", self.date_to)):
+        for name, value in (
+            ("user", self.user_id),
+            ("category", self.category_id),
+            ("from", self.date_from),
+            ("to", self.date_to),
+        ):
             if value is not None:
                 parts.append(f"{name}-{value}")
         return "_".join(parts) + ".csv"
@@ -130,28 +176,48 @@ async def expense_filters(
     return ExpenseFilters(user_id, category_id, date_from, date_to)
 
 
-CSV_EXAMPLE = ("id,date,user,category,payment_method,amount,description,created_at\r\n"
-               "42,2025-01-15,Alok,Food,UPI,250.5,\"Groceries, fruit\","
-               "2025-01-15T10:02:03.123456+00:00\r\n"
-               "41,2025-01-14,Amol,Utilities,,1200,'=1+1,2025-01-14T08:00:00+00:00\r\n")
+CSV_EXAMPLE = (
+    "id,date,user,category,payment_method,amount,description,created_at\r\n"
+    '42,2025-01-15,Alok,Food,UPI,250.5,"Groceries, fruit",'
+    "2025-01-15T10:02:03.123456+00:00\r\n"
+    "41,2025-01-14,Amol,Utilities,,1200,'=1+1,2025-01-14T08:00:00+00:00\r\n"
+)
 
 
-@router.get("/export.csv", response_class=StreamingResponse,
-            responses={200: {"description": "RFC 4180 CSV, CRLF line ends, UTF-8; cells that "
-                             "a spreadsheet would run as a formula start with `'`",
-                             "content": {"text/csv": {"example": CSV_EXAMPLE}}},
-                       **error_responses(400, 401, 500, 503)},
-            summary="Every matching expense as CSV (the list's filters and order), streamed")
+@router.get(
+    "/export.csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "RFC 4180 CSV, CRLF line ends, UTF-8; cells that "
+            "a spreadsheet would run as a formula start with `'`",
+            "content": {"text/csv": {"example": CSV_EXAMPLE}},
+        },
+        **error_responses(400, 401, 500, 503),
+    },
+    summary="Every matching expense as CSV (the list's filters and order), streamed",
+)
 async def export_expenses(
-    user: CurrentUser, db: Db, filters: Annotated[ExpenseFilters, Depends(expense_filters)],
+    user: CurrentUser,
+    db: Db,
+    filters: Annotated[ExpenseFilters, Depends(expense_filters)],
 ) -> StreamingResponse:
     async def page(after_date: str | None, after_id: int | None) -> dict[str, Any]:
-        return await execute(db.service.rpc("export_expenses_csv", {
-            "p_user_id": filters.user_id, "p_category_id": filters.category_id,
-            "p_date_from": filters.date_from.isoformat() if filters.date_from else None,
-            "p_date_to": filters.date_to.isoformat() if filters.date_to else None,
-            "p_after_date": after_date, "p_after_id": after_id,
-            "p_limit": EXPORT_PAGE_ROWS}), session_headers(user))
+        return await execute(
+            db.service.rpc(
+                "export_expenses_csv",
+                {
+                    "p_user_id": filters.user_id,
+                    "p_category_id": filters.category_id,
+                    "p_date_from": filters.date_from.isoformat() if filters.date_from else None,
+                    "p_date_to": filters.date_to.isoformat() if filters.date_to else None,
+                    "p_after_date": after_date,
+                    "p_after_id": after_id,
+                    "p_limit": EXPORT_PAGE_ROWS,
+                },
+            ),
+            session_headers(user),
+        )
 
     # The first page before the response starts: a revoked token or an unreachable
     # database is still an ordinary JSON error. A failure later cuts the download short
@@ -168,21 +234,32 @@ async def export_expenses(
                 return
             current = await page(current["last_date"], current["last_id"])
 
-    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{filters.filename()}"',
-        "Cache-Control": "no-store"})
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filters.filename()}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------
 # One expense: read, change, delete (owner or recorder only; ETag / If-Match)
 # --------------------------------------------------------------------------------------
 ExpenseId = Annotated[Id, Path(description="The expense's id")]
-IfMatch = Annotated[str | None, Header(
-    description="The ETag of GET/PUT; when none of the tags is current the answer is 412 and "
-                "nothing changes. Without it the last write wins.",
-    examples=['"5d41402abc4b2a76b9719d911017c592"'])]
-NOTHING_TO_UPDATE = ("Nothing to update: send at least one of amount, category_id, "
-                     "payment_method_id, description, date, user_id")
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description="The ETag of GET/PUT; when none of the tags is current the answer is 412 and "
+        "nothing changes. Without it the last write wins.",
+        examples=['"5d41402abc4b2a76b9719d911017c592"'],
+    ),
+]
+NOTHING_TO_UPDATE = (
+    "Nothing to update: send at least one of amount, category_id, "
+    "payment_method_id, description, date, user_id"
+)
 MAX_IF_MATCH_TAGS = 32
 
 
@@ -201,43 +278,72 @@ def with_etag(body: dict[str, Any], etag: str) -> JsonResponse:
     return JsonResponse(body, headers={"ETag": f'"{etag}"'})
 
 
-ETAG_HEADER = {"ETag": {"description": "Strong entity tag; send it back in If-Match",
-                        "schema": {"type": "string"}}}
+ETAG_HEADER = {
+    "ETag": {
+        "description": "Strong entity tag; send it back in If-Match",
+        "schema": {"type": "string"},
+    }
+}
 
 
-@router.get("/{expense_id}", response_model=Expense,
-            responses={200: {"headers": ETAG_HEADER}, **error_responses(400, 401, 404, 500, 503)},
-            summary="One expense in the list's shape, with its ETag")
+@router.get(
+    "/{expense_id}",
+    response_model=Expense,
+    responses={200: {"headers": ETAG_HEADER}, **error_responses(400, 401, 404, 500, 503)},
+    summary="One expense in the list's shape, with its ETag",
+)
 async def get_expense(expense_id: ExpenseId, user: CurrentUser, db: Db) -> JsonResponse:
-    result = await execute(db.service.rpc("get_expense", {"p_id": expense_id}),
-                           session_headers(user))
+    result = await execute(
+        db.service.rpc("get_expense", {"p_id": expense_id}), session_headers(user)
+    )
     return with_etag(result["expense"], result["etag"])
 
 
-@router.put("/{expense_id}", response_model=ExpenseUpdated,
-            responses={200: {"headers": ETAG_HEADER},
-                       **error_responses(400, 401, 403, 404, 412, 413, 500, 503)},
-            summary="Change some fields of an expense (its member or whoever recorded it)")
+@router.put(
+    "/{expense_id}",
+    response_model=ExpenseUpdated,
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **error_responses(400, 401, 403, 404, 412, 413, 500, 503),
+    },
+    summary="Change some fields of an expense (its member or whoever recorded it)",
+)
 async def update_expense(
-    expense_id: ExpenseId, user: CurrentUser, db: Db, request: Request,
-    body: Annotated[ExpenseChanges | None, Body()] = None, if_match: IfMatch = None,
+    expense_id: ExpenseId,
+    user: CurrentUser,
+    db: Db,
+    request: Request,
+    body: Annotated[ExpenseChanges | None, Body()] = None,
+    if_match: IfMatch = None,
 ) -> JsonResponse:
     changes = body.changes() if body is not None else {}
     if not changes:
         raise ApiError(400, NOTHING_TO_UPDATE)
-    result = await execute(db.service.rpc("update_expense", {
-        "p_id": expense_id, "p_changes": changes, "p_if_match": if_match_tags(if_match)}),
-        audit_headers(request, user))
-    return with_etag({"message": "Expense updated successfully", "expense": result["expense"]},
-                     result["etag"])
+    result = await execute(
+        db.service.rpc(
+            "update_expense",
+            {"p_id": expense_id, "p_changes": changes, "p_if_match": if_match_tags(if_match)},
+        ),
+        audit_headers(request, user),
+    )
+    return with_etag(
+        {"message": "Expense updated successfully", "expense": result["expense"]}, result["etag"]
+    )
 
 
-@router.delete("/{expense_id}", response_model=ExpenseDeleted,
-               responses=error_responses(400, 401, 403, 404, 412, 500, 503),
-               summary="Delete an expense (its member or whoever recorded it)")
-async def delete_expense(expense_id: ExpenseId, user: CurrentUser, db: Db, request: Request,
-                         if_match: IfMatch = None) -> JsonResponse:
-    result = await execute(db.service.rpc("delete_expense", {
-        "p_id": expense_id, "p_if_match": if_match_tags(if_match)}),
-        audit_headers(request, user))
+@router.delete(
+    "/{expense_id}",
+    response_model=ExpenseDeleted,
+    responses=error_responses(400, 401, 403, 404, 412, 500, 503),
+    summary="Delete an expense (its member or whoever recorded it)",
+)
+async def delete_expense(
+    expense_id: ExpenseId, user: CurrentUser, db: Db, request: Request, if_match: IfMatch = None
+) -> JsonResponse:
+    result = await execute(
+        db.service.rpc(
+            "delete_expense", {"p_id": expense_id, "p_if_match": if_match_tags(if_match)}
+        ),
+        audit_headers(request, user),
+    )
     return JsonResponse({"message": "Expense deleted successfully", "id": result["id"]})

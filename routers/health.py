@@ -1,4 +1,5 @@
 """Liveness, readiness and shadow-compare counts (additive; the legacy API had none)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,26 +29,35 @@ async def _check(coro) -> str:
         return "unreachable"
 
 
-@router.get("/health/ready", response_model=HealthStatus,
-            responses={503: {"model": HealthStatus, "description": "Postgres or PostgREST down"}},
-            summary="Readiness: Postgres and PostgREST both reachable")
+@router.get(
+    "/health/ready",
+    response_model=HealthStatus,
+    responses={503: {"model": HealthStatus, "description": "Postgres or PostgREST down"}},
+    summary="Readiness: Postgres and PostgREST both reachable",
+)
 async def ready(db: Db) -> JsonResponse:
     dsn = db.settings.database_url.get_secret_value()
     postgres, postgrest = await asyncio.gather(
         _check(asyncio.to_thread(schema.check_postgres, dsn)),
-        _check(database.execute(db.anon.table("categories").select("id").limit(1))))
+        _check(database.execute(db.anon.table("categories").select("id").limit(1))),
+    )
     checks = {"postgres": postgres, "postgrest": postgrest}
     if postgres == postgrest == "ok":
         return JsonResponse({"status": "ready", "checks": checks})
-    return JsonResponse({"error": database.DB_UNAVAILABLE, "status": "unavailable",
-                         "checks": checks}, status_code=503)
+    return JsonResponse(
+        {"error": database.DB_UNAVAILABLE, "status": "unavailable", "checks": checks},
+        status_code=503,
+    )
 
 
-@router.get("/health/shadow", response_model=shadow.ShadowReport,
-            responses=error_responses(401, 403, 500),
-            dependencies=[Depends(operator_access)],
-            summary="Shadow compare against the legacy API: counts per endpoint (this worker). "
-                    "Operators only: `Authorization: Bearer <METRICS_TOKEN>`")
+@router.get(
+    "/health/shadow",
+    response_model=shadow.ShadowReport,
+    responses=error_responses(401, 403, 500),
+    dependencies=[Depends(operator_access)],
+    summary="Shadow compare against the legacy API: counts per endpoint (this worker). "
+    "Operators only: `Authorization: Bearer <METRICS_TOKEN>`",
+)
 async def shadow_counts(compare: Shadow) -> JsonResponse:
     # The report names endpoints and differences from the legacy: for operators, not for
     # members (a self-registered outsider once read it with an ordinary login token).

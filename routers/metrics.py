@@ -1,5 +1,6 @@
 """GET /metrics (Prometheus text format, summed over every gunicorn worker: metrics.py) and
 the operator-token dependencies (METRICS_TOKEN) of the operator endpoints."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response

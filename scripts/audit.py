@@ -19,6 +19,7 @@ The database is the app's DATABASE_URL (environment or .env, read through the ap
 Settings), or --database-url. It needs the table owner's rights (the API roles cannot read or
 prune the audit log).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,26 @@ sys.path.insert(0, str(ROOT))
 import psycopg2
 import psycopg2.extras
 
-ACTIONS = ("expense.create", "expense.update", "expense.delete", "auth.login",
-           "auth.login_failed", "auth.logout", "auth.register")
-COLUMNS = ("id", "occurred_at", "actor_id", "action", "target_id", "request_id",
-           "client_addr", "before", "after")
+ACTIONS = (
+    "expense.create",
+    "expense.update",
+    "expense.delete",
+    "auth.login",
+    "auth.login_failed",
+    "auth.logout",
+    "auth.register",
+)
+COLUMNS = (
+    "id",
+    "occurred_at",
+    "actor_id",
+    "action",
+    "target_id",
+    "request_id",
+    "client_addr",
+    "before",
+    "after",
+)
 
 
 def when(value: str) -> dt.datetime:
@@ -45,28 +62,41 @@ def when(value: str) -> dt.datetime:
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DD HH:MM)") from None
+            f"{value!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DD HH:MM)"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="scripts/audit.py", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="scripts/audit.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--user", type=int, metavar="ID", help="rows whose actor is this member")
-    parser.add_argument("--target", type=int, metavar="ID",
-                        help="rows about this expense or user id")
-    parser.add_argument("--action", action="append", choices=ACTIONS,
-                        help="only this action (repeat for several)")
+    parser.add_argument(
+        "--target", type=int, metavar="ID", help="rows about this expense or user id"
+    )
+    parser.add_argument(
+        "--action", action="append", choices=ACTIONS, help="only this action (repeat for several)"
+    )
     parser.add_argument("--since", type=when, help="from this date/time (inclusive)")
     parser.add_argument("--until", type=when, help="before this date/time (exclusive)")
-    parser.add_argument("--limit", type=int, default=50,
-                        help="at most this many rows, newest first (0: all; default 50)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=50,
+        help="at most this many rows, newest first (0: all; default 50)",
+    )
     parser.add_argument("--format", choices=("table", "jsonl"), default="table")
-    parser.add_argument("--prune", action="store_true",
-                        help="delete rows older than the retention instead of listing")
-    parser.add_argument("--days", type=int,
-                        help="retention for --prune (default: AUDIT_RETENTION_DAYS, 365)")
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete rows older than the retention instead of listing",
+    )
+    parser.add_argument(
+        "--days", type=int, help="retention for --prune (default: AUDIT_RETENTION_DAYS, 365)"
+    )
     parser.add_argument("--database-url", help="overrides DATABASE_URL")
     args = parser.parse_args(argv)
     if args.limit < 0:
@@ -79,6 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def settings_value(args: argparse.Namespace) -> tuple[str, int]:
     """(DATABASE_URL, AUDIT_RETENTION_DAYS) from the flags or the app's Settings."""
     from config import ConfigError, load_settings
+
     if args.database_url and args.days:
         return args.database_url, args.days
     try:
@@ -87,8 +118,10 @@ def settings_value(args: argparse.Namespace) -> tuple[str, int]:
         if args.database_url:
             return args.database_url, args.days or 365
         raise SystemExit(f"audit: {exc}") from None
-    return (args.database_url or settings.database_url.get_secret_value(),
-            args.days or settings.audit_retention_days)
+    return (
+        args.database_url or settings.database_url.get_secret_value(),
+        args.days or settings.audit_retention_days,
+    )
 
 
 def query(args: argparse.Namespace) -> tuple[str, list]:
@@ -108,9 +141,11 @@ def query(args: argparse.Namespace) -> tuple[str, list]:
     if args.until:
         where.append("occurred_at < %s")
         params.append(args.until)
-    sql = (f"select {', '.join(COLUMNS)} from public.audit_log"
-           + (" where " + " and ".join(where) if where else "")
-           + " order by occurred_at desc, id desc")
+    sql = (
+        f"select {', '.join(COLUMNS)} from public.audit_log"
+        + (" where " + " and ".join(where) if where else "")
+        + " order by occurred_at desc, id desc"
+    )
     if args.limit:
         sql += " limit %s"
         params.append(args.limit)
@@ -120,24 +155,34 @@ def query(args: argparse.Namespace) -> tuple[str, list]:
 def changed_fields(before: dict | None, after: dict | None) -> str:
     """What an update changed, e.g. `amount 10 -> 12.5`; deletes and creates say so."""
     if before and after:
-        diffs = [f"{k} {before.get(k)} -> {after.get(k)}" for k in after
-                 if before.get(k) != after.get(k)]
+        diffs = [
+            f"{k} {before.get(k)} -> {after.get(k)}" for k in after if before.get(k) != after.get(k)
+        ]
         return "; ".join(diffs) or "no change"
     if after:
         return ", ".join(f"{k}={v}" for k, v in after.items() if k not in ("created_at",))
     if before:
-        return f"was: amount={before.get('amount')} user_id={before.get('user_id')} " \
-               f"date={before.get('date')}"
+        return (
+            f"was: amount={before.get('amount')} user_id={before.get('user_id')} "
+            f"date={before.get('date')}"
+        )
     return ""
 
 
 def print_table(rows: list[dict]) -> None:
     header = ("when (UTC)", "actor", "action", "target", "client", "request", "details")
-    lines = [header] + [(
-        r["occurred_at"].astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-        "-" if r["actor_id"] is None else str(r["actor_id"]), r["action"],
-        "-" if r["target_id"] is None else str(r["target_id"]), r["client_addr"] or "-",
-        r["request_id"] or "-", changed_fields(r["before"], r["after"])) for r in rows]
+    lines = [header] + [
+        (
+            r["occurred_at"].astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            "-" if r["actor_id"] is None else str(r["actor_id"]),
+            r["action"],
+            "-" if r["target_id"] is None else str(r["target_id"]),
+            r["client_addr"] or "-",
+            r["request_id"] or "-",
+            changed_fields(r["before"], r["after"]),
+        )
+        for r in rows
+    ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     for line in lines:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1])
@@ -146,8 +191,13 @@ def print_table(rows: list[dict]) -> None:
 
 def print_jsonl(rows: list[dict]) -> None:
     for row in rows:
-        print(json.dumps({**row, "occurred_at": row["occurred_at"].isoformat()},
-                         ensure_ascii=False, default=str))
+        print(
+            json.dumps(
+                {**row, "occurred_at": row["occurred_at"].isoformat()},
+                ensure_ascii=False,
+                default=str,
+            )
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,7 @@ one-line reason otherwise. The API's own log goes to .bench/api-<time>.log.
 --quick deletes the expenses it added when it is done, so a smoke run leaves the
 database as it found it.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PY = ROOT / ".venv" / "bin" / "python"
 # Run inside the project's virtualenv (created by scripts/dev) whatever python started us.
-if VENV_PY.exists() and Path(sys.prefix).resolve() != (ROOT / ".venv").resolve() \
-        and not os.environ.get("BENCH_NO_REEXEC"):
+if (
+    VENV_PY.exists()
+    and Path(sys.prefix).resolve() != (ROOT / ".venv").resolve()
+    and not os.environ.get("BENCH_NO_REEXEC")
+):
     os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
 sys.path.insert(0, str(ROOT))
 
@@ -78,13 +82,14 @@ DEMO_LOGIN = {"email": "alok@example.com", "password": "password123"}
 # The storm's clients are spread over the four demo accounts: the login limit is per client
 # address and account and reserves an attempt while the password is checked, so one
 # account logging in 16 times at once from one address would be (rightly) refused.
-STORM_ACCOUNTS = ["alok@example.com", "amol@example.com", "atul@example.com",
-                  "rashmi@example.com"]
+STORM_ACCOUNTS = ["alok@example.com", "amol@example.com", "atul@example.com", "rashmi@example.com"]
 BUSIEST_USER = "Alok"
-EXPENSE_SELECT = ("id,user_id,amount,category_id,payment_method_id,description,date,created_at,"
-                  "users(name),categories(name),payment_methods(name)")
+EXPENSE_SELECT = (
+    "id,user_id,amount,category_id,payment_method_id,description,date,created_at,"
+    "users(name),categories(name),payment_methods(name)"
+)
 EXPENSE_ROWS_WANTED = (30, 100)  # (b): a window with this many rows
-MONTH_ROWS_MAX = 1000            # (b): the larger window, at most PostgREST's max-rows
+MONTH_ROWS_MAX = 1000  # (b): the larger window, at most PostgREST's max-rows
 LEGACY_PAGE = 1000
 F_MIX = ("categories", "expenses", "monthly", "yearly", "me")
 
@@ -113,13 +118,14 @@ def say(message: str) -> None:
 @dataclass
 class Result:
     """One load run: what was hit, how, and what came back."""
+
     name: str
-    tool: str                      # "wrk" or "asyncio"
+    tool: str  # "wrk" or "asyncio"
     url: str
     connections: int
     duration_s: float
     requests: int = 0
-    failures: int = 0              # non-2xx/3xx answers, socket errors, timeouts
+    failures: int = 0  # non-2xx/3xx answers, socket errors, timeouts
     failure_detail: dict = field(default_factory=dict)
     rps: float = 0.0
     p50_ms: float = 0.0
@@ -142,8 +148,9 @@ def from_latencies(result: Result, latencies_s: list[float], elapsed: float) -> 
     result.requests = len(values) + result.failures
     result.duration_s = round(elapsed, 3)
     result.rps = round(len(values) / elapsed, 1) if elapsed else 0.0
-    result.p50_ms, result.p95_ms, result.p99_ms = (round(percentile(values, p), 2)
-                                                   for p in (50, 95, 99))
+    result.p50_ms, result.p95_ms, result.p99_ms = (
+        round(percentile(values, p), 2) for p in (50, 95, 99)
+    )
     result.mean_ms = round(statistics.fmean(values), 2) if values else 0.0
     result.max_ms = round(values[-1], 2) if values else 0.0
     return result
@@ -179,8 +186,10 @@ def ensure_wrk() -> str:
         proc = subprocess.run(prefix + cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise BenchError(f"`{' '.join(cmd)}` failed ({tail[0]}); install wrk "
-                             "(`sudo apt-get install -y wrk`) and run again")
+            raise BenchError(
+                f"`{' '.join(cmd)}` failed ({tail[0]}); install wrk "
+                "(`sudo apt-get install -y wrk`) and run again"
+            )
     found = shutil.which("wrk")
     if not found:
         raise BenchError("apt-get installed wrk but it is not on PATH")
@@ -192,14 +201,23 @@ class Wrk:
         self.binary, self.connections, self.threads, self.lua = binary, connections, threads, lua
 
     def command(self, url: str, seconds: float, headers: dict[str, str]) -> list[str]:
-        cmd = [self.binary, f"-t{self.threads}", f"-c{self.connections}",
-               f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(self.lua)]
+        cmd = [
+            self.binary,
+            f"-t{self.threads}",
+            f"-c{self.connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(self.lua),
+        ]
         for name, value in headers.items():
             cmd += ["-H", f"{name}: {value}"]
         return cmd + [url]
 
-    async def run(self, name: str, url: str, seconds: float, headers: dict[str, str],
-                  warmup: float = 0) -> Result:
+    async def run(
+        self, name: str, url: str, seconds: float, headers: dict[str, str], warmup: float = 0
+    ) -> Result:
         if warmup:
             await self._exec(url, warmup, headers)
         data = await self._exec(url, seconds, headers)
@@ -209,18 +227,29 @@ class Wrk:
         failures = sum(errors.values())
         ok = data["requests"] - errors["status"]
         return Result(
-            name=name, tool="wrk", url=url, connections=self.connections,
-            duration_s=round(elapsed, 3), requests=data["requests"], failures=failures,
+            name=name,
+            tool="wrk",
+            url=url,
+            connections=self.connections,
+            duration_s=round(elapsed, 3),
+            requests=data["requests"],
+            failures=failures,
             failure_detail={k: v for k, v in errors.items() if v},
             rps=round(ok / elapsed, 1) if elapsed else 0.0,
-            p50_ms=lat["p50"] / 1000, p95_ms=lat["p95"] / 1000, p99_ms=lat["p99"] / 1000,
-            mean_ms=round(lat["mean"] / 1000, 3), max_ms=lat["max"] / 1000,
-            extra={"bytes": data["bytes"]})
+            p50_ms=lat["p50"] / 1000,
+            p95_ms=lat["p95"] / 1000,
+            p99_ms=lat["p99"] / 1000,
+            mean_ms=round(lat["mean"] / 1000, 3),
+            max_ms=lat["max"] / 1000,
+            extra={"bytes": data["bytes"]},
+        )
 
     async def _exec(self, url: str, seconds: float, headers: dict[str, str]) -> dict:
         proc = await asyncio.create_subprocess_exec(
-            *self.command(url, seconds, headers), stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT)
+            *self.command(url, seconds, headers),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         out, _ = await proc.communicate()
         text = out.decode(errors="replace")
         for line in text.splitlines():
@@ -232,8 +261,14 @@ class Wrk:
 # --------------------------------------------------------------------------------------
 # asyncio load loops: the login storm, the unfiltered list (e), the open loop (f)
 # --------------------------------------------------------------------------------------
-async def closed_loop(name: str, url: str, concurrency: int, seconds: float,
-                      one_call, stop: asyncio.Event | None = None) -> Result:
+async def closed_loop(
+    name: str,
+    url: str,
+    concurrency: int,
+    seconds: float,
+    one_call,
+    stop: asyncio.Event | None = None,
+) -> Result:
     """`concurrency` clients, each calling `one_call(session, client_index)` back to back
     until the time is up (or `stop` is set). one_call returns True on success."""
     latencies: list[float] = []
@@ -262,9 +297,15 @@ async def closed_loop(name: str, url: str, concurrency: int, seconds: float,
 
         await asyncio.gather(*(client(i) for i in range(concurrency)))
         elapsed = time.perf_counter() - started
-    result = Result(name=name, tool="asyncio", url=url, connections=concurrency,
-                    duration_s=seconds, failures=sum(failures.values()),
-                    failure_detail=dict(failures))
+    result = Result(
+        name=name,
+        tool="asyncio",
+        url=url,
+        connections=concurrency,
+        duration_s=seconds,
+        failures=sum(failures.values()),
+        failure_detail=dict(failures),
+    )
     return from_latencies(result, latencies, elapsed)
 
 
@@ -273,6 +314,7 @@ def old_paging_list(rest: str, service_key: str):
     growing offsets, every row shaped in Python, then serialised (what routers/expenses.py
     did before list_expenses)."""
     import orjson
+
     headers = {"apikey": service_key, "Authorization": f"Bearer {service_key}"}
     base = f"{rest}/expenses?select={EXPENSE_SELECT}&order=date.desc,id.desc"
 
@@ -283,22 +325,35 @@ def old_paging_list(rest: str, service_key: str):
     async def call(session: aiohttp.ClientSession) -> int:
         rows: list[dict] = []
         while True:
-            async with session.get(f"{base}&limit={LEGACY_PAGE}&offset={len(rows)}",
-                                   headers=headers) as response:
+            async with session.get(
+                f"{base}&limit={LEGACY_PAGE}&offset={len(rows)}", headers=headers
+            ) as response:
                 if response.status != 200:
                     raise BenchError(f"the paging path got HTTP {response.status}")
                 batch = orjson.loads(await response.read())
             rows.extend(batch)
             if len(batch) < LEGACY_PAGE:
                 break
-        body = orjson.dumps([{
-            "id": r["id"], "user_id": r["user_id"], "user_name": r["users"]["name"],
-            "amount": number(r["amount"]), "category_id": r["category_id"],
-            "category": r["categories"]["name"], "payment_method_id": r["payment_method_id"],
-            "payment_method": (r["payment_methods"] or {}).get("name"),
-            "description": r["description"], "date": r["date"],
-            "created_at": r["created_at"]} for r in rows])
+        body = orjson.dumps(
+            [
+                {
+                    "id": r["id"],
+                    "user_id": r["user_id"],
+                    "user_name": r["users"]["name"],
+                    "amount": number(r["amount"]),
+                    "category_id": r["category_id"],
+                    "category": r["categories"]["name"],
+                    "payment_method_id": r["payment_method_id"],
+                    "payment_method": (r["payment_methods"] or {}).get("name"),
+                    "description": r["description"],
+                    "date": r["date"],
+                    "created_at": r["created_at"],
+                }
+                for r in rows
+            ]
+        )
         return len(body)
+
     return call
 
 
@@ -336,6 +391,7 @@ class RssSampler:
                 for pid in self.baseline:
                     self.peak[pid] = max(self.peak[pid], self.rss(pid))
                 await asyncio.sleep(self.interval)
+
         self._task = asyncio.create_task(sample())
         return self
 
@@ -364,8 +420,9 @@ async def timed_calls(name: str, url: str, repeat: int, one_call) -> Result:
             size = await one_call(session)
             latencies.append(time.perf_counter() - t0)
         elapsed = time.perf_counter() - started
-    result = from_latencies(Result(name=name, tool="asyncio", url=url, connections=1,
-                                   duration_s=0), latencies, elapsed)
+    result = from_latencies(
+        Result(name=name, tool="asyncio", url=url, connections=1, duration_s=0), latencies, elapsed
+    )
     result.extra["bytes"] = size
     return result
 
@@ -379,16 +436,24 @@ def fetch_bytes(url: str, headers: dict[str, str], method: str = "GET", body: by
             async for chunk in response.content.iter_chunked(1 << 16):
                 size += len(chunk)
             return size
+
     return call
 
 
-async def open_loop(name: str, urls: dict[str, str], headers: dict[str, str], users: int,
-                    rate: float, seconds: float) -> Result:
+async def open_loop(
+    name: str,
+    urls: dict[str, str],
+    headers: dict[str, str],
+    users: int,
+    rate: float,
+    seconds: float,
+) -> Result:
     """`users` clients, each on its own keep-alive connection, sending a random request of
     the mix after an exponentially distributed think time whose mean makes the offered
     load `rate` req/s in total (the think time does not wait for slow answers to add up:
     each user is one request in flight at most, like a browser tab)."""
     import random
+
     rng = random.Random(4242)
     mean_think = users / rate
     latencies: list[float] = []
@@ -400,8 +465,9 @@ async def open_loop(name: str, urls: dict[str, str], headers: dict[str, str], us
     deadline = measured_from + seconds
 
     async def user() -> None:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1),
-                                         timeout=timeout, headers=headers) as session:
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1), timeout=timeout, headers=headers
+        ) as session:
             await asyncio.sleep(rng.uniform(0, mean_think))
             while (t0 := time.perf_counter()) < deadline:
                 counted = t0 >= measured_from
@@ -418,9 +484,15 @@ async def open_loop(name: str, urls: dict[str, str], headers: dict[str, str], us
 
     await asyncio.gather(*(user() for _ in range(users)))
     elapsed = seconds
-    result = Result(name=name, tool="asyncio", url=f"mix of {', '.join(keys)}",
-                    connections=users, duration_s=seconds, failures=sum(failures.values()),
-                    failure_detail=dict(failures))
+    result = Result(
+        name=name,
+        tool="asyncio",
+        url=f"mix of {', '.join(keys)}",
+        connections=users,
+        duration_s=seconds,
+        failures=sum(failures.values()),
+        failure_detail=dict(failures),
+    )
     result.extra["offered_rps"] = rate
     return from_latencies(result, latencies, elapsed)
 
@@ -428,11 +500,14 @@ async def open_loop(name: str, urls: dict[str, str], headers: dict[str, str], us
 def login_call(api: str):
     async def call(session: aiohttp.ClientSession, client: int):
         # a fixed account per client: at most ceil(16 / 4) logins of one account in flight
-        body = {"email": STORM_ACCOUNTS[client % len(STORM_ACCOUNTS)],
-                "password": DEMO_LOGIN["password"]}
+        body = {
+            "email": STORM_ACCOUNTS[client % len(STORM_ACCOUNTS)],
+            "password": DEMO_LOGIN["password"],
+        }
         async with session.post(f"{api}/api/auth/login", json=body) as response:
             await response.read()
             return True if response.status == 200 else f"http {response.status}"
+
     return call
 
 
@@ -453,6 +528,7 @@ class Stack:
 
 def load_stack(start_if_down: bool) -> Stack:
     from config import ConfigError, load_settings
+
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -460,24 +536,30 @@ def load_stack(start_if_down: bool) -> Stack:
             raise BenchError(f"no settings ({exc}); run ./scripts/dev start first") from None
         start_stack()
         settings = load_settings()
-    stack = Stack(settings.supabase_url, settings.supabase_anon_key.get_secret_value(),
-                  settings.supabase_service_role_key.get_secret_value(),
-                  settings.database_url.get_secret_value())
+    stack = Stack(
+        settings.supabase_url,
+        settings.supabase_anon_key.get_secret_value(),
+        settings.supabase_service_role_key.get_secret_value(),
+        settings.database_url.get_secret_value(),
+    )
     if not postgrest_answers(stack):
         if not start_if_down:
             raise BenchError(f"PostgREST at {stack.rest} does not answer; run ./scripts/dev start")
         start_stack()
         if not postgrest_answers(stack):
-            raise BenchError(f"PostgREST at {stack.rest} still does not answer after "
-                             "`scripts/dev start`")
+            raise BenchError(
+                f"PostgREST at {stack.rest} still does not answer after `scripts/dev start`"
+            )
     return stack
 
 
 def postgrest_answers(stack: Stack) -> bool:
     try:
-        response = httpx.get(f"{stack.rest}/categories?select=id&limit=1", timeout=3,
-                             headers={"apikey": stack.anon_key,
-                                      "Authorization": f"Bearer {stack.anon_key}"})
+        response = httpx.get(
+            f"{stack.rest}/categories?select=id&limit=1",
+            timeout=3,
+            headers={"apikey": stack.anon_key, "Authorization": f"Bearer {stack.anon_key}"},
+        )
         return response.status_code == 200
     except httpx.HTTPError:
         return False
@@ -493,8 +575,12 @@ def start_stack() -> None:
 
 def seed(target: int) -> None:
     say(f"making sure at least {target:,} expenses exist (scripts/seed_demo.py)")
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "seed_demo.py"),
-                           "--expenses", str(target)], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "seed_demo.py"), "--expenses", str(target)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
         raise BenchError(f"seeding failed: {tail[0]}")
@@ -506,11 +592,11 @@ def seed(target: int) -> None:
 class DataChoice:
     user_id: int
     expenses_total: int
-    window: tuple[str, str]        # (b): inclusive date_from, date_to
+    window: tuple[str, str]  # (b): inclusive date_from, date_to
     window_rows: int
-    big_window: tuple[str, str]    # (b): the fullest month, cut to <= MONTH_ROWS_MAX rows
+    big_window: tuple[str, str]  # (b): the fullest month, cut to <= MONTH_ROWS_MAX rows
     big_window_rows: int
-    month: tuple[int, int]         # (c): year, month
+    month: tuple[int, int]  # (c): year, month
     month_rows: int
     year: int
     year_rows: int
@@ -522,16 +608,20 @@ def choose_data(dsn: str) -> DataChoice:
     conn = psycopg2.connect(dsn, connect_timeout=10, application_name=PROG)
     try:
         with conn, conn.cursor() as cur:
-            cur.execute("select id from public.users where lower(name) = lower(%s)",
-                        (BUSIEST_USER,))
+            cur.execute(
+                "select id from public.users where lower(name) = lower(%s)", (BUSIEST_USER,)
+            )
             row = cur.fetchone()
             if row is None:
                 raise BenchError(f"demo user {BUSIEST_USER} is missing; run scripts/seed_demo.py")
             user_id = row[0]
             cur.execute("select count(*) from public.expenses")
             total = cur.fetchone()[0]
-            cur.execute("select date, count(*) from public.expenses where user_id = %s "
-                        "group by date order by date", (user_id,))
+            cur.execute(
+                "select date, count(*) from public.expenses where user_id = %s "
+                "group by date order by date",
+                (user_id,),
+            )
             per_day = cur.fetchall()
     finally:
         conn.close()
@@ -562,11 +652,18 @@ def choose_data(dsn: str) -> DataChoice:
     big_end = period_bounds(*month)[1] - dt.timedelta(days=1)
     while count(big_start, big_end) > MONTH_ROWS_MAX and big_start < big_end:
         big_start += dt.timedelta(days=1)
-    return DataChoice(user_id=user_id, expenses_total=total,
-                      window=(start.isoformat(), end.isoformat()), window_rows=count(start, end),
-                      big_window=(big_start.isoformat(), big_end.isoformat()),
-                      big_window_rows=count(big_start, big_end),
-                      month=month, month_rows=by_month[month], year=year, year_rows=by_year[year])
+    return DataChoice(
+        user_id=user_id,
+        expenses_total=total,
+        window=(start.isoformat(), end.isoformat()),
+        window_rows=count(start, end),
+        big_window=(big_start.isoformat(), big_end.isoformat()),
+        big_window_rows=count(big_start, big_end),
+        month=month,
+        month_rows=by_month[month],
+        year=year,
+        year_rows=by_year[year],
+    )
 
 
 def max_expense_id(dsn: str) -> int:
@@ -594,6 +691,7 @@ def run_async(coroutine):
     """uvloop when installed (it is, for the API): the load generators need the CPU."""
     try:
         import uvloop
+
         return uvloop.run(coroutine)
     except ImportError:
         return asyncio.run(coroutine)
@@ -607,10 +705,12 @@ def clear_login_limits(dsn: str) -> None:
         with conn, conn.cursor() as cur:
             # the login limit counts per client address and account (ratelimit.py:
             # login_account_key: "user:<id>" once the name resolves to an account)
-            cur.execute("delete from public.rate_limits where key like %s and "
-                        "split_part(key, '/', 4) in (select 'user:' || id from public.users "
-                        "where lower(email) = any(%s))",
-                        ("LIMITER/login/127.0.0.1/%", STORM_ACCOUNTS))
+            cur.execute(
+                "delete from public.rate_limits where key like %s and "
+                "split_part(key, '/', 4) in (select 'user:' || id from public.users "
+                "where lower(email) = any(%s))",
+                ("LIMITER/login/127.0.0.1/%", STORM_ACCOUNTS),
+            )
     finally:
         conn.close()
 
@@ -625,19 +725,31 @@ class ApiServer:
         if workers:
             env["WEB_CONCURRENCY"] = str(workers)
         self.workers = int(env.get("WEB_CONCURRENCY", "2"))
-        self.command = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
-                        "main:create_app()"]
+        self.command = [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "-c",
+            "gunicorn.conf.py",
+            "main:create_app()",
+        ]
         self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.log_path = log_path
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BenchError(f"the API exited with {self.proc.returncode}; "
-                                 f"see {self.log_path.relative_to(ROOT)}")
+                raise BenchError(
+                    f"the API exited with {self.proc.returncode}; "
+                    f"see {self.log_path.relative_to(ROOT)}"
+                )
             try:
                 if httpx.get(f"{self.base}/health/ready", timeout=3).status_code == 200:
                     return
@@ -673,8 +785,9 @@ def check_equivalence(api: str, stack: Stack, token: str, data: DataChoice) -> d
     jwt = {"Authorization": f"Bearer {token}"}
     with httpx.Client(timeout=30) as client:
         gateway = client.get(f"{api}/api/categories").json()
-        direct = client.get(f"{stack.rest}/categories?select=id,name,description&order=id",
-                            headers=anon).json()
+        direct = client.get(
+            f"{stack.rest}/categories?select=id,name,description&order=id", headers=anon
+        ).json()
         if gateway != direct:
             raise BenchError("/api/categories and PostgREST return different categories")
         sizes = {"categories": len(direct)}
@@ -685,8 +798,9 @@ def check_equivalence(api: str, stack: Stack, token: str, data: DataChoice) -> d
                 raise BenchError(f"/api/expenses and PostgREST return different rows ({key})")
             sizes[key] = len(direct)
         for kind, params in dashboard_params(data).items():
-            gateway = client.get(f"{api}/api/dashboard/{data.user_id}/{kind}",
-                                 params=params, headers=jwt).json()
+            gateway = client.get(
+                f"{api}/api/dashboard/{data.user_id}/{kind}", params=params, headers=jwt
+            ).json()
             direct = client.get(rpc_url(stack, kind, data), headers=service).json()
             if gateway != direct:
                 raise BenchError(f"the {kind} dashboard differs from its RPC on PostgREST")
@@ -695,36 +809,54 @@ def check_equivalence(api: str, stack: Stack, token: str, data: DataChoice) -> d
 
 def shape_row(r: dict) -> dict:
     amount = float(r["amount"])
-    return {"id": r["id"], "user_id": r["user_id"], "user_name": r["users"]["name"],
-            "amount": int(amount) if amount.is_integer() else amount,
-            "category_id": r["category_id"], "category": r["categories"]["name"],
-            "payment_method_id": r["payment_method_id"],
-            "payment_method": (r["payment_methods"] or {}).get("name"),
-            "description": r["description"], "date": r["date"], "created_at": r["created_at"]}
+    return {
+        "id": r["id"],
+        "user_id": r["user_id"],
+        "user_name": r["users"]["name"],
+        "amount": int(amount) if amount.is_integer() else amount,
+        "category_id": r["category_id"],
+        "category": r["categories"]["name"],
+        "payment_method_id": r["payment_method_id"],
+        "payment_method": (r["payment_methods"] or {}).get("name"),
+        "description": r["description"],
+        "date": r["date"],
+        "created_at": r["created_at"],
+    }
 
 
 def dashboard_params(data: DataChoice) -> dict[str, dict[str, int]]:
-    return {"monthly": {"year": data.month[0], "month": data.month[1]},
-            "yearly": {"year": data.year}}
+    return {
+        "monthly": {"year": data.month[0], "month": data.month[1]},
+        "yearly": {"year": data.year},
+    }
 
 
 def rpc_url(stack: Stack, kind: str, data: DataChoice) -> str:
     """The dashboard's RPC straight on PostgREST (GET: the functions are stable)."""
-    params = {"p_user_id": data.user_id, **{f"p_{k}": v for k, v in
-                                            dashboard_params(data)[kind].items()}}
+    params = {
+        "p_user_id": data.user_id,
+        **{f"p_{k}": v for k, v in dashboard_params(data)[kind].items()},
+    }
     return f"{stack.rest}/rpc/get_{kind}_dashboard?" + urlencode(params)
 
 
 def expenses_url(api: str, data: DataChoice, window: tuple[str, str]) -> str:
     return f"{api}/api/expenses?" + urlencode(
-        {"user_id": data.user_id, "date_from": window[0], "date_to": window[1]})
+        {"user_id": data.user_id, "date_from": window[0], "date_to": window[1]}
+    )
 
 
 def direct_expenses_url(stack: Stack, data: DataChoice, window: tuple[str, str]) -> str:
     return f"{stack.rest}/expenses?" + urlencode(
-        [("select", EXPENSE_SELECT), ("user_id", f"eq.{data.user_id}"),
-         ("date", f"gte.{window[0]}"), ("date", f"lte.{window[1]}"),
-         ("order", "date.desc,id.desc")], safe="(),")
+        [
+            ("select", EXPENSE_SELECT),
+            ("user_id", f"eq.{data.user_id}"),
+            ("date", f"gte.{window[0]}"),
+            ("date", f"lte.{window[1]}"),
+            ("order", "date.desc,id.desc"),
+        ],
+        safe="(),",
+    )
 
 
 def period_bounds(year: int, month: int | None) -> tuple[dt.date, dt.date]:
@@ -734,8 +866,9 @@ def period_bounds(year: int, month: int | None) -> tuple[dt.date, dt.date]:
     return dt.date(year, month, 1), end
 
 
-async def run_cases(args, api: str, stack: Stack, token: str, data: DataChoice,
-                    wrk: Wrk, server: ApiServer) -> dict[str, Result]:
+async def run_cases(
+    args, api: str, stack: Stack, token: str, data: DataChoice, wrk: Wrk, server: ApiServer
+) -> dict[str, Result]:
     seconds, warmup, conns = args.duration, args.warmup, args.connections
     anon = {"apikey": stack.anon_key, "Authorization": f"Bearer {stack.anon_key}"}
     service = {"apikey": stack.service_key, "Authorization": f"Bearer {stack.service_key}"}
@@ -750,8 +883,10 @@ async def run_cases(args, api: str, stack: Stack, token: str, data: DataChoice,
     await wrk_case("a_direct", f"{stack.rest}/categories?select=id,name,description&order=id", anon)
     await wrk_case("a_gateway", f"{api}/api/categories", {})
 
-    for key, window, rows in (("b", data.window, data.window_rows),
-                              ("b_month", data.big_window, data.big_window_rows)):
+    for key, window, rows in (
+        ("b", data.window, data.window_rows),
+        ("b_month", data.big_window, data.big_window_rows),
+    ):
         say(f"(b) expenses of user {data.user_id}, {window[0]}..{window[1]} ({rows:,} rows)")
         await wrk_case(f"{key}_direct", direct_expenses_url(stack, data, window), service)
         await wrk_case(f"{key}_gateway", expenses_url(api, data, window), jwt)
@@ -760,51 +895,81 @@ async def run_cases(args, api: str, stack: Stack, token: str, data: DataChoice,
         rows = data.month_rows if kind == "monthly" else data.year_rows
         say(f"(c) {kind} dashboard of user {data.user_id} {params} ({rows:,} rows)")
         await wrk_case(f"c_{kind}_direct", rpc_url(stack, kind, data), service)
-        await wrk_case(f"c_{kind}_gateway",
-                       f"{api}/api/dashboard/{data.user_id}/{kind}?{urlencode(params)}", jwt)
+        await wrk_case(
+            f"c_{kind}_gateway",
+            f"{api}/api/dashboard/{data.user_id}/{kind}?{urlencode(params)}",
+            jwt,
+        )
 
     say(f"(d) /api/categories during a login storm ({args.storm} clients logging in)")
     stop = asyncio.Event()
-    storm = asyncio.create_task(closed_loop(
-        "d_logins", f"{api}/api/auth/login", args.storm, seconds + warmup + 60,
-        login_call(api), stop))
-    await asyncio.sleep(min(2.0, warmup + 0.5))        # the storm is in full swing
+    storm = asyncio.create_task(
+        closed_loop(
+            "d_logins",
+            f"{api}/api/auth/login",
+            args.storm,
+            seconds + warmup + 60,
+            login_call(api),
+            stop,
+        )
+    )
+    await asyncio.sleep(min(2.0, warmup + 0.5))  # the storm is in full swing
     await wrk_case("d_gateway_storm", f"{api}/api/categories", {})
     stop.set()
     results["d_logins"] = await storm
 
-    say(f"(e) every expense ({data.expenses_total:,} rows), {args.e_repeat} calls each, "
-        "one at a time")
+    say(
+        f"(e) every expense ({data.expenses_total:,} rows), {args.e_repeat} calls each, "
+        "one at a time"
+    )
     rpc = f"{stack.rest}/rpc/list_expenses"
     results["e_direct"] = await timed_calls(
-        "e_direct", rpc, args.e_repeat,
-        fetch_bytes(rpc, {**service, "Accept": "application/json",
-                          "Content-Type": "application/json"}, "POST", b"{}"))
+        "e_direct",
+        rpc,
+        args.e_repeat,
+        fetch_bytes(
+            rpc,
+            {**service, "Accept": "application/json", "Content-Type": "application/json"},
+            "POST",
+            b"{}",
+        ),
+    )
     async with RssSampler(server.proc.pid) as rss:
         results["e_gateway"] = await timed_calls(
-            "e_gateway", f"{api}/api/expenses", args.e_repeat,
-            fetch_bytes(f"{api}/api/expenses", jwt))
+            "e_gateway",
+            f"{api}/api/expenses",
+            args.e_repeat,
+            fetch_bytes(f"{api}/api/expenses", jwt),
+        )
     growth, base, peak = rss.growth()
     results["e_gateway"].extra.update(rss_growth=growth, rss_baseline=base, rss_peak=peak)
     say("  e_paging: the old path (1,000-row pages shaped in Python), once")
-    results["e_paging"] = await timed_calls("e_paging", f"{stack.rest}/expenses (pages)", 1,
-                                            old_paging_list(stack.rest, stack.service_key))
+    results["e_paging"] = await timed_calls(
+        "e_paging",
+        f"{stack.rest}/expenses (pages)",
+        1,
+        old_paging_list(stack.rest, stack.service_key),
+    )
 
-    mix = {"categories": f"{api}/api/categories",
-           "expenses": expenses_url(api, data, data.window),
-           "monthly": f"{api}/api/dashboard/{data.user_id}/monthly?"
-                      f"{urlencode(dashboard_params(data)['monthly'])}",
-           "yearly": f"{api}/api/dashboard/{data.user_id}/yearly?"
-                     f"{urlencode(dashboard_params(data)['yearly'])}",
-           "me": f"{api}/api/auth/me"}
+    mix = {
+        "categories": f"{api}/api/categories",
+        "expenses": expenses_url(api, data, data.window),
+        "monthly": f"{api}/api/dashboard/{data.user_id}/monthly?"
+        f"{urlencode(dashboard_params(data)['monthly'])}",
+        "yearly": f"{api}/api/dashboard/{data.user_id}/yearly?"
+        f"{urlencode(dashboard_params(data)['yearly'])}",
+        "me": f"{api}/api/auth/me",
+    }
     for i, rate in enumerate(args.f_rates):
         say(f"(f) {args.f_users} users, open loop at {rate:g} req/s for {seconds:g}s")
         result = await open_loop(f"f_{rate:g}", mix, jwt, args.f_users, rate, seconds)
         results[f"f_{rate:g}"] = result
-        say(f"  {result.rps:,.0f} req/s answered, p95 {result.p95_ms:.1f} ms, "
-            f"{result.failures} errors")
+        say(
+            f"  {result.rps:,.0f} req/s answered, p95 {result.p95_ms:.1f} ms, "
+            f"{result.failures} errors"
+        )
         if i > 0 and result.p95_ms >= 200:
-            break                                      # past the knee: enough
+            break  # past the knee: enough
     return results
 
 
@@ -840,102 +1005,153 @@ def verdicts(r: dict[str, Result], f_rates: list[float]) -> dict[str, dict]:
     a = ratio(r["a_gateway"].rps, r["a_direct"].rps)
     out["a"] = {"ratio": a, "ok": a >= 1.0 and r["a_gateway"].failures == 0}
     b = {k: ratio(r[f"{k}_gateway"].rps, r[f"{k}_direct"].rps) for k in ("b", "b_month")}
-    out["b"] = {"ratio": min(b.values()), "small": b["b"], "month": b["b_month"],
-                "ok": min(b.values()) >= 1.0
-                and all(r[f"{k}_gateway"].failures == 0 for k in b)}
+    out["b"] = {
+        "ratio": min(b.values()),
+        "small": b["b"],
+        "month": b["b_month"],
+        "ok": min(b.values()) >= 1.0 and all(r[f"{k}_gateway"].failures == 0 for k in b),
+    }
     c: dict[str, Any] = {}
     for kind in ("monthly", "yearly"):
         g, direct = r[f"c_{kind}_gateway"], r[f"c_{kind}_direct"]
         c[kind] = {"ratio": ratio(g.rps, direct.rps), "p95_ms": g.p95_ms}
-    out["c"] = {"ratio": min(v["ratio"] for v in c.values()), **c,
-                "ok": all(v["p95_ms"] < 25 and v["ratio"] >= 0.85 for v in c.values())
-                and all(r[f"c_{k}_gateway"].failures == 0 for k in c)}
+    out["c"] = {
+        "ratio": min(v["ratio"] for v in c.values()),
+        **c,
+        "ok": all(v["p95_ms"] < 25 and v["ratio"] >= 0.85 for v in c.values())
+        and all(r[f"c_{k}_gateway"].failures == 0 for k in c),
+    }
     d = ratio(r["d_gateway_storm"].rps, r["a_gateway"].rps)
-    out["d"] = {"ratio": d, "p95_ms": r["d_gateway_storm"].p95_ms,
-                "ok": d >= 0.5 and r["d_gateway_storm"].p95_ms < 200
-                and r["d_gateway_storm"].failures == 0 and r["d_logins"].failures == 0}
+    out["d"] = {
+        "ratio": d,
+        "p95_ms": r["d_gateway_storm"].p95_ms,
+        "ok": d >= 0.5
+        and r["d_gateway_storm"].p95_ms < 200
+        and r["d_gateway_storm"].failures == 0
+        and r["d_logins"].failures == 0,
+    }
     e_gateway, e_direct = r["e_gateway"], r["e_direct"]
     body = e_gateway.extra["bytes"]
     e = ratio(e_gateway.p50_ms, e_direct.p50_ms)
     rss = e_gateway.extra["rss_growth"] / body if body else 0.0
-    out["e"] = {"ratio": e, "rss_growth_mb": round(e_gateway.extra["rss_growth"] / 2**20, 1),
-                "body_mb": round(body / 2**20, 1), "rss_per_body": round(rss, 2),
-                "paging_ratio": ratio(r["e_paging"].p50_ms, e_gateway.p50_ms),
-                "ok": e <= 1.3 and rss < 2 and body == e_direct.extra["bytes"]}
+    out["e"] = {
+        "ratio": e,
+        "rss_growth_mb": round(e_gateway.extra["rss_growth"] / 2**20, 1),
+        "body_mb": round(body / 2**20, 1),
+        "rss_per_body": round(rss, 2),
+        "paging_ratio": ratio(r["e_paging"].p50_ms, e_gateway.p50_ms),
+        "ok": e <= 1.3 and rss < 2 and body == e_direct.extra["bytes"],
+    }
     first = r[f"f_{f_rates[0]:g}"]
     knee_rps, reached = knee(r, f_rates)
-    out["f"] = {"rate": first.rps, "p95_ms": first.p95_ms, "errors": first.failures,
-                "knee_rps": knee_rps, "knee_reached": reached,
-                "ok": first.p95_ms < 50 and first.failures == 0 and knee_rps >= 800}
+    out["f"] = {
+        "rate": first.rps,
+        "p95_ms": first.p95_ms,
+        "errors": first.failures,
+        "knee_rps": knee_rps,
+        "knee_reached": reached,
+        "ok": first.p95_ms < 50 and first.failures == 0 and knee_rps >= 800,
+    }
     return out
 
 
 def fmt_row(label: str, res: Result) -> str:
     fails = f"{res.failures}" + (f" {res.failure_detail}" if res.failures else "")
-    return (f"  {label:<36} {res.rps:>9,.1f} {res.p50_ms:>8.1f} {res.p95_ms:>8.1f} "
-            f"{res.p99_ms:>8.1f} {res.requests:>9,} {fails:>6}  {res.tool}")
+    return (
+        f"  {label:<36} {res.rps:>9,.1f} {res.p50_ms:>8.1f} {res.p95_ms:>8.1f} "
+        f"{res.p99_ms:>8.1f} {res.requests:>9,} {fails:>6}  {res.tool}"
+    )
 
 
 def table(r: dict[str, Result], v: dict[str, dict], data: DataChoice, meta: dict) -> str:
-    head = (f"  {'case':<36} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-            f"{'requests':>9} {'fails':>6}  tool")
+    head = (
+        f"  {'case':<36} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+        f"{'requests':>9} {'fails':>6}  tool"
+    )
     line = "  " + "-" * (len(head) - 2)
 
     def verdict(key: str, text: str) -> str:
         return f"  => {text}   target: {TARGETS[key]}   {'OK' if v[key]['ok'] else 'MISS'}"
 
     y, m = data.month
-    out = [f"Benchmark {meta['started']} on {meta['machine']}",
-           f"  {meta['connections']} connections, {meta['duration_s']:g}s per case "
-           f"(+{meta['warmup_s']:g}s warm-up), API: gunicorn {meta['workers']} uvicorn workers, "
-           f"{data.expenses_total:,} expenses, DASHBOARD_CACHE "
-           f"{'on' if meta['dashboard_cache'] else 'off'}",
-           f"  load average (1 min) before/after: {meta['loadavg_before'][0]:.1f} / "
-           f"{meta['loadavg_after'][0]:.1f} (other work on the machine skews every figure)",
-           head, line,
-           fmt_row("(a) PostgREST /categories (anon)", r["a_direct"]),
-           fmt_row("(a) gateway /api/categories", r["a_gateway"]),
-           verdict("a", f"gateway/direct = {v['a']['ratio']:.0%}"), line]
-    for key, window, rows in (("b", data.window, data.window_rows),
-                              ("b_month", data.big_window, data.big_window_rows)):
-        out += [fmt_row(f"(b) PostgREST /expenses, {rows:,} rows", r[f"{key}_direct"]),
-                fmt_row(f"(b) gateway /api/expenses, {rows:,} rows", r[f"{key}_gateway"]),
-                f"  (user {data.user_id}, {window[0]}..{window[1]}) gateway/direct = "
-                f"{ratio(r[f'{key}_gateway'].rps, r[f'{key}_direct'].rps):.0%}"]
+    out = [
+        f"Benchmark {meta['started']} on {meta['machine']}",
+        f"  {meta['connections']} connections, {meta['duration_s']:g}s per case "
+        f"(+{meta['warmup_s']:g}s warm-up), API: gunicorn {meta['workers']} uvicorn workers, "
+        f"{data.expenses_total:,} expenses, DASHBOARD_CACHE "
+        f"{'on' if meta['dashboard_cache'] else 'off'}",
+        f"  load average (1 min) before/after: {meta['loadavg_before'][0]:.1f} / "
+        f"{meta['loadavg_after'][0]:.1f} (other work on the machine skews every figure)",
+        head,
+        line,
+        fmt_row("(a) PostgREST /categories (anon)", r["a_direct"]),
+        fmt_row("(a) gateway /api/categories", r["a_gateway"]),
+        verdict("a", f"gateway/direct = {v['a']['ratio']:.0%}"),
+        line,
+    ]
+    for key, window, rows in (
+        ("b", data.window, data.window_rows),
+        ("b_month", data.big_window, data.big_window_rows),
+    ):
+        out += [
+            fmt_row(f"(b) PostgREST /expenses, {rows:,} rows", r[f"{key}_direct"]),
+            fmt_row(f"(b) gateway /api/expenses, {rows:,} rows", r[f"{key}_gateway"]),
+            f"  (user {data.user_id}, {window[0]}..{window[1]}) gateway/direct = "
+            f"{ratio(r[f'{key}_gateway'].rps, r[f'{key}_direct'].rps):.0%}",
+        ]
     out += [verdict("b", f"min gateway/direct = {v['b']['ratio']:.0%}"), line]
-    for kind, what in (("monthly", f"{y}-{m:02d}, {data.month_rows:,} rows"),
-                       ("yearly", f"{data.year}, {data.year_rows:,} rows")):
-        out += [fmt_row(f"(c) PostgREST rpc {kind}", r[f"c_{kind}_direct"]),
-                fmt_row(f"(c) gateway {kind} dashboard", r[f"c_{kind}_gateway"]),
-                f"  ({what}) gateway/direct = {v['c'][kind]['ratio']:.0%}"]
-    out += [verdict("c", f"min gateway/direct = {v['c']['ratio']:.0%}, p95 "
-                          f"{v['c']['monthly']['p95_ms']:.1f} / {v['c']['yearly']['p95_ms']:.1f} ms"),
-            line,
-            fmt_row("(d) /api/categories alone", r["a_gateway"]),
-            fmt_row("(d) /api/categories, login storm", r["d_gateway_storm"]),
-            fmt_row("(d) the storm's logins", r["d_logins"]),
-            verdict("d", f"storm/alone = {v['d']['ratio']:.0%}, p95 {v['d']['p95_ms']:.1f} ms"),
-            line,
-            fmt_row("(e) PostgREST rpc list_expenses", r["e_direct"]),
-            fmt_row("(e) gateway /api/expenses (all)", r["e_gateway"]),
-            fmt_row("(e) old path: 1,000-row pages", r["e_paging"]),
-            f"  ({data.expenses_total:,} rows, {v['e']['body_mb']:.1f} MB; median of "
-            f"{r['e_gateway'].requests} calls) old path/gateway = {v['e']['paging_ratio']:.1f}x; "
-            f"worker RSS +{v['e']['rss_growth_mb']:.1f} MB "
-            f"({v['e']['rss_per_body']:.2f}x the body)",
-            verdict("e", f"gateway/direct time = {v['e']['ratio']:.2f}x, RSS growth "
-                         f"{v['e']['rss_per_body']:.2f}x body"),
-            line]
+    for kind, what in (
+        ("monthly", f"{y}-{m:02d}, {data.month_rows:,} rows"),
+        ("yearly", f"{data.year}, {data.year_rows:,} rows"),
+    ):
+        out += [
+            fmt_row(f"(c) PostgREST rpc {kind}", r[f"c_{kind}_direct"]),
+            fmt_row(f"(c) gateway {kind} dashboard", r[f"c_{kind}_gateway"]),
+            f"  ({what}) gateway/direct = {v['c'][kind]['ratio']:.0%}",
+        ]
+    out += [
+        verdict(
+            "c",
+            f"min gateway/direct = {v['c']['ratio']:.0%}, p95 "
+            f"{v['c']['monthly']['p95_ms']:.1f} / {v['c']['yearly']['p95_ms']:.1f} ms",
+        ),
+        line,
+        fmt_row("(d) /api/categories alone", r["a_gateway"]),
+        fmt_row("(d) /api/categories, login storm", r["d_gateway_storm"]),
+        fmt_row("(d) the storm's logins", r["d_logins"]),
+        verdict("d", f"storm/alone = {v['d']['ratio']:.0%}, p95 {v['d']['p95_ms']:.1f} ms"),
+        line,
+        fmt_row("(e) PostgREST rpc list_expenses", r["e_direct"]),
+        fmt_row("(e) gateway /api/expenses (all)", r["e_gateway"]),
+        fmt_row("(e) old path: 1,000-row pages", r["e_paging"]),
+        f"  ({data.expenses_total:,} rows, {v['e']['body_mb']:.1f} MB; median of "
+        f"{r['e_gateway'].requests} calls) old path/gateway = {v['e']['paging_ratio']:.1f}x; "
+        f"worker RSS +{v['e']['rss_growth_mb']:.1f} MB "
+        f"({v['e']['rss_per_body']:.2f}x the body)",
+        verdict(
+            "e",
+            f"gateway/direct time = {v['e']['ratio']:.2f}x, RSS growth "
+            f"{v['e']['rss_per_body']:.2f}x body",
+        ),
+        line,
+    ]
     for key in sorted((k for k in r if k.startswith("f_")), key=lambda k: float(k[2:])):
         out.append(fmt_row(f"(f) open loop, {float(key[2:]):g} req/s offered", r[key]))
-    knee_text = (f"{v['f']['knee_rps']:,.0f} req/s" if v["f"]["knee_reached"]
-                 else f"> {v['f']['knee_rps']:,.0f} req/s (not reached)")
-    out += [f"  ({meta['f_users']} users, mix: {', '.join(F_MIX)}) p95 reaches 200 ms at "
-            f"{knee_text}",
-            verdict("f", f"p95 {v['f']['p95_ms']:.1f} ms at {v['f']['rate']:,.0f} req/s, "
-                         f"{v['f']['errors']} errors, knee {knee_text}"),
-            "  (wrk: HTTP load generator; asyncio: aiohttp clients in bench.py, for the "
-            "logins, (e) and (f))"]
+    knee_text = (
+        f"{v['f']['knee_rps']:,.0f} req/s"
+        if v["f"]["knee_reached"]
+        else f"> {v['f']['knee_rps']:,.0f} req/s (not reached)"
+    )
+    out += [
+        f"  ({meta['f_users']} users, mix: {', '.join(F_MIX)}) p95 reaches 200 ms at {knee_text}",
+        verdict(
+            "f",
+            f"p95 {v['f']['p95_ms']:.1f} ms at {v['f']['rate']:,.0f} req/s, "
+            f"{v['f']['errors']} errors, knee {knee_text}",
+        ),
+        "  (wrk: HTTP load generator; asyncio: aiohttp clients in bench.py, for the "
+        "logins, (e) and (f))",
+    ]
     return "\n".join(out)
 
 
@@ -954,8 +1170,10 @@ def machine() -> str:
         mem = f", {kb / 1024 / 1024:.0f} GB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    return f"{os.cpu_count()} CPUs ({cpu}){mem}, {platform.system()} {platform.release()}, " \
-           f"Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}){mem}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -963,60 +1181,103 @@ def machine() -> str:
 # --------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="scripts/bench.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="scripts/bench.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Benchmark the gateway against direct PostgREST in one run and print "
-                    "the ratios (see the README, Performance).",
-        epilog=("examples:\n"
-                "  ./scripts/dev start && scripts/bench.py      the full run (~5 minutes)\n"
-                "  scripts/bench.py --quick                     smoke run, a few seconds per case\n"
-                "  scripts/bench.py --workers 1 --duration 20   other server settings\n"
-                "  scripts/bench.py --dashboard-cache           dashboards from the NOTIFY-invalidated cache\n"
-                "  scripts/bench.py --f-rates 400,900           (f) at 400 req/s, knee probe at 900\n\n"
-                "Settings (SUPABASE_URL, keys, DATABASE_URL, JWT_SECRET) come from the\n"
-                "environment or .env, exactly as the app reads them."))
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke mode: 2s per case, 1s warm-up, 5k expenses; for the test suite")
+        "the ratios (see the README, Performance).",
+        epilog=(
+            "examples:\n"
+            "  ./scripts/dev start && scripts/bench.py      the full run (~5 minutes)\n"
+            "  scripts/bench.py --quick                     smoke run, a few seconds per case\n"
+            "  scripts/bench.py --workers 1 --duration 20   other server settings\n"
+            "  scripts/bench.py --dashboard-cache           dashboards from the NOTIFY-invalidated cache\n"
+            "  scripts/bench.py --f-rates 400,900           (f) at 400 req/s, knee probe at 900\n\n"
+            "Settings (SUPABASE_URL, keys, DATABASE_URL, JWT_SECRET) come from the\n"
+            "environment or .env, exactly as the app reads them."
+        ),
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke mode: 2s per case, 1s warm-up, 5k expenses; for the test suite",
+    )
     parser.add_argument("--duration", type=float, help="seconds per case (default 10; quick 2)")
-    parser.add_argument("--warmup", type=float, help="warm-up seconds per case, not measured "
-                                                      "(default 2; quick 1)")
-    parser.add_argument("--connections", type=int, default=16,
-                        help="concurrent connections/clients in every case (default 16)")
-    parser.add_argument("--storm", type=int, default=16,
-                        help="concurrent login clients in case (d) (default 16)")
-    parser.add_argument("--workers", type=int,
-                        help="gunicorn workers (default: WEB_CONCURRENCY or gunicorn.conf.py's 2)")
-    parser.add_argument("--dashboard-cache", action="store_true",
-                        help="start the API with DASHBOARD_CACHE=true (dashboards from each "
-                             "worker's memory, invalidated by Postgres NOTIFY); default: as "
-                             "the environment says (off by default)")
+    parser.add_argument(
+        "--warmup", type=float, help="warm-up seconds per case, not measured (default 2; quick 1)"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=16,
+        help="concurrent connections/clients in every case (default 16)",
+    )
+    parser.add_argument(
+        "--storm", type=int, default=16, help="concurrent login clients in case (d) (default 16)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="gunicorn workers (default: WEB_CONCURRENCY or gunicorn.conf.py's 2)",
+    )
+    parser.add_argument(
+        "--dashboard-cache",
+        action="store_true",
+        help="start the API with DASHBOARD_CACHE=true (dashboards from each "
+        "worker's memory, invalidated by Postgres NOTIFY); default: as "
+        "the environment says (off by default)",
+    )
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2)")
-    parser.add_argument("--expenses", type=int,
-                        help="seed up to this many expenses first (default 100000; quick 5000)")
+    parser.add_argument(
+        "--expenses",
+        type=int,
+        help="seed up to this many expenses first (default 100000; quick 5000)",
+    )
     parser.add_argument("--no-seed", action="store_true", help="use the data as it is")
-    parser.add_argument("--no-start", action="store_true",
-                        help="fail instead of running `scripts/dev start` when the stack is down")
-    parser.add_argument("--e-repeat", type=int,
-                        help="(e): calls of the unfiltered list per path (default 3; quick 1)")
-    parser.add_argument("--f-users", type=int,
-                        help="(f): simulated users (default 1000; quick 50)")
-    parser.add_argument("--f-rates", type=lambda text: [float(x) for x in text.split(",")],
-                        help="(f): offered req/s, the first is the target's, the rest look for "
-                             "the knee (default 400,600,800,1000,1200; quick 50,100)")
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 unless every target (a)-(f) held")
-    parser.add_argument("--out", type=Path, default=OUT_DIR,
-                        help="folder for the JSON results and the API log (default .bench/)")
+    parser.add_argument(
+        "--no-start",
+        action="store_true",
+        help="fail instead of running `scripts/dev start` when the stack is down",
+    )
+    parser.add_argument(
+        "--e-repeat",
+        type=int,
+        help="(e): calls of the unfiltered list per path (default 3; quick 1)",
+    )
+    parser.add_argument("--f-users", type=int, help="(f): simulated users (default 1000; quick 50)")
+    parser.add_argument(
+        "--f-rates",
+        type=lambda text: [float(x) for x in text.split(",")],
+        help="(f): offered req/s, the first is the target's, the rest look for "
+        "the knee (default 400,600,800,1000,1200; quick 50,100)",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 unless every target (a)-(f) held"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=OUT_DIR,
+        help="folder for the JSON results and the API log (default .bench/)",
+    )
     args = parser.parse_args(argv)
     args.duration = args.duration or (2.0 if args.quick else 10.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
-    args.expenses = args.expenses if args.expenses is not None else \
-        (5_000 if args.quick else 100_000)
+    args.expenses = (
+        args.expenses if args.expenses is not None else (5_000 if args.quick else 100_000)
+    )
     args.e_repeat = args.e_repeat or (1 if args.quick else 3)
     args.f_users = args.f_users or (50 if args.quick else 1000)
-    args.f_rates = args.f_rates or ([50.0, 100.0] if args.quick
-                                    else [400.0, 600.0, 800.0, 1000.0, 1200.0])
-    if args.duration < 1 or args.connections < 1 or args.storm < 1 or args.e_repeat < 1 \
-            or args.f_users < 1 or min(args.f_rates) <= 0:
+    args.f_rates = args.f_rates or (
+        [50.0, 100.0] if args.quick else [400.0, 600.0, 800.0, 1000.0, 1200.0]
+    )
+    if (
+        args.duration < 1
+        or args.connections < 1
+        or args.storm < 1
+        or args.e_repeat < 1
+        or args.f_users < 1
+        or min(args.f_rates) <= 0
+    ):
         parser.error("--duration must be at least 1 and the counts at least 1")
     return args
 
@@ -1037,8 +1298,9 @@ def run(args: argparse.Namespace) -> int:
 
     log_path = args.out / f"api-{stamp}.log"
     # The API logs one JSON line per request (as in production); to a file here.
-    server = ApiServer(args.workers, log_path,
-                       {"DASHBOARD_CACHE": "true"} if args.dashboard_cache else {})
+    server = ApiServer(
+        args.workers, log_path, {"DASHBOARD_CACHE": "true"} if args.dashboard_cache else {}
+    )
     say(f"API: {' '.join(server.command[1:])} with {server.workers} worker(s) on {server.base}")
     try:
         server.wait_ready()
@@ -1058,23 +1320,40 @@ def run(args: argparse.Namespace) -> int:
             say(f"--quick: removed the {removed:,} expenses this run added")
 
     v = verdicts(results, args.f_rates)
-    meta = {"started": started.isoformat(timespec="seconds"), "machine": machine(),
-            "connections": args.connections, "duration_s": args.duration,
-            "warmup_s": args.warmup, "workers": server.workers, "quick": args.quick,
-            "storm_clients": args.storm, "wrk_threads": args.wrk_threads,
-            "dashboard_cache": args.dashboard_cache or os.environ.get(
-                "DASHBOARD_CACHE", "").lower() in ("1", "true", "yes", "on"),
-            "f_users": args.f_users, "f_rates": args.f_rates, "e_repeat": args.e_repeat,
-            "loadavg_before": [round(x, 2) for x in load_before],
-            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-            "supabase_url": stack.supabase_url, "api_log": str(log_path.relative_to(ROOT))
-            if log_path.is_relative_to(ROOT) else str(log_path)}
+    meta = {
+        "started": started.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "workers": server.workers,
+        "quick": args.quick,
+        "storm_clients": args.storm,
+        "wrk_threads": args.wrk_threads,
+        "dashboard_cache": args.dashboard_cache
+        or os.environ.get("DASHBOARD_CACHE", "").lower() in ("1", "true", "yes", "on"),
+        "f_users": args.f_users,
+        "f_rates": args.f_rates,
+        "e_repeat": args.e_repeat,
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "supabase_url": stack.supabase_url,
+        "api_log": str(log_path.relative_to(ROOT))
+        if log_path.is_relative_to(ROOT)
+        else str(log_path),
+    }
     report = table(results, v, data, meta)
     print()
     print(report)
-    payload = {"meta": meta, "data": asdict(data), "checked": sizes, "verdicts": v,
-               "targets": TARGETS, "results": {k: asdict(x) for k, x in results.items()},
-               "table": report}
+    payload = {
+        "meta": meta,
+        "data": asdict(data),
+        "checked": sizes,
+        "verdicts": v,
+        "targets": TARGETS,
+        "results": {k: asdict(x) for k, x in results.items()},
+        "table": report,
+    }
     for path in (args.out / f"bench-{stamp}.json", args.out / "latest.json"):
         path.write_text(json.dumps(payload, indent=2, default=str))
     print()

@@ -34,6 +34,7 @@ exit status:
   4  refused, nothing changed: an applied migration was edited or removed, two migrations
      share a number, or public holds only part of the tables of 0001
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,13 +62,16 @@ def database_url(explicit: str | None) -> str:
 def where(dsn: str) -> str:
     """host:port/db of a DSN, never its password."""
     params = psycopg2.extensions.parse_dsn(dsn)
-    return f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+    return (
+        f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+    )
 
 
 def print_report(report: schema.SchemaReport) -> None:
     plural = {"index": "indexes", "policy": "policies", "rls": "RLS flags"}
-    kinds = ", ".join(f"{n} {plural.get(k, k + 's') if n != 1 else k}"
-                      for k, n in report.counts.items() if n)
+    kinds = ", ".join(
+        f"{n} {plural.get(k, k + 's') if n != 1 else k}" for k, n in report.counts.items() if n
+    )
     print(f"  objects in public: {kinds}")
     for version, name, applied_at, applied_by in report.applied:
         label = "repeatable" if version == schema.REPEATABLE_VERSION else f"migration {version}"
@@ -86,9 +90,11 @@ def print_drift(problems: list[str]) -> None:
 
 
 def hook_instructions() -> None:
-    print("bootstrap_schema: permission denied to set PostgREST's pre-request hook; everything "
-          "else is applied. Run this one statement in Supabase's SQL editor, then --check:",
-          file=sys.stderr)
+    print(
+        "bootstrap_schema: permission denied to set PostgREST's pre-request hook; everything "
+        "else is applied. Run this one statement in Supabase's SQL editor, then --check:",
+        file=sys.stderr,
+    )
     print(f"  {schema.PRE_REQUEST_SQL}", file=sys.stderr)
 
 
@@ -98,8 +104,11 @@ def run(args, dsn: str) -> int:
         print(f"==> dry run against {where(dsn)} (nothing is changed)")
         lines = schema.dry_run(dsn)
         for line in lines:
-            print(f"  would {line}" if not line.startswith(("recognised", "NOT", "sql/"))
-                  else f"  {line}")
+            print(
+                f"  would {line}"
+                if not line.startswith(("recognised", "NOT", "sql/"))
+                else f"  {line}"
+            )
         print("==> nothing to do" if not lines else f"==> {len(lines)} step(s)")
         return EXIT_OK
     if args.check:
@@ -138,16 +147,22 @@ def run(args, dsn: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true",
-                      help="only report; exit 1 naming every difference from sql/")
-    mode.add_argument("--dry-run", action="store_true",
-                      help="list what an apply would do, change nothing")
+    mode.add_argument(
+        "--check", action="store_true", help="only report; exit 1 naming every difference from sql/"
+    )
+    mode.add_argument(
+        "--dry-run", action="store_true", help="list what an apply would do, change nothing"
+    )
     parser.add_argument("--database-url", help="overrides DATABASE_URL")
-    parser.add_argument("--sql-dir", type=Path, default=schema.SQL_DIR,
-                        help="the sql/ directory to apply (default: this checkout's; tests "
-                             "use a copy)")
+    parser.add_argument(
+        "--sql-dir",
+        type=Path,
+        default=schema.SQL_DIR,
+        help="the sql/ directory to apply (default: this checkout's; tests use a copy)",
+    )
     args = parser.parse_args()
     schema.use_sql_dir(args.sql_dir)
     dsn = database_url(args.database_url)
@@ -164,8 +179,7 @@ def main() -> int:
         print(f"bootstrap_schema: cannot connect to {where(dsn)}: {first}", file=sys.stderr)
         return EXIT_ERROR
     except psycopg2.Error as exc:
-        print(f"bootstrap_schema: SQL failed: {(exc.pgerror or str(exc)).strip()}",
-              file=sys.stderr)
+        print(f"bootstrap_schema: SQL failed: {(exc.pgerror or str(exc)).strip()}", file=sys.stderr)
         return EXIT_ERROR
 
 

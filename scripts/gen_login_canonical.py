@@ -16,6 +16,7 @@ Examples:
     .venv/bin/python scripts/gen_login_canonical.py           # rewrite the file
     .venv/bin/python scripts/gen_login_canonical.py --check   # exit 1 if it is out of date
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,20 +70,28 @@ grant execute on function public.login_canonical(text) to service_role;
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__.replace("{version}", unicodedata.unidata_version),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true",
-                        help="change nothing; exit 1 if the file differs from what "
-                             "would be written")
+        prog=PROG,
+        description=__doc__.replace("{version}", unicodedata.unidata_version),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; exit 1 if the file differs from what would be written",
+    )
     args = parser.parse_args()
-    print(f"{PROG}: building the case folding table (Unicode {unicodedata.unidata_version})",
-          file=sys.stderr)
+    print(
+        f"{PROG}: building the case folding table (Unicode {unicodedata.unidata_version})",
+        file=sys.stderr,
+    )
     text = render()
     current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else None
     if args.check:
         if current != text:
-            print(f"{PROG}: {TARGET.relative_to(ROOT)} is out of date; run without --check",
-                  file=sys.stderr)
+            print(
+                f"{PROG}: {TARGET.relative_to(ROOT)} is out of date; run without --check",
+                file=sys.stderr,
+            )
             return 1
         print(f"{PROG}: {TARGET.relative_to(ROOT)} is up to date")
         return 0

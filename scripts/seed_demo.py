@@ -19,6 +19,7 @@ Run from the repository root:
     .venv/bin/python scripts/seed_demo.py
     .venv/bin/python scripts/seed_demo.py --expenses 100000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,24 +60,66 @@ PAYMENT_METHODS = [(1, "Cash"), (2, "Credit Card"), (3, "Debit Card"), (4, "UPI"
 BULK_USER_WEIGHTS = [3, 2, 2, 2]
 # category -> (share of bulk rows, median amount, spread, [(description, weight)], [(payment method, weight)])
 BULK_PROFILE = {
-    "Food": (0.45, 280.0, 0.8,
-             [("Groceries", 4), ("Vegetables and fruit", 3), ("Restaurant dinner", 2),
-              ("Swiggy order", 2), ("Zomato order", 2), ("Tea and snacks", 3), ("Bakery", 1),
-              ("Milk and bread", 2)],
-             [("Cash", 3), ("UPI", 5), ("Credit Card", 2), ("Debit Card", 1)]),
-    "Transportation": (0.25, 220.0, 0.9,
-                       [("Petrol", 3), ("Uber ride", 2), ("Ola ride", 2), ("Auto rickshaw", 3),
-                        ("Metro card recharge", 2), ("Bus ticket", 1), ("Parking", 1)],
-                       [("Cash", 3), ("UPI", 5), ("Credit Card", 1), ("Debit Card", 1)]),
-    "Utilities": (0.15, 1100.0, 0.6,
-                  [("Electricity bill", 3), ("Internet bill", 2), ("Mobile recharge", 3),
-                   ("Water bill", 1), ("Gas cylinder", 1), ("DTH recharge", 1)],
-                  [("UPI", 4), ("Debit Card", 2), ("Credit Card", 2), ("Other", 1)]),
-    "Entertainment": (0.15, 450.0, 0.8,
-                      [("Movie tickets", 3), ("Netflix subscription", 1),
-                       ("Spotify subscription", 1), ("Concert tickets", 1), ("Bowling", 1),
-                       ("Books", 1), ("Weekend outing", 1)],
-                      [("Credit Card", 4), ("UPI", 3), ("Debit Card", 1), ("Cash", 1)]),
+    "Food": (
+        0.45,
+        280.0,
+        0.8,
+        [
+            ("Groceries", 4),
+            ("Vegetables and fruit", 3),
+            ("Restaurant dinner", 2),
+            ("Swiggy order", 2),
+            ("Zomato order", 2),
+            ("Tea and snacks", 3),
+            ("Bakery", 1),
+            ("Milk and bread", 2),
+        ],
+        [("Cash", 3), ("UPI", 5), ("Credit Card", 2), ("Debit Card", 1)],
+    ),
+    "Transportation": (
+        0.25,
+        220.0,
+        0.9,
+        [
+            ("Petrol", 3),
+            ("Uber ride", 2),
+            ("Ola ride", 2),
+            ("Auto rickshaw", 3),
+            ("Metro card recharge", 2),
+            ("Bus ticket", 1),
+            ("Parking", 1),
+        ],
+        [("Cash", 3), ("UPI", 5), ("Credit Card", 1), ("Debit Card", 1)],
+    ),
+    "Utilities": (
+        0.15,
+        1100.0,
+        0.6,
+        [
+            ("Electricity bill", 3),
+            ("Internet bill", 2),
+            ("Mobile recharge", 3),
+            ("Water bill", 1),
+            ("Gas cylinder", 1),
+            ("DTH recharge", 1),
+        ],
+        [("UPI", 4), ("Debit Card", 2), ("Credit Card", 2), ("Other", 1)],
+    ),
+    "Entertainment": (
+        0.15,
+        450.0,
+        0.8,
+        [
+            ("Movie tickets", 3),
+            ("Netflix subscription", 1),
+            ("Spotify subscription", 1),
+            ("Concert tickets", 1),
+            ("Bowling", 1),
+            ("Books", 1),
+            ("Weekend outing", 1),
+        ],
+        [("Credit Card", 4), ("UPI", 3), ("Debit Card", 1), ("Cash", 1)],
+    ),
 }
 
 
@@ -121,8 +164,9 @@ def connect(url: str) -> psycopg2.extensions.connection:
         first = next((ln.strip() for ln in str(error).splitlines() if ln.strip()), "")
         raise SeedError(f"cannot connect to PostgreSQL at {target}: {first}") from None
     except psycopg2.ProgrammingError as error:
-        raise SeedError(f"DATABASE_URL is not a valid connection string: "
-                        f"{str(error).splitlines()[0]}") from None
+        raise SeedError(
+            f"DATABASE_URL is not a valid connection string: {str(error).splitlines()[0]}"
+        ) from None
     say(f"connected to {target}")
     return conn
 
@@ -138,11 +182,15 @@ def check_schema(conn: psycopg2.extensions.connection) -> None:
         no_functions = cur.fetchone()[0]
     conn.rollback()
     if missing:
-        raise SeedError(f"schema not applied (missing table public.{missing[0]}); run "
-                        "scripts/bootstrap_schema.py or start the app once, then seed")
+        raise SeedError(
+            f"schema not applied (missing table public.{missing[0]}); run "
+            "scripts/bootstrap_schema.py or start the app once, then seed"
+        )
     if no_functions:
-        raise SeedError("sql/supabase_functions.sql not applied (no totals trigger); run "
-                        "scripts/bootstrap_schema.py or start the app once, then seed")
+        raise SeedError(
+            "sql/supabase_functions.sql not applied (no totals trigger); run "
+            "scripts/bootstrap_schema.py or start the app once, then seed"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -158,63 +206,91 @@ def insert_missing(cur, statement: str, rows) -> int:
 
 
 def fix_sequence(cur, table: str) -> None:
-    cur.execute(f"select setval(pg_get_serial_sequence('public.{table}', 'id'), "
-                f"(select max(id) from public.{table})) where exists (select from public.{table})")
+    cur.execute(
+        f"select setval(pg_get_serial_sequence('public.{table}', 'id'), "
+        f"(select max(id) from public.{table})) where exists (select from public.{table})"
+    )
 
 
 def seed_reference(conn) -> dict[str, int]:
     with conn.cursor() as cur:
-        cur.execute("select lower(name) from public.users where lower(name) = any(%s)",
-                    ([n.lower() for _, n in DEMO_USERS],))
+        cur.execute(
+            "select lower(name) from public.users where lower(name) = any(%s)",
+            ([n.lower() for _, n in DEMO_USERS],),
+        )
         present = {r[0] for r in cur.fetchall()}
         missing = [(i, n) for i, n in DEMO_USERS if n.lower() not in present]
         users_added = 0
         if missing:
-            say(f"hashing passwords for {len(missing)} demo user(s) (bcrypt, {BCRYPT_ROUNDS} rounds)")
+            say(
+                f"hashing passwords for {len(missing)} demo user(s) (bcrypt, {BCRYPT_ROUNDS} rounds)"
+            )
             for user_id, name in missing:
                 cur.execute(
                     "insert into public.users (id, name, email, password_hash) "
                     "values (%s, %s, %s, %s) on conflict do nothing",
-                    (user_id, name, f"{name.lower()}@example.com",
-                     hash_password(DEMO_PASSWORD, BCRYPT_ROUNDS)))
+                    (
+                        user_id,
+                        name,
+                        f"{name.lower()}@example.com",
+                        hash_password(DEMO_PASSWORD, BCRYPT_ROUNDS),
+                    ),
+                )
                 users_added += cur.rowcount
         fix_sequence(cur, "users")
 
         categories_added = insert_missing(
-            cur, "insert into public.categories (id, name, description) "
-                 "values (%s, %s, %s) on conflict do nothing", CATEGORIES)
+            cur,
+            "insert into public.categories (id, name, description) "
+            "values (%s, %s, %s) on conflict do nothing",
+            CATEGORIES,
+        )
         fix_sequence(cur, "categories")
         methods_added = insert_missing(
-            cur, "insert into public.payment_methods (id, name) "
-                 "values (%s, %s) on conflict do nothing", PAYMENT_METHODS)
+            cur,
+            "insert into public.payment_methods (id, name) values (%s, %s) on conflict do nothing",
+            PAYMENT_METHODS,
+        )
         fix_sequence(cur, "payment_methods")
     conn.commit()
     say(f"users: {users_added} added, {len(DEMO_USERS) - users_added} already present")
-    say(f"categories: {categories_added} added, {len(CATEGORIES) - categories_added} already present")
-    say(f"payment methods: {methods_added} added, "
-        f"{len(PAYMENT_METHODS) - methods_added} already present")
+    say(
+        f"categories: {categories_added} added, {len(CATEGORIES) - categories_added} already present"
+    )
+    say(
+        f"payment methods: {methods_added} added, "
+        f"{len(PAYMENT_METHODS) - methods_added} already present"
+    )
     return {"users": users_added, "categories": categories_added, "methods": methods_added}
 
 
 def lookup_ids(conn) -> tuple[list[int], dict[str, int], dict[str, int]]:
     """Demo user ids (in DEMO_USERS order), category and payment-method ids by name."""
     with conn.cursor() as cur:
-        cur.execute("select lower(name), id from public.users where lower(name) = any(%s)",
-                    ([n.lower() for _, n in DEMO_USERS],))
+        cur.execute(
+            "select lower(name), id from public.users where lower(name) = any(%s)",
+            ([n.lower() for _, n in DEMO_USERS],),
+        )
         by_name = dict(cur.fetchall())
-        cur.execute("select name, id from public.categories where name = any(%s)",
-                    ([c[1] for c in CATEGORIES],))
+        cur.execute(
+            "select name, id from public.categories where name = any(%s)",
+            ([c[1] for c in CATEGORIES],),
+        )
         categories = dict(cur.fetchall())
-        cur.execute("select name, id from public.payment_methods where name = any(%s)",
-                    ([m[1] for m in PAYMENT_METHODS],))
+        cur.execute(
+            "select name, id from public.payment_methods where name = any(%s)",
+            ([m[1] for m in PAYMENT_METHODS],),
+        )
         methods = dict(cur.fetchall())
     conn.rollback()
     user_ids = []
     for expected_id, name in DEMO_USERS:
         actual = by_name.get(name.lower())
         if actual is None:
-            say(f"warning: demo user {name} could not be created (its e-mail is taken?); "
-                "no expenses for it")
+            say(
+                f"warning: demo user {name} could not be created (its e-mail is taken?); "
+                "no expenses for it"
+            )
         else:
             if actual != expected_id:
                 say(f"warning: demo user {name} has id {actual}, not {expected_id}")
@@ -242,7 +318,7 @@ def _day(rng: random.Random, month_start: dt.date, lo: int = 1, hi: int = 28) ->
 
 def _price(rng: random.Random, lo: float, hi: float, whole: bool = False) -> float:
     value = rng.uniform(lo, hi)
-    if whole or rng.random() < 0.55:        # most shop prices are whole rupees
+    if whole or rng.random() < 0.55:  # most shop prices are whole rupees
         return float(max(1, round(value)))
     return round(value, 2)
 
@@ -284,8 +360,9 @@ def realistic_expenses(user_ids, today: dt.date, seed: int) -> Iterator[tuple]:
         bill_day = {d: rng.randint(3, 12) for d, *_ in REALISTIC_PLAN}
         for back in range(23, -1, -1):
             month = _months_back(today, back)
-            last_day = ((month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-                        - dt.timedelta(days=1)).day
+            last_day = (
+                (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+            ).day
             for desc, category, methods, freq, (lo, hi), whole in REALISTIC_PLAN:
                 if freq == "monthly":
                     count, days = (1 if rng.random() < 0.9 else 0), [bill_day[desc]]
@@ -302,14 +379,21 @@ def realistic_expenses(user_ids, today: dt.date, seed: int) -> Iterator[tuple]:
                     date = month.replace(day=max(1, day_no))
                     if date > today:
                         continue
-                    yield (user_id, category, rng.choice(methods), _price(rng, lo, hi, whole),
-                           desc, date)
+                    yield (
+                        user_id,
+                        category,
+                        rng.choice(methods),
+                        _price(rng, lo, hi, whole),
+                        desc,
+                        date,
+                    )
 
 
-def bulk_expenses(user_ids, categories_by_name, methods_by_name, count: int, today: dt.date,
-                  rng: random.Random) -> Iterator[str]:
+def bulk_expenses(
+    user_ids, categories_by_name, methods_by_name, count: int, today: dt.date, rng: random.Random
+) -> Iterator[str]:
     """`count` COPY text lines spread over the demo users and the last two years."""
-    weights = BULK_USER_WEIGHTS[:len(user_ids)]
+    weights = BULK_USER_WEIGHTS[: len(user_ids)]
     cat_names = list(BULK_PROFILE)
     cat_weights = [BULK_PROFILE[c][0] for c in cat_names]
     profiles = {}
@@ -317,9 +401,15 @@ def bulk_expenses(user_ids, categories_by_name, methods_by_name, count: int, tod
         _, median, spread, descs, methods = BULK_PROFILE[name]
         known = [(methods_by_name.get(m), w) for m, w in methods]
         known = [(str(i), w) for i, w in known if i is not None] or [("\\N", 1)]
-        profiles[name] = (str(categories_by_name[name]), math.log(median), spread,
-                          [d for d, _ in descs], [w for _, w in descs],
-                          [m for m, _ in known], [w for _, w in known])
+        profiles[name] = (
+            str(categories_by_name[name]),
+            math.log(median),
+            spread,
+            [d for d, _ in descs],
+            [w for _, w in descs],
+            [m for m, _ in known],
+            [w for _, w in known],
+        )
     start = today - dt.timedelta(days=730)
     str_users = [str(u) for u in user_ids]
     users = rng.choices(str_users, weights=weights, k=count)
@@ -329,12 +419,16 @@ def bulk_expenses(user_ids, categories_by_name, methods_by_name, count: int, tod
         amount = min(max(rng.lognormvariate(mu, sigma), 10.0), 50000.0)
         amount_text = f"{amount:.0f}.00" if rng.random() < 0.5 else f"{amount:.2f}"
         date = start + dt.timedelta(days=rng.randint(0, 730))
-        yield (f"{user}\t{cat_id}\t{rng.choices(method_ids, mweights)[0]}\t{amount_text}\t"
-               f"{rng.choices(descriptions, dweights)[0]}\t{date.isoformat()}\n")
+        yield (
+            f"{user}\t{cat_id}\t{rng.choices(method_ids, mweights)[0]}\t{amount_text}\t"
+            f"{rng.choices(descriptions, dweights)[0]}\t{date.isoformat()}\n"
+        )
 
 
-COPY_SQL = ("copy public.expenses (user_id, category_id, payment_method_id, amount, "
-            "description, date) from stdin")
+COPY_SQL = (
+    "copy public.expenses (user_id, category_id, payment_method_id, amount, "
+    "description, date) from stdin"
+)
 
 
 def count_expenses(conn, user_ids=None) -> int:
@@ -342,8 +436,9 @@ def count_expenses(conn, user_ids=None) -> int:
         if user_ids is None:
             cur.execute("select count(*) from public.expenses")
         else:
-            cur.execute("select count(*) from public.expenses where user_id = any(%s)",
-                        (list(user_ids),))
+            cur.execute(
+                "select count(*) from public.expenses where user_id = any(%s)", (list(user_ids),)
+            )
         return cur.fetchone()[0]
 
 
@@ -357,9 +452,11 @@ def seed_realistic(conn, user_ids, categories, methods, seed: int) -> int:
     buffer = io.StringIO()
     for user_id, category, method, amount, desc, date in rows:
         method_id = methods.get(method)
-        buffer.write(f"{user_id}\t{categories[category]}\t"
-                     f"{method_id if method_id is not None else chr(92) + 'N'}\t"
-                     f"{amount:.2f}\t{desc}\t{date.isoformat()}\n")
+        buffer.write(
+            f"{user_id}\t{categories[category]}\t"
+            f"{method_id if method_id is not None else chr(92) + 'N'}\t"
+            f"{amount:.2f}\t{desc}\t{date.isoformat()}\n"
+        )
     buffer.seek(0)
     with conn.cursor() as cur:
         cur.copy_expert(COPY_SQL, buffer)
@@ -368,8 +465,7 @@ def seed_realistic(conn, user_ids, categories, methods, seed: int) -> int:
     return len(rows)
 
 
-def seed_bulk(conn, target: int, user_ids, categories, methods, batch_size: int,
-              seed: int) -> int:
+def seed_bulk(conn, target: int, user_ids, categories, methods, batch_size: int, seed: int) -> int:
     existing = count_expenses(conn)
     conn.rollback()
     need = target - existing
@@ -378,8 +474,10 @@ def seed_bulk(conn, target: int, user_ids, categories, methods, batch_size: int,
         return 0
     from tqdm import tqdm
 
-    say(f"expenses: {existing} present, adding {need} to reach {target} "
-        f"(COPY, {batch_size} rows per batch, totals kept by the trigger)")
+    say(
+        f"expenses: {existing} present, adding {need} to reach {target} "
+        f"(COPY, {batch_size} rows per batch, totals kept by the trigger)"
+    )
     rng = random.Random(seed * 1_000_003 + existing)
     today = dt.date.today()
     tty = sys.stderr.isatty()
@@ -394,14 +492,18 @@ def seed_bulk(conn, target: int, user_ids, categories, methods, batch_size: int,
             buffer.seek(0)
             with conn.cursor() as cur:
                 cur.copy_expert(COPY_SQL, buffer)
-            conn.commit()                       # each batch stands: a re-run adds the rest
+            conn.commit()  # each batch stands: a re-run adds the rest
             added += size
             bar.update(size)
             if not tty:
-                say(f"  batch {batch_no}/{batches}: {added}/{need} rows "
-                    f"({time.monotonic() - started:.1f} s)")
+                say(
+                    f"  batch {batch_no}/{batches}: {added}/{need} rows "
+                    f"({time.monotonic() - started:.1f} s)"
+                )
     elapsed = time.monotonic() - started
-    say(f"expenses: added {added} rows in {elapsed:.1f} s ({added / max(elapsed, 1e-9):,.0f} rows/s)")
+    say(
+        f"expenses: added {added} rows in {elapsed:.1f} s ({added / max(elapsed, 1e-9):,.0f} rows/s)"
+    )
     return added
 
 
@@ -415,8 +517,10 @@ def summary(conn) -> None:
                               (select count(*) from public.expense_monthly_totals)""")
         users, cats, methods, expenses, totals = cur.fetchone()
     conn.rollback()
-    say(f"done: {users} users, {cats} categories, {methods} payment methods, "
-        f"{expenses} expenses ({totals} monthly totals rows)")
+    say(
+        f"done: {users} users, {cats} categories, {methods} payment methods, "
+        f"{expenses} expenses ({totals} monthly totals rows)"
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -428,7 +532,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             f"Atul and Rashmi (<name>@example.com, password '{DEMO_PASSWORD}'), the\n"
             "categories, the payment methods and, when the demo users have no expenses\n"
             "yet, about 600 realistic expenses over the last two years.\n"
-            "Idempotent: existing rows are left alone, a second run changes nothing."),
+            "Idempotent: existing rows are left alone, a second run changes nothing."
+        ),
         epilog=(
             "DATABASE_URL is read like the app reads it (environment, then .env; ENV_FILE\n"
             "picks another file). Apply the schema first: scripts/bootstrap_schema.py, or\n"
@@ -438,15 +543,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "  .venv/bin/python scripts/seed_demo.py --expenses 100000  # + load-test rows\n"
             "  DATABASE_URL=postgresql://postgres@127.0.0.1:54322/postgres \\\n"
             "      .venv/bin/python scripts/seed_demo.py\n\n"
-            "exit status: 0 on success, 1 with a one-line reason on failure."))
+            "exit status: 0 on success, 1 with a one-line reason on failure."
+        ),
+    )
     parser.add_argument(
-        "--expenses", type=int, metavar="N",
+        "--expenses",
+        type=int,
+        metavar="N",
         help="make sure at least N expenses exist in total, adding only the difference "
-             "(random rows over the demo users and the last two years; Alok gets a third)")
-    parser.add_argument("--batch-size", type=int, default=10_000, metavar="ROWS",
-                        help="rows per COPY batch and commit with --expenses (default 10000)")
-    parser.add_argument("--seed", type=int, default=42,
-                        help="random seed, for reproducible data (default 42)")
+        "(random rows over the demo users and the last two years; Alok gets a third)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=10_000,
+        metavar="ROWS",
+        help="rows per COPY batch and commit with --expenses (default 10000)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=42, help="random seed, for reproducible data (default 42)"
+    )
     args = parser.parse_args(argv)
     if args.expenses is not None and args.expenses < 0:
         parser.error("--expenses must be zero or more")
@@ -469,11 +585,12 @@ def run(args: argparse.Namespace) -> None:
         user_ids, categories, methods = lookup_ids(conn)
         seed_realistic(conn, user_ids, categories, methods, args.seed)
         if args.expenses is not None:
-            seed_bulk(conn, args.expenses, user_ids, categories, methods, args.batch_size,
-                      args.seed)
+            seed_bulk(
+                conn, args.expenses, user_ids, categories, methods, args.batch_size, args.seed
+            )
         summary(conn)
     finally:
-        conn.close()                            # also releases the advisory lock
+        conn.close()  # also releases the advisory lock
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ exit codes:
   2  wrong usage (unknown command or option)
   3  delete not confirmed (nothing was changed)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,11 @@ class Refused(Exception):
 # --------------------------------------------------------------------------------------
 def connect(settings: Settings):
     try:
-        return psycopg2.connect(settings.database_url.get_secret_value(), connect_timeout=10,
-                                application_name="ffb-users")
+        return psycopg2.connect(
+            settings.database_url.get_secret_value(),
+            connect_timeout=10,
+            application_name="ffb-users",
+        )
     except psycopg2.OperationalError as exc:
         first = (str(exc).strip().splitlines() or ["unreachable"])[0]
         raise Refused(f"cannot connect to the database: {first}") from None
@@ -72,8 +76,11 @@ def find_user(cur, who: str) -> tuple[int, str, str | None]:
     if who.isdigit():
         cur.execute("select id, name, email from public.users where id = %s", (int(who),))
     else:
-        cur.execute("select id, name, email from public.users "
-                    "where lower(name) = lower(%s) or lower(email) = lower(%s)", (who, who))
+        cur.execute(
+            "select id, name, email from public.users "
+            "where lower(name) = lower(%s) or lower(email) = lower(%s)",
+            (who, who),
+        )
     rows = cur.fetchall()
     if len(rows) != 1:
         raise Refused(f"no user {who!r}" if not rows else f"{who!r} matches several users")
@@ -111,8 +118,11 @@ def database_message(exc: psycopg2.Error) -> str:
 
 def unique_violation_message(exc: psycopg2.Error) -> str:
     constraint = getattr(getattr(exc, "diag", None), "constraint_name", "") or ""
-    return "Email already exists" if constraint.startswith("users_email") \
+    return (
+        "Email already exists"
+        if constraint.startswith("users_email")
         else "Username already exists"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -138,8 +148,10 @@ def cmd_add(args, settings, cur) -> None:
     email = checked(check_email, args.email)
     password = read_password(args)
     print(f"hashing the password (bcrypt, cost {settings.bcrypt_rounds})...", file=sys.stderr)
-    cur.execute("select public.register_user(%s, %s, %s)",
-                (name, email, hash_password(password, settings.bcrypt_rounds)))
+    cur.execute(
+        "select public.register_user(%s, %s, %s)",
+        (name, email, hash_password(password, settings.bcrypt_rounds)),
+    )
     user = cur.fetchone()[0]
     print(f"added user {user['id']} {user['name']} ({user['email'] or 'no email'})")
 
@@ -148,8 +160,10 @@ def cmd_reset_password(args, settings, cur) -> None:
     user_id, name, _ = find_user(cur, args.user)
     password = read_password(args)
     print(f"hashing the password (bcrypt, cost {settings.bcrypt_rounds})...", file=sys.stderr)
-    cur.execute("update public.users set password_hash = %s, sessions_revoked_at = now() "
-                "where id = %s", (hash_password(password, settings.bcrypt_rounds), user_id))
+    cur.execute(
+        "update public.users set password_hash = %s, sessions_revoked_at = now() where id = %s",
+        (hash_password(password, settings.bcrypt_rounds), user_id),
+    )
     print(f"new password set for {name} (id {user_id}); their open sessions are logged out")
 
 
@@ -172,17 +186,22 @@ def cmd_rename(args, settings, cur) -> None:
 def cmd_revoke_sessions(args, settings, cur) -> None:
     user_id, name, _ = find_user(cur, args.user)
     cur.execute("update public.users set sessions_revoked_at = now() where id = %s", (user_id,))
-    print(f"every token issued to {name} (id {user_id}) until now is refused; "
-          "they can log in again")
+    print(
+        f"every token issued to {name} (id {user_id}) until now is refused; they can log in again"
+    )
 
 
 def cmd_delete(args, settings, cur) -> None:
     user_id, name, email = find_user(cur, args.user)
-    cur.execute("select count(*), coalesce(sum(amount), 0) from public.expenses "
-                "where user_id = %s", (user_id,))
+    cur.execute(
+        "select count(*), coalesce(sum(amount), 0) from public.expenses where user_id = %s",
+        (user_id,),
+    )
     count, total = cur.fetchone()
-    print(f"user {user_id} {name} ({email or 'no email'}) will be deleted with "
-          f"{count} expense(s) totalling {total}; their tokens stop working at once.")
+    print(
+        f"user {user_id} {name} ({email or 'no email'}) will be deleted with "
+        f"{count} expense(s) totalling {total}; their tokens stop working at once."
+    )
     if not args.yes:
         try:
             answer = input(f"Type the username ({name}) to delete, anything else keeps it: ")
@@ -201,16 +220,23 @@ def cmd_invite(args, settings, cur) -> None:
     if not 1 <= hours <= 24 * 90:
         raise Refused("--hours must be between 1 and 2160")
     code = secrets.token_urlsafe(16)  # 128 random bits; only its SHA-256 is stored
-    cur.execute("insert into public.invites (code_sha256, note, expires_at) "
-                "values (%s, %s, now() + make_interval(hours => %s)) returning expires_at",
-                (hashlib.sha256(code.encode()).hexdigest(), args.note, hours))
+    cur.execute(
+        "insert into public.invites (code_sha256, note, expires_at) "
+        "values (%s, %s, now() + make_interval(hours => %s)) returning expires_at",
+        (hashlib.sha256(code.encode()).hexdigest(), args.note, hours),
+    )
     expires = cur.fetchone()[0].astimezone(dt.timezone.utc)
     print(f"invite code: {code}")
-    print(f"expires: {expires:%Y-%m-%d %H:%M} UTC (single use; register with "
-          f'"invite_code" while REGISTRATION_MODE=invite)')
+    print(
+        f"expires: {expires:%Y-%m-%d %H:%M} UTC (single use; register with "
+        f'"invite_code" while REGISTRATION_MODE=invite)'
+    )
     if settings.registration_mode != "invite":
-        print(f"note: this configuration has REGISTRATION_MODE={settings.registration_mode}; "
-              "the API takes invite codes only with REGISTRATION_MODE=invite", file=sys.stderr)
+        print(
+            f"note: this configuration has REGISTRATION_MODE={settings.registration_mode}; "
+            "the API takes invite codes only with REGISTRATION_MODE=invite",
+            file=sys.stderr,
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -218,8 +244,11 @@ def cmd_invite(args, settings, cur) -> None:
 # --------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
-        prog="scripts/users.py", description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="scripts/users.py",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     main.add_argument("--database-url", help="instead of DATABASE_URL from the settings")
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -232,13 +261,20 @@ def parser() -> argparse.ArgumentParser:
     add = command("add", cmd_add, "add a member (password asked without echo)")
     add.add_argument("name", help="username: 3-30 of letters, digits and underscore")
     add.add_argument("--email", help="optional email (unique)")
-    add.add_argument("--password-stdin", action="store_true",
-                     help="read the password from the first line of standard input")
-    reset = command("reset-password", cmd_reset_password,
-                    "set a new password and log the user out everywhere")
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    reset = command(
+        "reset-password", cmd_reset_password, "set a new password and log the user out everywhere"
+    )
     reset.add_argument("user", help="id, username or email")
-    reset.add_argument("--password-stdin", action="store_true",
-                       help="read the password from the first line of standard input")
+    reset.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
     email = command("set-email", cmd_set_email, "change or clear a user's email")
     email.add_argument("user", help="id, username or email")
     email.add_argument("email", nargs="?", help="the new email")
@@ -246,14 +282,16 @@ def parser() -> argparse.ArgumentParser:
     rename = command("rename", cmd_rename, "change a username")
     rename.add_argument("user", help="id, username or email")
     rename.add_argument("new_name", help="3-30 of letters, digits and underscore")
-    revoke = command("revoke-sessions", cmd_revoke_sessions,
-                     "refuse every token issued to the user so far")
+    revoke = command(
+        "revoke-sessions", cmd_revoke_sessions, "refuse every token issued to the user so far"
+    )
     revoke.add_argument("user", help="id, username or email")
     delete = command("delete", cmd_delete, "delete a user and all their expenses (asks first)")
     delete.add_argument("user", help="id, username or email")
     delete.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
-    invite = command("invite", cmd_invite,
-                     "print a new single-use invite code for REGISTRATION_MODE=invite")
+    invite = command(
+        "invite", cmd_invite, "print a new single-use invite code for REGISTRATION_MODE=invite"
+    )
     invite.add_argument("--hours", type=int, help="validity (default INVITE_TTL_HOURS, 72)")
     invite.add_argument("--note", help="who it is for (stored with the invite)")
     return main

@@ -4,6 +4,7 @@ Unit tests (tests/unit) build the app against a fake Supabase URL and fake it wi
 Integration and contract tests run against the real stack that `./scripts/dev test` brings
 up (its environment: SUPABASE_URL, keys, DATABASE_URL, JWT_SECRET, DEV_SCRIPT, ...).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,18 @@ CATEGORIES = [
 ]
 PAYMENT_METHODS = [(1, "Cash"), (2, "Credit Card"), (3, "Debit Card"), (4, "UPI"), (5, "Other")]
 FAMILY = [(1, "Alok"), (2, "Amol"), (3, "Atul"), (4, "Rashmi")]
-TABLES = ("expenses", "expense_monthly_totals", "users", "categories", "payment_methods",
-          "revoked_tokens", "idempotency_keys", "rate_limits", "invites", "audit_log")
+TABLES = (
+    "expenses",
+    "expense_monthly_totals",
+    "users",
+    "categories",
+    "payment_methods",
+    "revoked_tokens",
+    "idempotency_keys",
+    "rate_limits",
+    "invites",
+    "audit_log",
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -72,25 +83,29 @@ def password_hash(password: str) -> str:
     """bcrypt with few rounds: test users only; the API verifies any cost."""
     if password not in _hash_cache:
         from passwords import hash_password
+
         _hash_cache[password] = hash_password(password, rounds=4)
     return _hash_cache[password]
 
 
 def empty_and_load_reference(cur, categories=CATEGORIES, payment_methods=PAYMENT_METHODS) -> None:
     """Truncate every table, then insert the given categories and payment methods."""
-    cur.execute("truncate " + ", ".join(f"public.{t}" for t in TABLES)
-                + " restart identity cascade")
-    cur.executemany("insert into public.categories (id, name, description) values (%s,%s,%s)",
-                    categories)
-    cur.executemany("insert into public.payment_methods (id, name) values (%s,%s)",
-                    payment_methods)
+    cur.execute(
+        "truncate " + ", ".join(f"public.{t}" for t in TABLES) + " restart identity cascade"
+    )
+    cur.executemany(
+        "insert into public.categories (id, name, description) values (%s,%s,%s)", categories
+    )
+    cur.executemany("insert into public.payment_methods (id, name) values (%s,%s)", payment_methods)
 
 
 def sync_sequences(cur, tables=("categories", "payment_methods", "users", "expenses")) -> None:
     """Identity sequences continue after explicitly inserted ids."""
     for table in tables:
-        cur.execute(f"select setval(pg_get_serial_sequence('public.{table}', 'id'), "
-                    f"coalesce((select max(id) from public.{table}), 0) + 1, false)")
+        cur.execute(
+            f"select setval(pg_get_serial_sequence('public.{table}', 'id'), "
+            f"coalesce((select max(id) from public.{table}), 0) + 1, false)"
+        )
 
 
 def reset_database(dsn: str, users=FAMILY) -> None:
@@ -100,13 +115,19 @@ def reset_database(dsn: str, users=FAMILY) -> None:
         empty_and_load_reference(cur)
         cur.executemany(
             "insert into public.users (id, name, email, password_hash) values (%s,%s,%s,%s)",
-            [(uid, name, f"{name.lower()}@example.com", password_hash(DEMO_PASSWORD))
-             for uid, name in users])
+            [
+                (uid, name, f"{name.lower()}@example.com", password_hash(DEMO_PASSWORD))
+                for uid, name in users
+            ],
+        )
         sync_sequences(cur)
 
 
-def insert_expenses(dsn: str, rows, columns: str = "user_id, category_id, payment_method_id, "
-                    "amount, description, date") -> None:
+def insert_expenses(
+    dsn: str,
+    rows,
+    columns: str = "user_id, category_id, payment_method_id, amount, description, date",
+) -> None:
     """Insert expense rows (tuples in the order of `columns`); the totals trigger counts them."""
     placeholders = ",".join(["%s"] * len(columns.split(",")))
     with sql(dsn) as cur:
@@ -125,10 +146,14 @@ def data_state(dsn: str) -> tuple:
     with sql(dsn) as cur:
         cur.execute("select coalesce(json_agg(e order by e.id), '[]')::text from public.expenses e")
         expenses = cur.fetchone()[0]
-        cur.execute("select coalesce(json_agg(t order by t.user_id, t.month, t.category_id), "
-                    "'[]')::text from public.expense_monthly_totals t")
+        cur.execute(
+            "select coalesce(json_agg(t order by t.user_id, t.month, t.category_id), "
+            "'[]')::text from public.expense_monthly_totals t"
+        )
         totals = cur.fetchone()[0]
-        cur.execute("select coalesce(json_agg(a order by a.id), '[]')::text from public.audit_log a")
+        cur.execute(
+            "select coalesce(json_agg(a order by a.id), '[]')::text from public.audit_log a"
+        )
         audit = cur.fetchone()[0]
         cur.execute("select count(*) from public.users")
         users = cur.fetchone()[0]
@@ -154,11 +179,13 @@ def stack_settings(**overrides) -> Settings:
 @asynccontextmanager
 async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     from main import create_app
+
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                     timeout=30) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", timeout=30
+        ) as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
 
@@ -166,12 +193,14 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 def forget_reference_data(client: httpx.AsyncClient) -> None:
     """Drop the app's cached categories and payment methods (a test replaced the data)."""
     from deps import app_state
+
     app_state(client.app).reference_cache.invalidate()  # type: ignore[attr-defined]
 
 
 def load_contract_dataset(dsn: str, api: httpx.AsyncClient) -> str:
     """The fixed dataset of tests/contract/dataset.py (goldens, recordings, properties)."""
     from tests.contract import dataset
+
     dataset.load(dsn)
     forget_reference_data(api)
     return dsn
@@ -194,18 +223,23 @@ def _api_starts_without_cookies(request):
 # --------------------------------------------------------------------------------------
 # Tokens and headers
 # --------------------------------------------------------------------------------------
-def token_for(user_id: int = 1, user_name: str = "Alok", *, secret: str | None = None,
-              **claims: object) -> str:
+def token_for(
+    user_id: int = 1, user_name: str = "Alok", *, secret: str | None = None, **claims: object
+) -> str:
     """A token for a demo user as login issues it, signed with this run's JWT_SECRET (the
     stack's; in unit tests the fake one of tests/unit/conftest.py). `claims` replace or add
     claims (e.g. exp=0 for an expired token); `secret` signs with another key."""
     settings = load_settings()
-    token, _ = create_token(settings, {"id": user_id, "name": user_name,
-                                       "email": f"{user_name.lower()}@example.com"})
+    token, _ = create_token(
+        settings, {"id": user_id, "name": user_name, "email": f"{user_name.lower()}@example.com"}
+    )
     if not claims and secret is None:
         return token
-    return jwt.encode({**jwt.get_unverified_claims(token), **claims},
-                      secret or settings.jwt_secret.get_secret_value(), algorithm="HS256")
+    return jwt.encode(
+        {**jwt.get_unverified_claims(token), **claims},
+        secret or settings.jwt_secret.get_secret_value(),
+        algorithm="HS256",
+    )
 
 
 def bearer(token: str | None = None) -> dict[str, str]:
@@ -250,19 +284,34 @@ PROCFILE_CMD = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "mai
 
 
 @contextmanager
-def gunicorn_server(env: dict[str, str] | None = None, workers: int = 2,
-                    log_path: Path | None = None, cmd: list[str] | None = None) -> Iterator[str]:
+def gunicorn_server(
+    env: dict[str, str] | None = None,
+    workers: int = 2,
+    log_path: Path | None = None,
+    cmd: list[str] | None = None,
+) -> Iterator[str]:
     """The Procfile's gunicorn (or `cmd`) on a free loopback port; yields its base URL.
     Rate limits off and bcrypt cheap unless `env` says otherwise; output to `log_path`."""
     port = free_port()
-    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port),
-                "WEB_CONCURRENCY": str(workers), "RATE_LIMIT_ENABLED": "false",
-                "BCRYPT_ROUNDS": "4", **(env or {})}
+    full_env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "RATE_LIMIT_ENABLED": "false",
+        "BCRYPT_ROUNDS": "4",
+        **(env or {}),
+    }
     out = open(log_path, "wb") if log_path else None
     try:
-        proc = subprocess.Popen(cmd or PROCFILE_CMD, cwd=ROOT, env=full_env,
-                                stdout=out or subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd or PROCFILE_CMD,
+            cwd=ROOT,
+            env=full_env,
+            stdout=out or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     finally:
         if out:
             out.close()  # the child holds its own copy
@@ -285,15 +334,25 @@ def start_server() -> Iterator[Callable[..., str]]:
     """start_server(cmd=None, env=None, workers=2, log_path=None) -> base URL; every server
     started is stopped at teardown."""
     with ExitStack() as servers:
-        def start(cmd: list[str] | None = None, env: dict[str, str] | None = None,
-                  workers: int = 2, log_path: Path | None = None) -> str:
+
+        def start(
+            cmd: list[str] | None = None,
+            env: dict[str, str] | None = None,
+            workers: int = 2,
+            log_path: Path | None = None,
+        ) -> str:
             return servers.enter_context(gunicorn_server(env, workers, log_path, cmd))
+
         yield start
 
 
 def dev_script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run scripts/dev against the test profile (e.g. stop-service postgrest)."""
     script = os.environ.get("DEV_SCRIPT", str(ROOT / "scripts" / "dev"))
-    return subprocess.run([sys.executable, script, "--profile",
-                           os.environ.get("DEV_PROFILE", "test"), *args],
-                          capture_output=True, text=True, timeout=timeout, check=True)
+    return subprocess.run(
+        [sys.executable, script, "--profile", os.environ.get("DEV_PROFILE", "test"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )

@@ -1,4 +1,5 @@
 """Contract fixtures: the fixed dataset, loaded into the test stack."""
+
 from __future__ import annotations
 
 import pytest

@@ -13,6 +13,7 @@ same on every run. Chosen to exercise the rules of DESIGN.md:
 Load it into any database (it EMPTIES every table first):
     python -m tests.contract.dataset --database-url postgresql://... --yes
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,21 +93,28 @@ def load(dsn: str) -> None:
         cur.executemany(
             "insert into public.users (id, name, email, password_hash, created_at) "
             "values (%s,%s,%s,%s,'2024-01-01 00:00:00+00')",
-            [(uid, name, email, password_hash(DEMO_PASSWORD)) for uid, name, email in USERS])
+            [(uid, name, email, password_hash(DEMO_PASSWORD)) for uid, name, email in USERS],
+        )
         cur.executemany(
             "insert into public.expenses (id, user_id, category_id, payment_method_id, amount, "
             "description, date, created_at) values (%s,%s,%s,%s,%s,%s,%s,%s)",
-            [(*row, created_at(row[0])) for row in EXPENSES])
+            [(*row, created_at(row[0])) for row in EXPENSES],
+        )
         sync_sequences(cur)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description="Replace ALL data of a database with the fixed contract-test dataset.")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                        help="Postgres URL (default: $DATABASE_URL)")
-    parser.add_argument("--yes", action="store_true",
-                        help="confirm that every table may be emptied")
+        description="Replace ALL data of a database with the fixed contract-test dataset."
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="Postgres URL (default: $DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--yes", action="store_true", help="confirm that every table may be emptied"
+    )
     args = parser.parse_args()
     if not args.database_url:
         print("error: no --database-url and no DATABASE_URL", file=sys.stderr)
@@ -115,8 +123,7 @@ def main() -> int:
         print("error: this empties every table; add --yes to confirm", file=sys.stderr)
         return 2
     load(args.database_url)
-    print(f"loaded {len(USERS)} users, {len(CATEGORIES)} categories, "
-          f"{len(EXPENSES)} expenses")
+    print(f"loaded {len(USERS)} users, {len(CATEGORIES)} categories, {len(EXPENSES)} expenses")
     return 0
 
 

@@ -8,6 +8,7 @@ rules (token, created_at, ids of rows the case created; a defaulted `date` of to
 Regenerate after an intended contract change, then review every changed file by hand
 against DESIGN.md:  UPDATE_GOLDEN=1 ./scripts/dev test tests/contract
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -36,8 +37,8 @@ class Case:
     path: str
     params: dict[str, Any] = field(default_factory=dict)
     body: Any = None
-    content: str | None = None       # a raw body instead of JSON
-    auth: str = "user"               # user | none | invalid | fresh (own login) | revoked
+    content: str | None = None  # a raw body instead of JSON
+    auth: str = "user"  # user | none | invalid | fresh (own login) | revoked
     created: list[str] = field(default_factory=list)
     writes: bool = False
 
@@ -51,47 +52,115 @@ def get(name, path, auth="user", **params) -> Case:
 
 
 def post(name, path, body=None, auth="user", created=(), content=None) -> Case:
-    return Case(name, "POST", path, body=body, content=content, auth=auth,
-                created=list(created), writes=True)
+    return Case(
+        name,
+        "POST",
+        path,
+        body=body,
+        content=content,
+        auth=auth,
+        created=list(created),
+        writes=True,
+    )
 
 
-EXPENSE = {"amount": 123.45, "category_id": 5, "payment_method_id": 4,
-           "description": "Pharmacy", "date": "2025-02-14"}
+EXPENSE = {
+    "amount": 123.45,
+    "category_id": 5,
+    "payment_method_id": 4,
+    "description": "Pharmacy",
+    "date": "2025-02-14",
+}
 CASES = [
     # --- auth ---------------------------------------------------------------------------
-    post("login_success", "/api/auth/login",
-         {"email": "alok@example.com", "password": "password123"}, auth="none"),
-    post("login_with_username", "/api/auth/login",
-         {"email": "Amol", "password": "password123"}, auth="none"),
-    post("login_user_without_email", "/api/auth/login",
-         {"email": "Guest_user", "password": "password123"}, auth="none"),
-    post("login_wrong_password", "/api/auth/login",
-         {"email": "alok@example.com", "password": "wrong-password"}, auth="none"),
-    post("login_unknown_user", "/api/auth/login",
-         {"email": "nobody@example.com", "password": "password123"}, auth="none"),
-    post("login_missing_password", "/api/auth/login", {"email": "alok@example.com"},
-         auth="none"),
+    post(
+        "login_success",
+        "/api/auth/login",
+        {"email": "alok@example.com", "password": "password123"},
+        auth="none",
+    ),
+    post(
+        "login_with_username",
+        "/api/auth/login",
+        {"email": "Amol", "password": "password123"},
+        auth="none",
+    ),
+    post(
+        "login_user_without_email",
+        "/api/auth/login",
+        {"email": "Guest_user", "password": "password123"},
+        auth="none",
+    ),
+    post(
+        "login_wrong_password",
+        "/api/auth/login",
+        {"email": "alok@example.com", "password": "wrong-password"},
+        auth="none",
+    ),
+    post(
+        "login_unknown_user",
+        "/api/auth/login",
+        {"email": "nobody@example.com", "password": "password123"},
+        auth="none",
+    ),
+    post("login_missing_password", "/api/auth/login", {"email": "alok@example.com"}, auth="none"),
     post("login_malformed_json", "/api/auth/login", content="{", auth="none"),
-    post("register_success", "/api/auth/register",
-         {"username": "new_member", "password": STRONG, "email": "new_member@example.com"},
-         auth="none", created=["user.id"]),
-    post("register_without_email", "/api/auth/register",
-         {"username": "no_email_member", "password": STRONG}, auth="none", created=["user.id"]),
-    post("register_duplicate_username", "/api/auth/register",
-         {"username": "Alok", "password": STRONG}, auth="none"),
-    post("register_duplicate_email", "/api/auth/register",
-         {"username": "another_alok", "password": STRONG, "email": "alok@example.com"},
-         auth="none"),
-    post("register_short_username", "/api/auth/register",
-         {"username": "ab", "password": STRONG}, auth="none"),
-    post("register_username_with_space", "/api/auth/register",
-         {"username": "new member", "password": STRONG}, auth="none"),
-    post("register_weak_password", "/api/auth/register",
-         {"username": "new_member", "password": "password123"}, auth="none"),
-    post("register_short_password", "/api/auth/register",
-         {"username": "new_member", "password": "S0rt!"}, auth="none"),
-    post("register_invalid_email", "/api/auth/register",
-         {"username": "new_member", "password": STRONG, "email": "not-an-email"}, auth="none"),
+    post(
+        "register_success",
+        "/api/auth/register",
+        {"username": "new_member", "password": STRONG, "email": "new_member@example.com"},
+        auth="none",
+        created=["user.id"],
+    ),
+    post(
+        "register_without_email",
+        "/api/auth/register",
+        {"username": "no_email_member", "password": STRONG},
+        auth="none",
+        created=["user.id"],
+    ),
+    post(
+        "register_duplicate_username",
+        "/api/auth/register",
+        {"username": "Alok", "password": STRONG},
+        auth="none",
+    ),
+    post(
+        "register_duplicate_email",
+        "/api/auth/register",
+        {"username": "another_alok", "password": STRONG, "email": "alok@example.com"},
+        auth="none",
+    ),
+    post(
+        "register_short_username",
+        "/api/auth/register",
+        {"username": "ab", "password": STRONG},
+        auth="none",
+    ),
+    post(
+        "register_username_with_space",
+        "/api/auth/register",
+        {"username": "new member", "password": STRONG},
+        auth="none",
+    ),
+    post(
+        "register_weak_password",
+        "/api/auth/register",
+        {"username": "new_member", "password": "password123"},
+        auth="none",
+    ),
+    post(
+        "register_short_password",
+        "/api/auth/register",
+        {"username": "new_member", "password": "S0rt!"},
+        auth="none",
+    ),
+    post(
+        "register_invalid_email",
+        "/api/auth/register",
+        {"username": "new_member", "password": STRONG, "email": "not-an-email"},
+        auth="none",
+    ),
     post("register_missing_username", "/api/auth/register", {"password": STRONG}, auth="none"),
     get("me", "/api/auth/me"),
     get("me_no_token", "/api/auth/me", auth="none"),
@@ -111,19 +180,33 @@ CASES = [
     get("expenses_category_5", "/api/expenses", category_id=5),
     get("expenses_date_from", "/api/expenses", date_from="2025-01-15"),
     get("expenses_date_to", "/api/expenses", date_to="2024-02-29"),
-    get("expenses_year_2024_inclusive", "/api/expenses", date_from="2024-01-01",
-        date_to="2024-12-31"),
+    get(
+        "expenses_year_2024_inclusive",
+        "/api/expenses",
+        date_from="2024-01-01",
+        date_to="2024-12-31",
+    ),
     get("expenses_single_day", "/api/expenses", date_from="2025-01-10", date_to="2025-01-10"),
-    get("expenses_user_category_period", "/api/expenses", user_id=1, category_id=3,
-        date_from="2025-01-01", date_to="2025-01-31"),
+    get(
+        "expenses_user_category_period",
+        "/api/expenses",
+        user_id=1,
+        category_id=3,
+        date_from="2025-01-01",
+        date_to="2025-01-31",
+    ),
     get("expenses_limit", "/api/expenses", limit=3),
     get("expenses_limit_offset", "/api/expenses", limit=3, offset=3),
     get("expenses_user_limit_offset", "/api/expenses", user_id=2, limit=2, offset=1),
     get("expenses_offset_past_end", "/api/expenses", limit=5, offset=100),
     get("expenses_bad_date", "/api/expenses", date_from="2025-13-01"),
     get("expenses_date_not_iso", "/api/expenses", date_to="01/31/2025"),
-    get("expenses_date_from_after_date_to", "/api/expenses", date_from="2025-02-01",
-        date_to="2025-01-01"),
+    get(
+        "expenses_date_from_after_date_to",
+        "/api/expenses",
+        date_from="2025-02-01",
+        date_to="2025-01-01",
+    ),
     get("expenses_user_id_not_a_number", "/api/expenses", user_id="abc"),
     get("expenses_limit_0", "/api/expenses", limit=0),
     get("expenses_negative_offset", "/api/expenses", offset=-1),
@@ -131,11 +214,18 @@ CASES = [
     get("expenses_invalid_token", "/api/expenses", auth="invalid"),
     # --- expenses: create ---------------------------------------------------------------
     post("create_expense_decimal_amount", "/api/expenses", EXPENSE, created=["id", "expense.id"]),
-    post("create_expense_integer_amount_for_other_user", "/api/expenses",
-         {"amount": 400, "category_id": 1, "user_id": 2, "date": "2025-02-01"},
-         created=["id", "expense.id"]),
-    post("create_expense_default_date", "/api/expenses", {"amount": 99.9, "category_id": 3},
-         created=["id", "expense.id"]),
+    post(
+        "create_expense_integer_amount_for_other_user",
+        "/api/expenses",
+        {"amount": 400, "category_id": 1, "user_id": 2, "date": "2025-02-01"},
+        created=["id", "expense.id"],
+    ),
+    post(
+        "create_expense_default_date",
+        "/api/expenses",
+        {"amount": 99.9, "category_id": 3},
+        created=["id", "expense.id"],
+    ),
     post("create_expense_missing_amount", "/api/expenses", {"category_id": 1}),
     post("create_expense_zero_amount", "/api/expenses", {**EXPENSE, "amount": 0}),
     post("create_expense_negative_amount", "/api/expenses", {**EXPENSE, "amount": -5}),
@@ -143,11 +233,13 @@ CASES = [
     post("create_expense_three_decimals", "/api/expenses", {**EXPENSE, "amount": 1.234}),
     post("create_expense_missing_category", "/api/expenses", {"amount": 10}),
     post("create_expense_unknown_category", "/api/expenses", {**EXPENSE, "category_id": 99}),
-    post("create_expense_unknown_payment_method", "/api/expenses",
-         {**EXPENSE, "payment_method_id": 99}),
+    post(
+        "create_expense_unknown_payment_method",
+        "/api/expenses",
+        {**EXPENSE, "payment_method_id": 99},
+    ),
     post("create_expense_unknown_user", "/api/expenses", {**EXPENSE, "user_id": 99}),
-    post("create_expense_long_description", "/api/expenses",
-         {**EXPENSE, "description": "x" * 501}),
+    post("create_expense_long_description", "/api/expenses", {**EXPENSE, "description": "x" * 501}),
     post("create_expense_impossible_date", "/api/expenses", {**EXPENSE, "date": "2025-02-30"}),
     post("create_expense_malformed_json", "/api/expenses", content='{"amount": 10,'),
     post("create_expense_no_token", "/api/expenses", EXPENSE, auth="none"),
@@ -196,8 +288,9 @@ async def send(api, case: Case, token: str) -> tuple[int, Any]:
     headers = {}
     if case.auth == "revoked":
         token = await login(api)
-        assert (await api.post("/api/auth/logout",
-                               headers={"Authorization": f"Bearer {token}"})).status_code == 200
+        assert (
+            await api.post("/api/auth/logout", headers={"Authorization": f"Bearer {token}"})
+        ).status_code == 200
     if case.auth == "fresh":
         token = await login(api)
     if case.auth in ("user", "revoked", "fresh"):
@@ -215,8 +308,12 @@ async def send(api, case: Case, token: str) -> tuple[int, Any]:
     api.cookies.clear()
     body = normalise(response.json(), case.created)
     expense = body.get("expense") if isinstance(body, dict) else None
-    if isinstance(expense, dict) and case.body and "date" not in case.body \
-            and expense.get("date") in around_today():
+    if (
+        isinstance(expense, dict)
+        and case.body
+        and "date" not in case.body
+        and expense.get("date") in around_today()
+    ):
         expense["date"] = TODAY
     return response.status_code, body
 
@@ -230,8 +327,14 @@ def around_today() -> set[str]:
 def render(status: int, body: Any, case: Case) -> str:
     """The golden file's text; also what the comparison runs on (so key order and int vs
     float count)."""
-    return json.dumps({"request": case.describe(), "status": status, "body": body},
-                      indent=2, ensure_ascii=False) + "\n"
+    return (
+        json.dumps(
+            {"request": case.describe(), "status": status, "body": body},
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -256,12 +359,18 @@ async def test_response_matches_golden(api, dsn, contract_db, token, case: Case)
     expected = path.read_text()
     if actual != expected:
         golden = json.loads(expected)
-        details = ([f"status: golden {golden['status']}, actual {status}"]
-                   if golden["status"] != status else [])
-        details += [d.describe("golden", "actual")
-                    for d in diff_json(golden["body"], body, key_order=True)]
-        pytest.fail(f"{case.describe()} differs from {path.name}:\n  "
-                    + "\n  ".join(details or ["formatting differs (request line?)"]))
+        details = (
+            [f"status: golden {golden['status']}, actual {status}"]
+            if golden["status"] != status
+            else []
+        )
+        details += [
+            d.describe("golden", "actual") for d in diff_json(golden["body"], body, key_order=True)
+        ]
+        pytest.fail(
+            f"{case.describe()} differs from {path.name}:\n  "
+            + "\n  ".join(details or ["formatting differs (request line?)"])
+        )
 
 
 def test_every_golden_file_belongs_to_a_case():

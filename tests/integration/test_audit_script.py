@@ -1,4 +1,5 @@
 """scripts/audit.py against the real stack: filters, table and JSON lines output, pruning."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,26 +17,34 @@ SCRIPT = [sys.executable, str(ROOT / "scripts" / "audit.py")]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*SCRIPT, *args], capture_output=True, text=True, timeout=60,
-                          cwd=ROOT, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*SCRIPT, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture
 def trail(fresh_db) -> str:
     """Three expense writes by members 1 and 2, a failed login, and one old row."""
     with sql(fresh_db) as cur:  # at 10:00 UTC, 10, 9, 8 and 7 days before DAY
-        cur.execute("insert into public.audit_log (occurred_at, actor_id, action, target_id, "
-                    "request_id, client_addr, before, after) values "
-                    "(%(day)s::timestamptz - interval '10 days', 1, 'expense.create', 7, 'r1', '10.0.0.1', null, "
-                    " '{\"amount\": 10}'), "
-                    "(%(day)s::timestamptz - interval '9 days', 1, 'expense.update', 7, 'r2', '10.0.0.1', "
-                    " '{\"amount\": 10}', '{\"amount\": 12.5}'), "
-                    "(%(day)s::timestamptz - interval '8 days', 2, 'expense.delete', 8, 'r3', '10.0.0.2', "
-                    " '{\"amount\": 3}', null), "
-                    "(%(day)s::timestamptz - interval '7 days', null, 'auth.login_failed', 1, 'r4', '10.0.0.9', "
-                    " null, null), "
-                    "(now() - interval '400 days', 1, 'auth.login', 1, 'r0', null, null, null)",
-                    {"day": f"{DAY} 10:00+00"})
+        cur.execute(
+            "insert into public.audit_log (occurred_at, actor_id, action, target_id, "
+            "request_id, client_addr, before, after) values "
+            "(%(day)s::timestamptz - interval '10 days', 1, 'expense.create', 7, 'r1', '10.0.0.1', null, "
+            " '{\"amount\": 10}'), "
+            "(%(day)s::timestamptz - interval '9 days', 1, 'expense.update', 7, 'r2', '10.0.0.1', "
+            " '{\"amount\": 10}', '{\"amount\": 12.5}'), "
+            "(%(day)s::timestamptz - interval '8 days', 2, 'expense.delete', 8, 'r3', '10.0.0.2', "
+            " '{\"amount\": 3}', null), "
+            "(%(day)s::timestamptz - interval '7 days', null, 'auth.login_failed', 1, 'r4', '10.0.0.9', "
+            " null, null), "
+            "(now() - interval '400 days', 1, 'auth.login', 1, 'r0', null, null, null)",
+            {"day": f"{DAY} 10:00+00"},
+        )
     return fresh_db
 
 
@@ -55,16 +64,22 @@ def test_help_shows_examples():
 
 
 def test_filters_by_user_action_and_date_range(trail):
-    assert [r["request_id"] for r in jsonl(run("--user", "1", "--format", "jsonl",
-                                               "--since", ago(30)))] == ["r2", "r1"]
-    assert [r["request_id"] for r in jsonl(run("--action", "expense.delete", "--action",
-                                               "auth.login_failed", "--format", "jsonl"))] \
-        == ["r4", "r3"]
-    assert [r["request_id"] for r in jsonl(run("--since", ago(9), "--until",
-                                               f"{ago(8)} 10:00", "--format", "jsonl"))] \
-        == ["r2"]
-    assert [r["request_id"] for r in jsonl(run("--target", "7", "--limit", "1",
-                                               "--format", "jsonl"))] == ["r2"]
+    assert [
+        r["request_id"] for r in jsonl(run("--user", "1", "--format", "jsonl", "--since", ago(30)))
+    ] == ["r2", "r1"]
+    assert [
+        r["request_id"]
+        for r in jsonl(
+            run("--action", "expense.delete", "--action", "auth.login_failed", "--format", "jsonl")
+        )
+    ] == ["r4", "r3"]
+    assert [
+        r["request_id"]
+        for r in jsonl(run("--since", ago(9), "--until", f"{ago(8)} 10:00", "--format", "jsonl"))
+    ] == ["r2"]
+    assert [
+        r["request_id"] for r in jsonl(run("--target", "7", "--limit", "1", "--format", "jsonl"))
+    ] == ["r2"]
 
 
 def test_jsonl_holds_before_and_after(trail):
@@ -88,8 +103,15 @@ def test_prune_uses_the_retention_setting(trail):
     assert count_rows(trail, "audit_log") == 4
 
 
-@pytest.mark.parametrize("args", [["--since", "yesterday"], ["--action", "drop.table"],
-                                  ["--limit", "-1"], ["--prune", "--days", "0"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--since", "yesterday"],
+        ["--action", "drop.table"],
+        ["--limit", "-1"],
+        ["--prune", "--days", "0"],
+    ],
+)
 def test_bad_arguments_exit_non_zero_with_one_line(args):
     result = run(*args)
     assert result.returncode == 2

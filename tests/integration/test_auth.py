@@ -1,4 +1,5 @@
 """Login, register, me and logout on the real stack (Postgres + PostgREST + nginx)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -65,8 +66,13 @@ async def test_login_token_works_on_the_protected_endpoints(api, fresh_db):
     assert (await api.get("/api/dashboard/users", headers=bearer(token))).status_code == 200
 
 
-@pytest.mark.parametrize("body", [{"email": "alok\u0000", "password": DEMO_PASSWORD},
-                                  {"email": "alok", "password": "password123\u0000"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "alok\u0000", "password": DEMO_PASSWORD},
+        {"email": "alok", "password": "password123\u0000"},
+    ],
+)
 async def test_login_with_a_nul_character_is_400_not_500(api, fresh_db, body):
     response = await api.post("/api/auth/login", json=body)
     assert response.status_code == 400
@@ -83,13 +89,16 @@ async def test_login_with_missing_fields_is_400(api, fresh_db):
 # register -> login -> me -> logout -> me
 # --------------------------------------------------------------------------------------
 async def test_register_login_me_logout_then_me_is_401(api, fresh_db):
-    registered = await api.post("/api/auth/register", json={
-        "username": "new_user", "password": STRONG, "email": "new@example.com"})
+    registered = await api.post(
+        "/api/auth/register",
+        json={"username": "new_user", "password": STRONG, "email": "new@example.com"},
+    )
     assert registered.status_code == 200
     user = registered.json()["user"]
-    assert registered.json() == {"message": "Registration successful",
-                                 "user": {"id": user["id"], "name": "new_user",
-                                          "email": "new@example.com"}}
+    assert registered.json() == {
+        "message": "Registration successful",
+        "user": {"id": user["id"], "name": "new_user", "email": "new@example.com"},
+    }
     assert user["id"] == 5
 
     token = (await login(api, "new_user", STRONG)).json()["token"]
@@ -145,8 +154,9 @@ async def test_cookie_is_accepted_instead_of_the_bearer_header(api, fresh_db):
 
 
 async def test_the_cookie_from_login_authenticates_the_next_request(api, fresh_db):
-    response = await api.post("/api/auth/login",
-                              json={"email": "amol@example.com", "password": DEMO_PASSWORD})
+    response = await api.post(
+        "/api/auth/login", json={"email": "amol@example.com", "password": DEMO_PASSWORD}
+    )
     assert response.status_code == 200
     token = response.cookies.get("jwt")
     assert token == response.json()["token"]
@@ -214,21 +224,24 @@ async def test_token_naming_a_user_id_that_never_existed_is_401(api, fresh_db):
 # --------------------------------------------------------------------------------------
 # register validation and duplicates
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("body, fragment", [
-    ({"username": "ab", "password": STRONG}, "Username must be 3-30"),
-    ({"username": "a" * 31, "password": STRONG}, "Username must be 3-30"),
-    ({"username": "bad-name", "password": STRONG}, "Username must be 3-30"),
-    ({"username": "trailing_newline\n", "password": STRONG}, "Username must be 3-30"),
-    ({"username": "good_name", "password": "Sh0rt!"}, "8-128"),
-    ({"username": "good_name", "password": "Aa1!" + "a" * 125}, "8-128"),
-    ({"username": "good_name", "password": "nouppercase1!"}, "uppercase"),
-    ({"username": "good_name", "password": "NOLOWERCASE1!"}, "uppercase"),
-    ({"username": "good_name", "password": "NoDigitsHere!"}, "uppercase"),
-    ({"username": "good_name", "password": "NoSpecial123"}, "uppercase"),
-    ({"password": STRONG}, "username is required"),
-    ({"username": "good_name", "password": "Str0ng!\u0000pass"}, "NUL"),
-    ({"username": "good_name", "password": STRONG, "email": "a\u0000@example.com"}, "NUL"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"username": "ab", "password": STRONG}, "Username must be 3-30"),
+        ({"username": "a" * 31, "password": STRONG}, "Username must be 3-30"),
+        ({"username": "bad-name", "password": STRONG}, "Username must be 3-30"),
+        ({"username": "trailing_newline\n", "password": STRONG}, "Username must be 3-30"),
+        ({"username": "good_name", "password": "Sh0rt!"}, "8-128"),
+        ({"username": "good_name", "password": "Aa1!" + "a" * 125}, "8-128"),
+        ({"username": "good_name", "password": "nouppercase1!"}, "uppercase"),
+        ({"username": "good_name", "password": "NOLOWERCASE1!"}, "uppercase"),
+        ({"username": "good_name", "password": "NoDigitsHere!"}, "uppercase"),
+        ({"username": "good_name", "password": "NoSpecial123"}, "uppercase"),
+        ({"password": STRONG}, "username is required"),
+        ({"username": "good_name", "password": "Str0ng!\u0000pass"}, "NUL"),
+        ({"username": "good_name", "password": STRONG, "email": "a\u0000@example.com"}, "NUL"),
+    ],
+)
 async def test_register_validation_is_400_and_stores_nothing(api, fresh_db, body, fragment):
     response = await api.post("/api/auth/register", json=body)
     assert response.status_code == 400
@@ -252,8 +265,10 @@ async def test_register_taken_username_is_400_case_insensitively(api, fresh_db, 
 
 
 async def test_register_taken_email_is_400(api, fresh_db):
-    response = await api.post("/api/auth/register", json={
-        "username": "someone_new", "password": STRONG, "email": "AMOL@example.com"})
+    response = await api.post(
+        "/api/auth/register",
+        json={"username": "someone_new", "password": STRONG, "email": "AMOL@example.com"},
+    )
     assert response.status_code == 400
     assert response.json() == {"error": "Email already exists"}
 
@@ -261,13 +276,17 @@ async def test_register_taken_email_is_400(api, fresh_db):
 async def test_concurrent_duplicate_registrations_give_one_200_and_the_rest_400(api, fresh_db):
     name = "racer_" + uuid.uuid4().hex[:8]
     variants = [name, name.upper(), name.capitalize()] * 4  # 12, differing only in case
-    responses = await asyncio.gather(*[
-        api.post("/api/auth/register", json={"username": v, "password": STRONG})
-        for v in variants[:10]])
+    responses = await asyncio.gather(
+        *[
+            api.post("/api/auth/register", json={"username": v, "password": STRONG})
+            for v in variants[:10]
+        ]
+    )
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] + [400] * 9, [r.text for r in responses]
-    assert all(r.json() == {"error": "Username already exists"}
-               for r in responses if r.status_code == 400)
+    assert all(
+        r.json() == {"error": "Username already exists"} for r in responses if r.status_code == 400
+    )
     with sql(fresh_db) as cur:
         cur.execute("select count(*) from public.users where lower(name) = lower(%s)", (name,))
         assert cur.fetchone()[0] == 1

@@ -1,6 +1,7 @@
 """scripts/bench.py --quick runs end to end against the test stack, so the benchmark
 cannot rot. Timings are not asserted here: the suite shares the machine with other work;
 the targets are checked by the full run (README, Performance)."""
+
 from __future__ import annotations
 
 import json
@@ -18,28 +19,69 @@ pytestmark = pytest.mark.slow
 def test_bench_quick_prints_the_table_and_writes_the_json(tmp_path):
     env = {**os.environ, "BENCH_NO_REEXEC": "1"}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--no-start",
-         "--duration", "1", "--warmup", "0", "--expenses", "2000", "--out", str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench.py"),
+            "--quick",
+            "--no-start",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--expenses",
+            "2000",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for row in ("(a) gateway /api/categories", "(b) gateway /api/expenses, ",
-                "(c) gateway monthly dashboard", "(c) PostgREST rpc yearly",
-                "(d) /api/categories, login storm", "(e) gateway /api/expenses (all)",
-                "(e) old path: 1,000-row pages", "(f) open loop, 50 req/s offered",
-                "gateway/direct = ", "p95 reaches 200 ms at"):
+    for row in (
+        "(a) gateway /api/categories",
+        "(b) gateway /api/expenses, ",
+        "(c) gateway monthly dashboard",
+        "(c) PostgREST rpc yearly",
+        "(d) /api/categories, login storm",
+        "(e) gateway /api/expenses (all)",
+        "(e) old path: 1,000-row pages",
+        "(f) open loop, 50 req/s offered",
+        "gateway/direct = ",
+        "p95 reaches 200 ms at",
+    ):
         assert row in proc.stdout
     verdicts = [line for line in proc.stdout.splitlines() if line.startswith("  => ")]
     assert len(verdicts) == 6  # (a)-(f), each ending in OK or MISS
     assert all(line.endswith(("   OK", "   MISS")) for line in verdicts)
     result = json.loads((tmp_path / "latest.json").read_text())
-    assert {"a_direct", "a_gateway", "b_direct", "b_gateway", "b_month_direct",
-            "b_month_gateway", "c_monthly_direct", "c_monthly_gateway", "c_yearly_direct",
-            "c_yearly_gateway", "d_gateway_storm", "d_logins", "e_direct", "e_gateway",
-            "e_paging", "f_50"} <= set(result["results"])
+    assert {
+        "a_direct",
+        "a_gateway",
+        "b_direct",
+        "b_gateway",
+        "b_month_direct",
+        "b_month_gateway",
+        "c_monthly_direct",
+        "c_monthly_gateway",
+        "c_yearly_direct",
+        "c_yearly_gateway",
+        "d_gateway_storm",
+        "d_logins",
+        "e_direct",
+        "e_gateway",
+        "e_paging",
+        "f_50",
+    } <= set(result["results"])
     assert all(r["requests"] > 0 for r in result["results"].values())
     assert set(result["verdicts"]) == set("abcdef")
-    assert result["results"]["e_gateway"]["extra"]["bytes"] == \
-        result["results"]["e_direct"]["extra"]["bytes"] > 2
+    assert (
+        result["results"]["e_gateway"]["extra"]["bytes"]
+        == result["results"]["e_direct"]["extra"]["bytes"]
+        > 2
+    )
     assert result["results"]["e_gateway"]["extra"]["rss_peak"] > 0
 
 
@@ -47,10 +89,28 @@ def test_bench_quick_leaves_the_expenses_as_it_found_them(tmp_path, dsn):
     before = count_rows(dsn, "expenses")
     env = {**os.environ, "BENCH_NO_REEXEC": "1"}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--no-start",
-         "--duration", "1", "--warmup", "0", "--expenses", str(before + 1500),
-         "--f-rates", "50", "--out", str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench.py"),
+            "--quick",
+            "--no-start",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--expenses",
+            str(before + 1500),
+            "--f-rates",
+            "50",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "--quick: removed the 1,500 expenses this run added" in proc.stdout
     assert count_rows(dsn, "expenses") == before

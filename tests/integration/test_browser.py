@@ -8,6 +8,7 @@ along. The same page from 127.0.0.1:<B> (not listed) is refused by the browser's
 check: its fetches reject. The page writes its findings as JSON into the DOM, which
 Chromium's --dump-dom hands back.
 """
+
 from __future__ import annotations
 
 import functools
@@ -87,8 +88,9 @@ def static_site(tmp_path):
         root = tmp_path / f"site{len(servers)}"
         root.mkdir()
         (root / "index.html").write_text(PAGE)
-        server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                     functools.partial(QuietHandler, directory=str(root)))
+        server = ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root))
+        )
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         origin = f"http://127.0.0.1:{server.server_address[1]}"
@@ -102,19 +104,33 @@ def static_site(tmp_path):
 
 def chromium_results(url: str, profile: Path) -> dict:
     """Load url in headless Chromium, let its script finish, return what it wrote."""
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-               "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-               f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", url]
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        url,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=90)
     match = re.search(r'<pre id="result">(.*?)</pre>', done.stdout, re.S)
-    assert match and "<title>done</title>" in done.stdout, \
+    assert match and "<title>done</title>" in done.stdout, (
         f"page did not finish (exit {done.returncode}): {done.stdout[-500:]} {done.stderr[-1500:]}"
+    )
     return json.loads(html.unescape(match.group(1)))
 
 
 def test_allowed_origin_logs_in_and_reads_dashboard_with_the_cookie_alone(
-        static_site, start_server, fresh_db, tmp_path):
+    static_site, start_server, fresh_db, tmp_path
+):
     origin, page = static_site()
     api = start_server(env={"CORS_ORIGINS": origin})
     seed_january(fresh_db)
@@ -122,14 +138,19 @@ def test_allowed_origin_logs_in_and_reads_dashboard_with_the_cookie_alone(
     out = chromium_results(f"{page}?api={api}", tmp_path / "chromium")
 
     assert out["categories"] == {"status": 200, "count": 4, "requestId": True}
-    assert out["login"] == {"status": 200, "hasToken": True,
-                            "user": {"id": 1, "name": "Alok", "email": "alok@example.com"}}
+    assert out["login"] == {
+        "status": 200,
+        "hasToken": True,
+        "user": {"id": 1, "name": "Alok", "email": "alok@example.com"},
+    }
     assert out["cookieVisibleToScript"] is False  # httpOnly
     assert out["dashboard"]["status"] == 200, out["dashboard"]
     assert out["dashboard"]["body"]["user"] == {"id": 1, "name": "Alok"}
     assert out["dashboard"]["body"]["total_spent"] == 150
-    assert out["me"] == {"status": 200, "body": {"id": 1, "name": "Alok",
-                                                 "email": "alok@example.com"}}
+    assert out["me"] == {
+        "status": 200,
+        "body": {"id": 1, "name": "Alok", "email": "alok@example.com"},
+    }
     assert out["logout"] == {"status": 200}
     assert out["afterLogout"]["status"] == 401  # cookie cleared and the token revoked
 
@@ -156,6 +177,8 @@ def test_disallowed_origin_is_blocked_by_cors(static_site, start_server, fresh_d
 
 def seed_january(dsn: str) -> None:
     with sql(dsn) as cur:
-        cur.executemany("insert into public.expenses (user_id, category_id, amount, date) "
-                        "values (1, %s, %s, %s)",
-                        [(1, 100, "2025-01-10"), (3, 50, "2025-01-20"), (1, 70, "2025-02-01")])
+        cur.executemany(
+            "insert into public.expenses (user_id, category_id, amount, date) "
+            "values (1, %s, %s, %s)",
+            [(1, 100, "2025-01-10"), (3, 50, "2025-01-20"), (1, 70, "2025-02-01")],
+        )

@@ -3,6 +3,7 @@
 and categories) and DELETE — some by members who may not, which must change nothing — then
 both dashboards of every user and year involved are compared with sums over
 GET /api/expenses, and the totals table with the raw rows."""
+
 from __future__ import annotations
 
 import calendar
@@ -30,13 +31,29 @@ YEARS = [2024, 2025]
 MONTHS = [1, 12]  # both ends of a year: moves cross months and years
 
 amounts = st.integers(1, 500_000).map(lambda cents: Decimal(cents) / 100)
-dates = st.builds(lambda y, m, d: dt.date(y, m, min(d, calendar.monthrange(y, m)[1])),
-                  st.sampled_from(YEARS), st.sampled_from(MONTHS), st.integers(1, 31))
-creates = st.tuples(st.just("create"), st.sampled_from(USERS), st.sampled_from(USERS),
-                    st.sampled_from(sorted(CATEGORY_NAMES)), amounts, dates)
-changes = st.fixed_dictionaries({}, optional={
-    "user_id": st.sampled_from(USERS), "category_id": st.sampled_from(sorted(CATEGORY_NAMES)),
-    "amount": amounts, "date": dates}).filter(bool)
+dates = st.builds(
+    lambda y, m, d: dt.date(y, m, min(d, calendar.monthrange(y, m)[1])),
+    st.sampled_from(YEARS),
+    st.sampled_from(MONTHS),
+    st.integers(1, 31),
+)
+creates = st.tuples(
+    st.just("create"),
+    st.sampled_from(USERS),
+    st.sampled_from(USERS),
+    st.sampled_from(sorted(CATEGORY_NAMES)),
+    amounts,
+    dates,
+)
+changes = st.fixed_dictionaries(
+    {},
+    optional={
+        "user_id": st.sampled_from(USERS),
+        "category_id": st.sampled_from(sorted(CATEGORY_NAMES)),
+        "amount": amounts,
+        "date": dates,
+    },
+).filter(bool)
 edits = st.tuples(st.just("edit"), st.integers(0, 50), changes, st.booleans())
 deletes = st.tuples(st.just("delete"), st.integers(0, 50), st.booleans())
 operations = st.lists(st.one_of(creates, creates, edits, edits, deletes), min_size=1, max_size=14)
@@ -53,16 +70,24 @@ def outsider(row: dict) -> int | None:
 
 
 def json_changes(values: dict) -> dict:
-    return {k: (float(v) if isinstance(v, Decimal) else v.isoformat() if isinstance(v, dt.date)
-                else v) for k, v in values.items()}
+    return {
+        k: (float(v) if isinstance(v, Decimal) else v.isoformat() if isinstance(v, dt.date) else v)
+        for k, v in values.items()
+    }
 
 
-@settings(max_examples=20, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(ops=operations)
-async def test_dashboards_follow_interleaved_creates_edits_and_deletes(api, dsn,
-                                                                      contract_db_empty,  # noqa: F811 - the fixture
-                                                                      ops):
+async def test_dashboards_follow_interleaved_creates_edits_and_deletes(
+    api,
+    dsn,
+    contract_db_empty,  # noqa: F811 - the fixture
+    ops,
+):
     with sql(dsn) as cur:
         cur.execute("delete from public.expenses")
     live: list[dict] = []  # {"id", "user_id", "created_by"}
@@ -70,9 +95,16 @@ async def test_dashboards_follow_interleaved_creates_edits_and_deletes(api, dsn,
     for op in ops:
         if op[0] == "create":
             _, actor, owner, category, amount, date = op
-            response = await api.post("/api/expenses", headers=headers(actor), json={
-                "amount": float(amount), "category_id": category, "user_id": owner,
-                "date": date.isoformat()})
+            response = await api.post(
+                "/api/expenses",
+                headers=headers(actor),
+                json={
+                    "amount": float(amount),
+                    "category_id": category,
+                    "user_id": owner,
+                    "date": date.isoformat(),
+                },
+            )
             assert response.status_code == 201, response.text
             live.append({"id": response.json()["id"], "user_id": owner, "created_by": actor})
             touched.add((owner, date.year))
@@ -80,17 +112,16 @@ async def test_dashboards_follow_interleaved_creates_edits_and_deletes(api, dsn,
         if not live:
             continue
         row = live[op[1] % len(live)]
-        before = (await api.get(f"/api/expenses/{row['id']}",
-                                headers=headers(1))).json()
+        before = (await api.get(f"/api/expenses/{row['id']}", headers=headers(1))).json()
         touched.add((before["user_id"], int(before["date"][:4])))
         by_outsider = op[-1] and outsider(row) is not None
         actor = outsider(row) if by_outsider else row["created_by"]
         if op[0] == "edit":
-            response = await api.put(f"/api/expenses/{row['id']}", json=json_changes(op[2]),
-                                     headers=headers(actor))
+            response = await api.put(
+                f"/api/expenses/{row['id']}", json=json_changes(op[2]), headers=headers(actor)
+            )
         else:
-            response = await api.delete(f"/api/expenses/{row['id']}",
-                                        headers=headers(actor))
+            response = await api.delete(f"/api/expenses/{row['id']}", headers=headers(actor))
         if by_outsider:
             assert response.status_code == 403, response.text
             continue
@@ -104,10 +135,12 @@ async def test_dashboards_follow_interleaved_creates_edits_and_deletes(api, dsn,
 
     everyone = headers(1)
     for user_id, year in sorted(touched):
-        year_rows = await listed(api, everyone, user_id, dt.date(year, 1, 1),
-                                 dt.date(year, 12, 31))
-        yearly = (await api.get(f"/api/dashboard/{user_id}/yearly", params={"year": year},
-                                headers=everyone)).json()
+        year_rows = await listed(api, everyone, user_id, dt.date(year, 1, 1), dt.date(year, 12, 31))
+        yearly = (
+            await api.get(
+                f"/api/dashboard/{user_id}/yearly", params={"year": year}, headers=everyone
+            )
+        ).json()
         assert_breakdown(yearly, category_sums(year_rows))
         by_month: dict[int, Decimal] = defaultdict(Decimal)
         for item in year_rows:
@@ -117,10 +150,16 @@ async def test_dashboards_follow_interleaved_creates_edits_and_deletes(api, dsn,
         for month in MONTHS:
             first = dt.date(year, month, 1)
             last = dt.date(year, month, calendar.monthrange(year, month)[1])
-            monthly = (await api.get(f"/api/dashboard/{user_id}/monthly", headers=everyone,
-                                     params={"year": year, "month": month})).json()
-            assert_breakdown(monthly, category_sums(await listed(api, everyone, user_id,
-                                                                 first, last)))
+            monthly = (
+                await api.get(
+                    f"/api/dashboard/{user_id}/monthly",
+                    headers=everyone,
+                    params={"year": year, "month": month},
+                )
+            ).json()
+            assert_breakdown(
+                monthly, category_sums(await listed(api, everyone, user_id, first, last))
+            )
     with sql(dsn) as cur:
         cur.execute("select count(*) from public.expense_totals_drift()")
         assert cur.fetchone()[0] == 0

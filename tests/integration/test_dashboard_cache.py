@@ -1,6 +1,7 @@
 """DASHBOARD_CACHE: dashboards served from the worker's memory stay fresh because Postgres
 itself invalidates them (NOTIFY from statement triggers, LISTEN in each worker), whatever
 path wrote - here plain SQL, as the SQL editor or a COPY would."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,8 +38,11 @@ async def cached_api(fresh_db):
 
 def add_expense(dsn: str, amount: str, category_id: int = 1) -> int:
     with sql(dsn) as cur:
-        cur.execute("insert into public.expenses (user_id, category_id, amount, date) "
-                    "values (1, %s, %s, '2025-01-10') returning id", (category_id, amount))
+        cur.execute(
+            "insert into public.expenses (user_id, category_id, amount, date) "
+            "values (1, %s, %s, '2025-01-10') returning id",
+            (category_id, amount),
+        )
         return cur.fetchone()[0]
 
 
@@ -68,47 +72,64 @@ async def test_a_repeated_dashboard_is_served_from_the_cache(cached_api, fresh_d
 
 
 async def test_writes_made_straight_in_sql_are_seen_within_a_second(
-        cached_api, fresh_db, auth_headers):
+    cached_api, fresh_db, auth_headers
+):
     expense = 0
 
     def first() -> None:
         nonlocal expense
         expense = add_expense(fresh_db, "100.00")
+
     await settled(cached_api.cache, first)
     assert await total(cached_api, auth_headers) == 100
-    assert await total(cached_api, auth_headers) == 100           # now cached
+    assert await total(cached_api, auth_headers) == 100  # now cached
     steps = [
-        ("insert", lambda cur: cur.execute(
-            "insert into public.expenses (user_id, category_id, amount, date) "
-            "values (1, 2, 50, '2025-01-11')"), 150),
-        ("update", lambda cur: cur.execute(
-            "update public.expenses set amount = 120 where id = %s", (expense,)), 170),
-        ("delete", lambda cur: cur.execute(
-            "delete from public.expenses where id = %s", (expense,)), 50),
+        (
+            "insert",
+            lambda cur: cur.execute(
+                "insert into public.expenses (user_id, category_id, amount, date) "
+                "values (1, 2, 50, '2025-01-11')"
+            ),
+            150,
+        ),
+        (
+            "update",
+            lambda cur: cur.execute(
+                "update public.expenses set amount = 120 where id = %s", (expense,)
+            ),
+            170,
+        ),
+        (
+            "delete",
+            lambda cur: cur.execute("delete from public.expenses where id = %s", (expense,)),
+            50,
+        ),
     ]
     for what, write, expected in steps:
         with sql(fresh_db) as cur:
             write(cur)
+
         async def fresh(expected: float) -> None:
             while await total(cached_api, auth_headers) != expected:
                 await asyncio.sleep(0.005)
+
         started = time.perf_counter()
         await asyncio.wait_for(fresh(expected), FRESH_WITHIN_S)
         print(f"\n[cache] {what} in SQL seen after {(time.perf_counter() - started) * 1000:.1f} ms")
-    with sql(fresh_db) as cur:                                  # a name in the body
+    with sql(fresh_db) as cur:  # a name in the body
         cur.execute("update public.categories set name = 'Transport' where id = 2")
 
     async def renamed() -> bool:
         body = (await cached_api.get(MONTHLY, headers=auth_headers)).json()
         return body["category_breakdown"][0]["category"] == "Transport"
+
     deadline = time.perf_counter() + FRESH_WITHIN_S
     while not await renamed():
         assert time.perf_counter() < deadline, "category rename not seen"
         await asyncio.sleep(0.005)
 
 
-async def test_a_logged_out_token_is_never_answered_from_the_cache(
-        cached_api, fresh_db):
+async def test_a_logged_out_token_is_never_answered_from_the_cache(cached_api, fresh_db):
     await settled(cached_api.cache, lambda: add_expense(fresh_db, "100.00"))
     for revoke in ("api", "sql"):
         token = token_for()
@@ -122,12 +143,16 @@ async def test_a_logged_out_token_is_never_answered_from_the_cache(
             response = await cached_api.post("/api/auth/logout", headers=headers)
             assert response.status_code == 200
             assert (await cached_api.get(MONTHLY, headers=headers)).status_code == 401
-        else:                                                   # another path: SQL
+        else:  # another path: SQL
             from auth import decode_token
+
             user = decode_token(stack_settings(), token)
             with sql(fresh_db) as cur:
-                cur.execute("insert into public.revoked_tokens (jti, expires_at) "
-                            "values (%s, now() + interval '1 day')", (user.jti,))
+                cur.execute(
+                    "insert into public.revoked_tokens (jti, expires_at) "
+                    "values (%s, now() + interval '1 day')",
+                    (user.jti,),
+                )
             started = time.perf_counter()
             while (await cached_api.get(MONTHLY, headers=headers)).status_code != 401:
                 assert time.perf_counter() - started < FRESH_WITHIN_S
@@ -137,8 +162,11 @@ async def test_a_logged_out_token_is_never_answered_from_the_cache(
 async def test_nothing_is_served_from_the_cache_while_the_listener_is_down(fresh_db, auth_headers):
     """The listener cannot connect (DATABASE_URL names a closed port): the cache stays off,
     every request reaches PostgREST, and an SQL write is seen by the very next request."""
-    settings = stack_settings(dashboard_cache=True, bootstrap_on_startup=False,
-                              database_url="postgresql://postgres:x@127.0.0.1:9/postgres")
+    settings = stack_settings(
+        dashboard_cache=True,
+        bootstrap_on_startup=False,
+        database_url="postgresql://postgres:x@127.0.0.1:9/postgres",
+    )
     async with app_client(settings) as api:
         cache = deps.app_state(api.app).dashboard_cache
         add_expense(fresh_db, "100.00")
@@ -150,16 +178,19 @@ async def test_nothing_is_served_from_the_cache_while_the_listener_is_down(fresh
 
 
 async def test_a_lost_listener_connection_empties_the_cache_and_comes_back(
-        cached_api, fresh_db, auth_headers):
+    cached_api, fresh_db, auth_headers
+):
     await settled(cached_api.cache, lambda: add_expense(fresh_db, "100.00"))
     await total(cached_api, auth_headers)
     generation = cached_api.cache.generation
     with sql(fresh_db) as cur:
-        cur.execute("select pg_terminate_backend(pid) from pg_stat_activity "
-                    "where application_name = 'ffb-cache-listener'")
+        cur.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity "
+            "where application_name = 'ffb-cache-listener'"
+        )
         assert cur.rowcount >= 1
     await wait_for(lambda: cached_api.cache.generation > generation)  # emptied at once
-    await wait_for(lambda: cached_api.cache.listening, timeout=15)    # and back
+    await wait_for(lambda: cached_api.cache.listening, timeout=15)  # and back
     add_expense(fresh_db, "1.00")
     started = time.perf_counter()
     while await total(cached_api, auth_headers) != 101:

@@ -4,6 +4,7 @@ Each example replaces every expense (SQL; the totals trigger keeps the dashboard
 step), then checks one user's monthly and yearly dashboards against sums over
 GET /api/expenses for the same user and period.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -27,14 +28,21 @@ amounts = st.one_of(
     st.sampled_from(["0.01", "33.33", "50.00", "100.00", "250.50"]),  # repeats -> ties
     st.integers(1, 2_000_000).map(lambda cents: f"{Decimal(cents) / 100:.2f}"),
 )
-dates = st.builds(lambda y, m, d: dt.date(y, m, min(d, calendar.monthrange(y, m)[1])),
-                  st.sampled_from(YEARS), st.sampled_from(MONTHS), st.integers(1, 31))
+dates = st.builds(
+    lambda y, m, d: dt.date(y, m, min(d, calendar.monthrange(y, m)[1])),
+    st.sampled_from(YEARS),
+    st.sampled_from(MONTHS),
+    st.integers(1, 31),
+)
 expense_rows = st.lists(
     st.tuples(st.sampled_from(USERS), st.sampled_from(sorted(CATEGORY_NAMES)), amounts, dates),
-    max_size=80)
+    max_size=80,
+)
 # Every category once in one month, with a tie: top_categories must be cut at 5.
-ALL_CATEGORIES = [(1, cid, "50.00" if cid in (2, 4) else f"{cid}0.25", dt.date(2025, 1, cid))
-                  for cid in sorted(CATEGORY_NAMES)]
+ALL_CATEGORIES = [
+    (1, cid, "50.00" if cid in (2, 4) else f"{cid}0.25", dt.date(2025, 1, cid))
+    for cid in sorted(CATEGORY_NAMES)
+]
 periods = st.tuples(st.sampled_from(USERS), st.sampled_from(YEARS), st.integers(1, 12))
 
 
@@ -47,8 +55,11 @@ def contract_db_empty(dsn, api) -> str:
 def replace_expenses(dsn: str, rows) -> None:
     with sql(dsn) as cur:
         cur.execute("delete from public.expenses")
-        cur.executemany("insert into public.expenses (user_id, category_id, amount, date) "
-                        "values (%s, %s, %s, %s)", rows)
+        cur.executemany(
+            "insert into public.expenses (user_id, category_id, amount, date) "
+            "values (%s, %s, %s, %s)",
+            rows,
+        )
 
 
 def as_decimal(value) -> Decimal:
@@ -79,8 +90,11 @@ def assert_breakdown(body: dict, sums: dict[str, Decimal]) -> None:
 
 
 async def listed(api, headers, user_id: int, first: dt.date, last: dt.date) -> list[dict]:
-    response = await api.get("/api/expenses", headers=headers, params={
-        "user_id": user_id, "date_from": first.isoformat(), "date_to": last.isoformat()})
+    response = await api.get(
+        "/api/expenses",
+        headers=headers,
+        params={"user_id": user_id, "date_from": first.isoformat(), "date_to": last.isoformat()},
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -92,21 +106,28 @@ def category_sums(rows: list[dict]) -> dict[str, Decimal]:
     return dict(sums)
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(rows=expense_rows, period=periods, pick_from_data=st.booleans())
 @example(rows=ALL_CATEGORIES, period=(1, 2025, 1), pick_from_data=True)
 @example(rows=[], period=(2, 2024, 6), pick_from_data=False)
-async def test_dashboards_agree_with_listed_expenses(api, dsn, contract_db_empty, auth_headers,
-                                                     rows, period, pick_from_data):
+async def test_dashboards_agree_with_listed_expenses(
+    api, dsn, contract_db_empty, auth_headers, rows, period, pick_from_data
+):
     replace_expenses(dsn, rows)
     user_id, year, month = period
     if pick_from_data and rows:  # most examples look at a period that has spending
         user_id, _, _, day = rows[0]
         year, month = day.year, day.month
 
-    response = await api.get(f"/api/dashboard/{user_id}/monthly", headers=auth_headers,
-                             params={"year": year, "month": month})
+    response = await api.get(
+        f"/api/dashboard/{user_id}/monthly",
+        headers=auth_headers,
+        params={"year": year, "month": month},
+    )
     assert response.status_code == 200, response.text
     monthly = response.json()
     first = dt.date(year, month, 1)
@@ -114,8 +135,9 @@ async def test_dashboards_agree_with_listed_expenses(api, dsn, contract_db_empty
     assert monthly["period"] == {"type": "monthly", "year": year, "month": month}
     assert_breakdown(monthly, category_sums(await listed(api, auth_headers, user_id, first, last)))
 
-    response = await api.get(f"/api/dashboard/{user_id}/yearly", headers=auth_headers,
-                             params={"year": year})
+    response = await api.get(
+        f"/api/dashboard/{user_id}/yearly", headers=auth_headers, params={"year": year}
+    )
     assert response.status_code == 200, response.text
     yearly = response.json()
     year_rows = await listed(api, auth_headers, user_id, dt.date(year, 1, 1), dt.date(year, 12, 31))

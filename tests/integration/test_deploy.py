@@ -4,6 +4,7 @@
 `docker build` cannot run here (no container engine); the Dockerfile is checked as text and
 its HEALTHCHECK command is run against a real server.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,13 @@ from config import ConfigError, Settings, load_settings
 from tests.conftest import ROOT, free_port
 
 # Read by gunicorn.conf.py from the environment; documented in .env.example as comments.
-PLATFORM_VARIABLES = {"PORT", "HOST", "WEB_CONCURRENCY", "HEADER_TIMEOUT_SECONDS",
-                      "WORKER_CONNECTIONS"}
+PLATFORM_VARIABLES = {
+    "PORT",
+    "HOST",
+    "WEB_CONCURRENCY",
+    "HEADER_TIMEOUT_SECONDS",
+    "WORKER_CONNECTIONS",
+}
 # .env.example shows a deliberate value for these rather than the default (it is a
 # production template: ENVIRONMENT=prod is checked by the prod test below).
 EXAMPLE_VALUES = {"environment": "dev", "cors_origins": ["https://your-frontend.example.com"]}
@@ -32,7 +38,9 @@ ASSIGNMENT = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
 
 
 def procfile_web() -> str:
-    [line] = [entry for entry in (ROOT / "Procfile").read_text().splitlines() if entry.startswith("web:")]
+    [line] = [
+        entry for entry in (ROOT / "Procfile").read_text().splitlines() if entry.startswith("web:")
+    ]
     return line.removeprefix("web:").strip()
 
 
@@ -45,7 +53,7 @@ def dockerfile_instruction(name: str) -> str:
 
 def healthcheck_command() -> list[str]:
     args = dockerfile_instruction("HEALTHCHECK")
-    return json.loads(args[args.index("CMD ") + 4:].strip())
+    return json.loads(args[args.index("CMD ") + 4 :].strip())
 
 
 def env_example() -> list[str]:
@@ -54,8 +62,7 @@ def env_example() -> list[str]:
 
 def documented_names() -> dict[str, int]:
     """NAME -> line index, for `NAME=value` and commented-out `# NAME=value` lines."""
-    return {m.group(2): i for i, line in enumerate(env_example())
-            if (m := ASSIGNMENT.match(line))}
+    return {m.group(2): i for i, line in enumerate(env_example()) if (m := ASSIGNMENT.match(line))}
 
 
 # --------------------------------------------------------------------------------------
@@ -75,8 +82,9 @@ def test_procfile_web_command_serves_health(start_server):
     port = base.rsplit(":", 1)[1]
     ok = subprocess.run(check, env={**os.environ, "PORT": port}, capture_output=True, timeout=10)
     assert ok.returncode == 0, ok.stderr
-    down = subprocess.run(check, env={**os.environ, "PORT": str(free_port())},
-                          capture_output=True, timeout=10)
+    down = subprocess.run(
+        check, env={**os.environ, "PORT": str(free_port())}, capture_output=True, timeout=10
+    )
     assert down.returncode != 0
 
 
@@ -100,10 +108,22 @@ def test_dockerfile_is_slim_non_root_runtime_only_on_port_8000():
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_image():
-    ignored = {entry.strip() for entry in (ROOT / ".dockerignore").read_text().splitlines()
-               if entry.strip() and not entry.startswith("#")}
-    assert {".venv", ".cache", ".stack", ".env", ".bench", ".git", ".pytest_cache",
-            ".hypothesis", "**/__pycache__"} <= ignored
+    ignored = {
+        entry.strip()
+        for entry in (ROOT / ".dockerignore").read_text().splitlines()
+        if entry.strip() and not entry.startswith("#")
+    }
+    assert {
+        ".venv",
+        ".cache",
+        ".stack",
+        ".env",
+        ".bench",
+        ".git",
+        ".pytest_cache",
+        ".hypothesis",
+        "**/__pycache__",
+    } <= ignored
 
 
 # --------------------------------------------------------------------------------------
@@ -115,8 +135,9 @@ def test_env_example_lists_every_settings_field_with_a_comment():
     assert missing == [], f".env.example lacks {missing}"
     for name, index in names.items():
         above = lines[index - 1]
-        assert above.startswith("# ") and not ASSIGNMENT.match(above), \
+        assert above.startswith("# ") and not ASSIGNMENT.match(above), (
             f"{name} needs a one-line comment right above it"
+        )
 
 
 def test_env_example_names_only_real_settings():
@@ -135,10 +156,12 @@ def test_env_example_shows_the_real_defaults(monkeypatch):
         elif field.is_required():
             continue  # placeholders
         else:
-            default = field.default if field.default is not PydanticUndefined \
-                else field.default_factory()
-            assert value == default, f"{name.upper()}: .env.example shows {value!r}, " \
-                                     f"the default is {default!r}"
+            default = (
+                field.default if field.default is not PydanticUndefined else field.default_factory()
+            )
+            assert value == default, (
+                f"{name.upper()}: .env.example shows {value!r}, the default is {default!r}"
+            )
 
 
 def test_env_example_as_is_is_refused_in_prod(monkeypatch):
@@ -172,6 +195,7 @@ def test_gunicorn_binds_port_default_8000_and_leaves_access_log_to_the_app(monke
     assert gunicorn_conf(monkeypatch, PORT="5123")["bind"] == "0.0.0.0:5123"
     assert conf["accesslog"] is None
     from uvicorn.workers import UvicornWorker
+
     assert issubclass(conf["worker_class"], UvicornWorker)
     assert conf["worker_class"].CONFIG_KWARGS["server_header"] is False
     assert conf["worker_class"].CONFIG_KWARGS["proxy_headers"] is False

@@ -12,6 +12,7 @@
   pages' CSP stops ReDoc's CDN-hosted credit logo), then clicks Authorize, enters a login
   token, and runs "Try it out" on GET /api/auth/me.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,8 +42,11 @@ BIG = {"email": "x" * 20_000, "password": "x"}
 # the OpenAPI document and real responses
 # --------------------------------------------------------------------------------------
 def operations(schema: dict) -> list[tuple[str, str, dict]]:
-    return [(method.upper(), path, op) for path, ops in schema["paths"].items()
-            for method, op in ops.items()]
+    return [
+        (method.upper(), path, op)
+        for path, ops in schema["paths"].items()
+        for method, op in ops.items()
+    ]
 
 
 def template_of(schema: dict, method: str, path: str) -> str | None:
@@ -68,11 +72,17 @@ def matches_shape(example: Any, real: Any) -> bool:
     if isinstance(real, str) and real in PLACEHOLDERS:
         real = PLACEHOLDERS[real]
     if isinstance(example, dict):
-        return (isinstance(real, dict) and list(example) == list(real)
-                and all(matches_shape(example[k], real[k]) for k in example))
+        return (
+            isinstance(real, dict)
+            and list(example) == list(real)
+            and all(matches_shape(example[k], real[k]) for k in example)
+        )
     if isinstance(example, list):
-        return isinstance(real, list) and (not example or bool(real)) and all(
-            any(matches_shape(e, r) for r in real) for e in example)
+        return (
+            isinstance(real, list)
+            and (not example or bool(real))
+            and all(any(matches_shape(e, r) for r in real) for e in example)
+        )
     if isinstance(example, bool) or example is None:
         return type(real) is type(example)
     if isinstance(example, (int, float)):
@@ -88,15 +98,23 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
         response = await client.request(method, url, **kwargs)
         client.cookies.clear()
         template = template_of(schema, method, url.split("?")[0])
-        body = (response.json() if response.headers.get("content-type", "").startswith(
-            "application/json") else response.text)  # the CSV export
+        body = (
+            response.json()
+            if response.headers.get("content-type", "").startswith("application/json")
+            else response.text
+        )  # the CSV export
         got.append((method, template, response.status_code, body))
 
-    protected = [(m, p) for m, p, op in operations(schema) if op.get("security")
-                 and op["security"] != [{"operatorToken": []}]]
-    concrete = {"/api/dashboard/{user_id}/monthly": "/api/dashboard/1/monthly?year=2025&month=1",
-                "/api/dashboard/{user_id}/yearly": "/api/dashboard/1/yearly?year=2025",
-                "/api/expenses/{expense_id}": "/api/expenses/1"}
+    protected = [
+        (m, p)
+        for m, p, op in operations(schema)
+        if op.get("security") and op["security"] != [{"operatorToken": []}]
+    ]
+    concrete = {
+        "/api/dashboard/{user_id}/monthly": "/api/dashboard/1/monthly?year=2025&month=1",
+        "/api/dashboard/{user_id}/yearly": "/api/dashboard/1/yearly?year=2025",
+        "/api/expenses/{expense_id}": "/api/expenses/1",
+    }
     valid = bearer()
     expense = {"amount": 10, "category_id": 1}
 
@@ -116,9 +134,14 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
         await call(client, "GET", "/health")
         await call(client, "GET", "/health/ready")
         await call(client, "GET", "/health/shadow", headers=valid)
-    async with app_client(stack_settings(
-            metrics_token=OPS, shadow_compare=True, legacy_base_url="http://127.0.0.1:9",
-            shadow_timeout_seconds=1)) as client:
+    async with app_client(
+        stack_settings(
+            metrics_token=OPS,
+            shadow_compare=True,
+            legacy_base_url="http://127.0.0.1:9",
+            shadow_timeout_seconds=1,
+        )
+    ) as client:
         await call(client, "GET", "/health/shadow", headers=valid)
         await client.get("/api/categories")
         await client.get("/api/categories")
@@ -130,20 +153,36 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
         new = {"username": "newcomer", "password": "Str0ng!pass"}
         await call(client, "POST", "/api/auth/register", json=new)
         await call(client, "POST", "/api/auth/register", json={**new, "invite_code": "made-up"})
-    async with app_client(stack_settings(rate_limit_enabled=True, login_rate_limit="1/minute",
-                                         register_rate_limit="1/hour")) as client:
+    async with app_client(
+        stack_settings(
+            rate_limit_enabled=True, login_rate_limit="1/minute", register_rate_limit="1/hour"
+        )
+    ) as client:
         for n in range(2):
             await call(client, "POST", "/api/auth/login", json={"email": "a", "password": "b"})
-            await call(client, "POST", "/api/auth/register",
-                       json={"username": f"limited{n}", "password": "Str0ng!pass"})
-    async with app_client(stack_settings(supabase_url="http://127.0.0.1:9",
-                                         reference_cache_ttl_seconds=0)) as client:
+            await call(
+                client,
+                "POST",
+                "/api/auth/register",
+                json={"username": f"limited{n}", "password": "Str0ng!pass"},
+            )
+    async with app_client(
+        stack_settings(supabase_url="http://127.0.0.1:9", reference_cache_ttl_seconds=0)
+    ) as client:
         for method, path, _ in operations(schema):
             if path == "/health/shadow":
                 continue
-            body = {"json": {"email": "alok", "password": "p"} if "login" in path else
-                    {"username": "newcomer", "password": "Str0ng!pass"} if "register" in path
-                    else expense} if method in ("POST", "PUT") else {}
+            body = (
+                {
+                    "json": {"email": "alok", "password": "p"}
+                    if "login" in path
+                    else {"username": "newcomer", "password": "Str0ng!pass"}
+                    if "register" in path
+                    else expense
+                }
+                if method in ("POST", "PUT")
+                else {}
+            )
             await call(client, method, concrete.get(path, path), headers=valid, **body)
     return got
 
@@ -151,6 +190,7 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
 @pytest.fixture
 async def real_responses(fresh_db) -> tuple[dict, dict]:
     from main import create_app
+
     schema = create_app(stack_settings()).openapi()
     real: dict[tuple[str, str, int], list] = defaultdict(list)
     for path in sorted(GOLDEN.glob("*.json")) + sorted(GOLDEN.glob("changes/*.json")):
@@ -176,14 +216,20 @@ async def test_every_example_matches_a_real_response_in_key_order_and_types(real
         if status >= 400 and set(example) == {"error"}:
             assert example in candidates, (method, path, status, example, candidates)
         else:
-            assert any(matches_shape(example, c) for c in candidates), \
-                (method, path, status, example, candidates[:2])
+            assert any(matches_shape(example, c) for c in candidates), (
+                method,
+                path,
+                status,
+                example,
+                candidates[:2],
+            )
         checked += 1
     assert checked > 60
 
 
 def test_every_status_of_every_operation_has_its_own_example():
     from main import create_app
+
     schema = create_app(stack_settings()).openapi()
     for method, path, op in operations(schema):
         for status, response in op["responses"].items():
@@ -192,21 +238,32 @@ def test_every_status_of_every_operation_has_its_own_example():
                 continue
             assert "example" in media or media.get("examples"), (method, path, status)
     login_401 = schema["paths"]["/api/dashboard/{user_id}/monthly"]["get"]["responses"]
-    assert {e["value"]["error"] for e in
-            login_401["404"]["content"]["application/json"]["examples"].values()} == \
-        {"User not found"}
+    assert {
+        e["value"]["error"]
+        for e in login_401["404"]["content"]["application/json"]["examples"].values()
+    } == {"User not found"}
 
 
 def test_protected_operations_declare_bearer_and_cookie_security():
     from main import create_app
+
     schema = create_app(stack_settings()).openapi()
     schemes = schema["components"]["securitySchemes"]
-    assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                                     "description": "The `token` of POST /api/auth/login"}
+    assert schemes["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The `token` of POST /api/auth/login",
+    }
     assert schemes["cookieAuth"]["in"] == "cookie" and schemes["cookieAuth"]["name"] == "jwt"
-    public = {("POST", "/api/auth/login"), ("POST", "/api/auth/register"),
-              ("GET", "/api/categories"), ("GET", "/api/payment-methods"),
-              ("GET", "/health"), ("GET", "/health/ready")}
+    public = {
+        ("POST", "/api/auth/login"),
+        ("POST", "/api/auth/register"),
+        ("GET", "/api/categories"),
+        ("GET", "/api/payment-methods"),
+        ("GET", "/health"),
+        ("GET", "/health/ready"),
+    }
     for method, path, op in operations(schema):
         if (method, path) in public:
             assert "security" not in op, (method, path)
@@ -218,6 +275,7 @@ def test_protected_operations_declare_bearer_and_cookie_security():
 
 def test_amount_is_a_number_and_the_yearly_example_has_twelve_months():
     from main import create_app
+
     schema = create_app(stack_settings()).openapi()
     amount = schema["components"]["schemas"]["ExpenseCreate"]["properties"]["amount"]
     assert amount["type"] == "number" and "anyOf" not in amount
@@ -229,6 +287,7 @@ def test_amount_is_a_number_and_the_yearly_example_has_twelve_months():
 
 def test_the_contract_document_names_every_operation_and_error_message():
     from main import create_app
+
     schema = create_app(stack_settings()).openapi()
     contract = (ROOT / "docs" / "CONTRACT.md").read_text()
     for method, path, _ in operations(schema):
@@ -256,16 +315,31 @@ class Browser:
         self.profile = profile
         self.proc: subprocess.Popen | None = None
         self.requested: dict[str, str] = {}  # request id -> URL
-        self.blocked: set[str] = set()       # request ids the page's CSP stopped
+        self.blocked: set[str] = set()  # request ids the page's CSP stopped
 
     async def __aenter__(self) -> Browser:
         self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", "--disable-quic", f"--user-data-dir={self.profile}",
-             "--remote-debugging-port=0", "--proxy-server=http://127.0.0.1:9",
-             "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                "--disable-quic",
+                f"--user-data-dir={self.profile}",
+                "--remote-debugging-port=0",
+                "--proxy-server=http://127.0.0.1:9",
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         port_file = self.profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not port_file.exists() or not port_file.read_text().strip():
@@ -312,8 +386,13 @@ class Browser:
 
     async def run(self, script: str) -> Any:
         """Evaluate an async JS function body; returns its JSON result."""
-        result = await self.send("Runtime.evaluate", expression=f"(async () => {{{script}}})()",
-                                 awaitPromise=True, returnByValue=True, timeout=60000)
+        result = await self.send(
+            "Runtime.evaluate",
+            expression=f"(async () => {{{script}}})()",
+            awaitPromise=True,
+            returnByValue=True,
+            timeout=60000,
+        )
         assert "exceptionDetails" not in result, result["exceptionDetails"]
         return result["result"].get("value")
 
@@ -357,24 +436,33 @@ async def test_swagger_ui_and_redoc_render_offline_with_every_operation(docs_ser
     assert not re.search(r"(src|href)=\"https?://(?!127\.0\.0\.1)", page), page
     async with Browser(tmp_path / "chromium") as browser:
         await browser.open(f"{docs_server}/docs")
-        swagger = await browser.run(WAIT_FOR + """
+        swagger = await browser.run(
+            WAIT_FOR
+            + """
             await waitFor(() => document.querySelectorAll('.opblock').length, 'operations');
             return {operations: new Set([...document.querySelectorAll('.opblock')].map(
                       b => b.querySelector('.opblock-summary-method').textContent + ' ' +
                            b.querySelector('.opblock-summary-path').textContent.trim())).size,
                     authorize: !!document.querySelector('.btn.authorize'),
-                    title: document.querySelector('.info .title')?.textContent || ''};""")
+                    title: document.querySelector('.info .title')?.textContent || ''};"""
+        )
         await browser.open(f"{docs_server}/redoc")
-        redoc = await browser.run(WAIT_FOR + """
+        redoc = await browser.run(
+            WAIT_FOR
+            + """
             // each operation is a section "tag/<tag>/operation/<operationId>"
             const ops = () => new Set([...document.querySelectorAll(
               '[data-section-id^="tag/"][data-section-id*="/operation/"]')]
               .map(e => e.dataset.sectionId)).size;
             await waitFor(ops, 'redoc operations');
-            return {operations: ops()};""")
+            return {operations: ops()};"""
+        )
         await asyncio.sleep(0.5)  # late events of the page's own requests
-        loaded = [u for i, u in browser.requested.items()
-                  if u.startswith("http") and i not in browser.blocked]
+        loaded = [
+            u
+            for i, u in browser.requested.items()
+            if u.startswith("http") and i not in browser.blocked
+        ]
         # a page that tried a CDN would find it unreachable here:
         outside = await browser.run("""
             try { await fetch('https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css');
@@ -386,14 +474,18 @@ async def test_swagger_ui_and_redoc_render_offline_with_every_operation(docs_ser
     assert loaded and [u for u in loaded if not u.startswith(docs_server)] == []
 
 
-async def test_authorize_then_try_it_out_on_a_protected_endpoint(docs_server, fresh_db,
-                                                                 tmp_path):
-    login = httpx.post(f"{docs_server}/api/auth/login", timeout=10,
-                       json={"email": "alok@example.com", "password": "password123"})
+async def test_authorize_then_try_it_out_on_a_protected_endpoint(docs_server, fresh_db, tmp_path):
+    login = httpx.post(
+        f"{docs_server}/api/auth/login",
+        timeout=10,
+        json={"email": "alok@example.com", "password": "password123"},
+    )
     token = login.json()["token"]
     async with Browser(tmp_path / "chromium") as browser:
         await browser.open(f"{docs_server}/docs")
-        result = await browser.run(WAIT_FOR + f"""
+        result = await browser.run(
+            WAIT_FOR
+            + f"""
             const TOKEN = {json.dumps(token)};
             const setValue = (input, value) => {{
               Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value')
@@ -435,9 +527,13 @@ async def test_authorize_then_try_it_out_on_a_protected_endpoint(docs_server, fr
             const after = await tryIt();
             return {{before, after,
                      lock: operation().querySelector('.authorization__btn')
-                             ?.getAttribute('aria-label') || ''}};""")
+                             ?.getAttribute('aria-label') || ''}};"""
+        )
     assert result["before"]["status"] == "401", result
     assert result["after"]["status"] == "200", result
-    assert json.loads(result["after"]["body"]) == {"id": 1, "name": "Alok",
-                                                   "email": "alok@example.com"}
+    assert json.loads(result["after"]["body"]) == {
+        "id": 1,
+        "name": "Alok",
+        "email": "alok@example.com",
+    }
     assert result["lock"] == "authorization button locked", result["lock"]

@@ -1,5 +1,6 @@
 """GET /api/expenses/export.csv on the real stack: RFC 4180 CSV that Python's csv reads back
 exactly, formula injection neutralised, the list's filters and order, pages streamed."""
+
 from __future__ import annotations
 
 import csv
@@ -9,8 +10,7 @@ import pytest
 
 from tests.conftest import sql
 
-HEADER = ["id", "date", "user", "category", "payment_method", "amount", "description",
-          "created_at"]
+HEADER = ["id", "date", "user", "category", "payment_method", "amount", "description", "created_at"]
 TRICKY = [
     'He said "hello", then left',
     "line one\nline two\r\nline three",
@@ -18,7 +18,7 @@ TRICKY = [
     "Café ☕ — naïve 日本語 🎉",
     "  spaces around  ",
     "semi;colon|pipe",
-    "trailing quote\"",
+    'trailing quote"',
     "",
 ]
 FORMULAS = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tTAB", "\rCR", '=HYPERLINK("http://x","y")']
@@ -31,8 +31,11 @@ def parse(text: str) -> list[list[str]]:
 def insert(dsn: str, rows: list[tuple]) -> None:
     """rows of (user_id, category_id, payment_method_id, amount, description, date)."""
     with sql(dsn) as cur:
-        cur.executemany("insert into public.expenses (user_id, category_id, payment_method_id, "
-                        "amount, description, date) values (%s,%s,%s,%s,%s,%s)", rows)
+        cur.executemany(
+            "insert into public.expenses (user_id, category_id, payment_method_id, "
+            "amount, description, date) values (%s,%s,%s,%s,%s,%s)",
+            rows,
+        )
 
 
 async def export(api, headers, **params):
@@ -42,18 +45,28 @@ async def export(api, headers, **params):
 
 
 async def test_every_field_reads_back_exactly(api, fresh_db, auth_headers):
-    insert(fresh_db, [(1, 1, 4, "10.50", text, "2025-01-15") for text in TRICKY]
-           + [(2, 3, None, "400.00", None, "2025-01-14")])
+    insert(
+        fresh_db,
+        [(1, 1, 4, "10.50", text, "2025-01-15") for text in TRICKY]
+        + [(2, 3, None, "400.00", None, "2025-01-14")],
+    )
     response = await export(api, auth_headers)
     listed = (await api.get("/api/expenses", headers=auth_headers)).json()
     rows = parse(response.text)
     assert rows[0] == HEADER
     assert len(rows) == 1 + len(listed)
     for row, item in zip(rows[1:], listed):  # same rows, same order as the list
-        assert row == [str(item["id"]), item["date"], item["user_name"], item["category"],
-                       item["payment_method"] or "", f"{item['amount']:g}",
-                       item["description"] or "", item["created_at"]]
-    assert [r[6] for r in rows[1:len(TRICKY) + 1]] == list(reversed(TRICKY))
+        assert row == [
+            str(item["id"]),
+            item["date"],
+            item["user_name"],
+            item["category"],
+            item["payment_method"] or "",
+            f"{item['amount']:g}",
+            item["description"] or "",
+            item["created_at"],
+        ]
+    assert [r[6] for r in rows[1 : len(TRICKY) + 1]] == list(reversed(TRICKY))
 
 
 async def test_rfc4180_framing(api, fresh_db, auth_headers):
@@ -83,29 +96,47 @@ async def test_names_are_neutralised_too(api, fresh_db, auth_headers):
 
 
 async def test_amounts_render_like_the_list(api, fresh_db, auth_headers):
-    insert(fresh_db, [(1, 1, 1, amount, "x", "2025-01-01") for amount in ("400.00", "120.50",
-                                                                         "0.01", "9999999999.99")])
+    insert(
+        fresh_db,
+        [
+            (1, 1, 1, amount, "x", "2025-01-01")
+            for amount in ("400.00", "120.50", "0.01", "9999999999.99")
+        ],
+    )
     rows = parse((await export(api, auth_headers)).text)
     assert sorted(r[5] for r in rows[1:]) == sorted(["400", "120.5", "0.01", "9999999999.99"])
 
 
-@pytest.mark.parametrize("params", [
-    {"user_id": 2}, {"category_id": 3}, {"date_from": "2025-01-10"}, {"date_to": "2025-01-10"},
-    {"user_id": 1, "category_id": 1, "date_from": "2025-01-01", "date_to": "2025-01-31"},
-    {"user_id": 99},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"user_id": 2},
+        {"category_id": 3},
+        {"date_from": "2025-01-10"},
+        {"date_to": "2025-01-10"},
+        {"user_id": 1, "category_id": 1, "date_from": "2025-01-01", "date_to": "2025-01-31"},
+        {"user_id": 99},
+    ],
+)
 async def test_filters_match_the_list(api, fresh_db, auth_headers, params):
-    insert(fresh_db, [(u, c, 1, "5.00", f"{u}-{c}-{d}", f"2025-01-{d:02d}")
-                      for u in (1, 2) for c in (1, 3) for d in (5, 10, 20)])
+    insert(
+        fresh_db,
+        [
+            (u, c, 1, "5.00", f"{u}-{c}-{d}", f"2025-01-{d:02d}")
+            for u in (1, 2)
+            for c in (1, 3)
+            for d in (5, 10, 20)
+        ],
+    )
     rows = parse((await export(api, auth_headers, **params)).text)
     listed = (await api.get("/api/expenses", params=params, headers=auth_headers)).json()
     assert [int(r[0]) for r in rows[1:]] == [e["id"] for e in listed]
 
 
-async def test_pages_join_seamlessly_across_equal_dates(api, fresh_db, auth_headers,
-                                                        monkeypatch):
+async def test_pages_join_seamlessly_across_equal_dates(api, fresh_db, auth_headers, monkeypatch):
     """Keyset paging on (date, id): with tiny pages every row comes once, in order."""
     import routers.expenses
+
     monkeypatch.setattr(routers.expenses, "EXPORT_PAGE_ROWS", 4)
     insert(fresh_db, [(1, 1, 1, "1.00", f"r{i}", f"2025-01-{1 + i % 3:02d}") for i in range(23)])
     rows = parse((await export(api, auth_headers)).text)
@@ -116,7 +147,10 @@ async def test_pages_join_seamlessly_across_equal_dates(api, fresh_db, auth_head
 
 async def test_empty_export_is_just_the_header(api, fresh_db, auth_headers):
     response = await export(api, auth_headers)
-    assert response.content == b"id,date,user,category,payment_method,amount,description,created_at\r\n"
+    assert (
+        response.content
+        == b"id,date,user,category,payment_method,amount,description,created_at\r\n"
+    )
 
 
 async def test_export_needs_a_valid_session(api, fresh_db, auth_headers):

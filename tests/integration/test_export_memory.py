@@ -6,6 +6,7 @@ worker's resident memory (/proc/<pid>/status VmRSS, every 10 ms) and its high-wa
 pages' worth. Prints the numbers (`-s` shows them):
     ./scripts/dev test tests/integration/test_export_memory.py -s
 """
+
 from __future__ import annotations
 
 import os
@@ -45,24 +46,46 @@ def seed(dsn: str) -> None:
             "insert into public.expenses (user_id, category_id, payment_method_id, amount, "
             "description, date) select 1 + i %% 4, 1 + i %% 4, 1 + i %% 5, (1 + i %% 50000) / 100.0, "
             "'Row ' || i || ', \"quoted\" and ünïcödé', date '2025-01-01' - (i %% 730) "
-            "from generate_series(1, %s) as i", (ROWS,))
+            "from generate_series(1, %s) as i",
+            (ROWS,),
+        )
 
 
 def test_export_of_100k_rows_streams_with_flat_worker_memory(fresh_db):
     seed(fresh_db)
     port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1",
-           "RATE_LIMIT_ENABLED": "false", "BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen(PROCFILE_CMD, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+        "RATE_LIMIT_ENABLED": "false",
+        "BCRYPT_ROUNDS": "4",
+        "LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        PROCFILE_CMD,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/health", proc=proc)
         worker = only_child(proc.pid)
         headers = bearer()
         # warm up the code path (imports, pools) on a small export first
-        assert httpx.get(f"{base}/api/expenses/export.csv", params={"date_from": "2024-12-31"},
-                         headers=headers, timeout=60).status_code == 200
+        assert (
+            httpx.get(
+                f"{base}/api/expenses/export.csv",
+                params={"date_from": "2024-12-31"},
+                headers=headers,
+                timeout=60,
+            ).status_code
+            == 200
+        )
         baseline = memory_kb(worker, "VmRSS")
         peak, done = baseline, threading.Event()
 
@@ -77,8 +100,9 @@ def test_export_of_100k_rows_streams_with_flat_worker_memory(fresh_db):
         started = time.perf_counter()
         lines = size = 0
         try:
-            with httpx.stream("GET", f"{base}/api/expenses/export.csv", headers=headers,
-                              timeout=120) as response:
+            with httpx.stream(
+                "GET", f"{base}/api/expenses/export.csv", headers=headers, timeout=120
+            ) as response:
                 assert response.status_code == 200
                 for chunk in response.iter_bytes():
                     size += len(chunk)
@@ -88,9 +112,11 @@ def test_export_of_100k_rows_streams_with_flat_worker_memory(fresh_db):
             done.set()
             sampler.join()
         hwm = memory_kb(worker, "VmHWM")
-        print(f"\nexport of {ROWS} rows: {elapsed:.2f} s, {size / 1e6:.1f} MB of CSV; worker RSS "
-              f"baseline {baseline / 1024:.1f} MB, peak {peak / 1024:.1f} MB (+"
-              f"{(peak - baseline) / 1024:.1f} MB), VmHWM {hwm / 1024:.1f} MB")
+        print(
+            f"\nexport of {ROWS} rows: {elapsed:.2f} s, {size / 1e6:.1f} MB of CSV; worker RSS "
+            f"baseline {baseline / 1024:.1f} MB, peak {peak / 1024:.1f} MB (+"
+            f"{(peak - baseline) / 1024:.1f} MB), VmHWM {hwm / 1024:.1f} MB"
+        )
         assert lines == ROWS + 1  # header + every row (descriptions hold no newline)
         assert (peak - baseline) / 1024 < MAX_GROWTH_MB
     finally:

@@ -10,6 +10,7 @@ SQL details or a `server` header.
 
 Whatever a test stops it restarts in `finally`, so the rest of the suite finds the stack up.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,10 +27,10 @@ from tests.conftest import bearer, dev_script, token_for
 
 pytestmark = pytest.mark.slow
 
-ANSWER_WITHIN = 5.0       # every single response, outage or not
-OUTAGE_WITHIN = 5.0       # from "service stopped" to every endpoint answering 503
-RECOVER_WITHIN = 15.0     # from "restart begun" to every endpoint answering normally
-STABLE_SWEEPS = 4         # consecutive all-good sweeps that count as recovered
+ANSWER_WITHIN = 5.0  # every single response, outage or not
+OUTAGE_WITHIN = 5.0  # from "service stopped" to every endpoint answering 503
+RECOVER_WITHIN = 15.0  # from "restart begun" to every endpoint answering normally
+STABLE_SWEEPS = 4  # consecutive all-good sweeps that count as recovered
 UNAVAILABLE = {"error": "Database unavailable"}
 _names = itertools.count()
 
@@ -60,22 +61,43 @@ class Api:
             ("categories", "GET", "/api/categories", {}, 200),
             ("payment-methods", "GET", "/api/payment-methods", {}, 200),
             ("expenses", "GET", "/api/expenses", {"headers": headers}, 200),
-            ("expenses-create", "POST", "/api/expenses",
-             {"headers": headers, "json": {"amount": 1.5, "category_id": 1}}, 201),
+            (
+                "expenses-create",
+                "POST",
+                "/api/expenses",
+                {"headers": headers, "json": {"amount": 1.5, "category_id": 1}},
+                201,
+            ),
             ("dashboard-users", "GET", "/api/dashboard/users", {"headers": headers}, 200),
-            ("monthly", "GET", "/api/dashboard/1/monthly?year=2025&month=1",
-             {"headers": headers}, 200),
+            (
+                "monthly",
+                "GET",
+                "/api/dashboard/1/monthly?year=2025&month=1",
+                {"headers": headers},
+                200,
+            ),
             ("yearly", "GET", "/api/dashboard/1/yearly?year=2025", {"headers": headers}, 200),
             ("me", "GET", "/api/auth/me", {"headers": headers}, 200),
-            ("login", "POST", "/api/auth/login",
-             {"json": {"email": "alok@example.com", "password": "password123"}}, 200),
-            ("register", "POST", "/api/auth/register",
-             {"json": {"username": name, "password": "Sturdy#Pass1"}}, 200),
+            (
+                "login",
+                "POST",
+                "/api/auth/login",
+                {"json": {"email": "alok@example.com", "password": "password123"}},
+                200,
+            ),
+            (
+                "register",
+                "POST",
+                "/api/auth/register",
+                {"json": {"username": name, "password": "Sturdy#Pass1"}},
+                200,
+            ),
             ("logout", "POST", "/api/auth/logout", {"headers": fresh}, 200),
         ]
 
-    async def one(self, client: httpx.AsyncClient, name: str, method: str, path: str,
-                  kwargs: dict) -> Outcome:
+    async def one(
+        self, client: httpx.AsyncClient, name: str, method: str, path: str, kwargs: dict
+    ) -> Outcome:
         started = time.monotonic()
         try:
             response = await client.request(method, self.base + path, **kwargs)
@@ -90,7 +112,8 @@ class Api:
         outcomes = await asyncio.gather(
             *(self.one(client, name, method, path, kw) for name, method, path, kw, _ in calls),
             self.one(client, "ready", "GET", "/health/ready", {}),
-            self.one(client, "health", "GET", "/health", {}))
+            self.one(client, "health", "GET", "/health", {}),
+        )
         return list(outcomes), calls
 
 
@@ -105,8 +128,11 @@ def all_unavailable(outcomes: list[Outcome]) -> bool:
     data = [o for o in outcomes if o.name not in ("ready", "health")]
     ready = next(o for o in outcomes if o.name == "ready")
     health = next(o for o in outcomes if o.name == "health")
-    return (all(o.status == 503 and o.body == UNAVAILABLE for o in data)
-            and ready.status == 503 and health.status == 200)
+    return (
+        all(o.status == 503 and o.body == UNAVAILABLE for o in data)
+        and ready.status == 503
+        and health.status == 200
+    )
 
 
 def all_healthy(outcomes: list[Outcome], calls: list[tuple]) -> bool:
@@ -116,9 +142,21 @@ def all_healthy(outcomes: list[Outcome], calls: list[tuple]) -> bool:
 
 
 # What an answer must never show: where PostgREST, nginx and Postgres listen, and SQL.
-SQL_DETAILS = ("SQLSTATE", "PGRST", "psycopg", "syntax error", "relation ", "violates",
-               "pg_", "public.", "connection refused", "Connect call failed", "aiohttp",
-               "ClientConnectorError", "Traceback")
+SQL_DETAILS = (
+    "SQLSTATE",
+    "PGRST",
+    "psycopg",
+    "syntax error",
+    "relation ",
+    "violates",
+    "pg_",
+    "public.",
+    "connection refused",
+    "Connect call failed",
+    "aiohttp",
+    "ClientConnectorError",
+    "Traceback",
+)
 
 
 def internal_addresses() -> list[str]:
@@ -170,8 +208,9 @@ async def run_fault(api: Api, service: str, while_down=None) -> dict[str, float 
                 if all_unavailable(outcomes):
                     figures["to_503_s"] = time.monotonic() - stopped
                     break
-                assert time.monotonic() - stopped < OUTAGE_WITHIN, \
-                    [(o.name, o.status, o.body) for o in outcomes]
+                assert time.monotonic() - stopped < OUTAGE_WITHIN, [
+                    (o.name, o.status, o.body) for o in outcomes
+                ]
                 await asyncio.sleep(0.1)
             # It stays that way (no flapping, still fast) while the service is down.
             for _ in range(3):
@@ -200,11 +239,13 @@ async def run_fault(api: Api, service: str, while_down=None) -> dict[str, float 
                 else:
                     # Flapping while the service starts is fine; once it is back and answered
                     # well, a relapse (e.g. a stale pooled connection) is a bug.
-                    assert not (restart.done() and recovered), \
-                        [(o.name, o.status, o.body) for o in outcomes]
+                    assert not (restart.done() and recovered), [
+                        (o.name, o.status, o.body) for o in outcomes
+                    ]
                     good, recovered = 0, None
-                assert time.monotonic() - begun < RECOVER_WITHIN + 30, \
-                    [(o.name, o.status, o.body) for o in outcomes]
+                assert time.monotonic() - begun < RECOVER_WITHIN + 30, [
+                    (o.name, o.status, o.body) for o in outcomes
+                ]
                 await asyncio.sleep(0.1)
             await restart
             figures["to_recovery_s"] = recovered
@@ -216,15 +257,19 @@ async def run_fault(api: Api, service: str, while_down=None) -> dict[str, float 
 
 
 # prod also needs an explicit REGISTRATION_MODE; open, because the sweep registers users
-PROD = {"ENVIRONMENT": "prod", "CORS_ORIGINS": "https://family.example.com",
-        "REGISTRATION_MODE": "open"}
+PROD = {
+    "ENVIRONMENT": "prod",
+    "CORS_ORIGINS": "https://family.example.com",
+    "REGISTRATION_MODE": "open",
+}
 
 
 @pytest.fixture
 def server(start_server, fresh_db, tmp_path):
     """gunicorn (2 workers, prod) with the reference cache off and the default 4 s timeout."""
-    return start_server(env={"REFERENCE_CACHE_TTL_SECONDS": "0", **PROD},
-                        log_path=tmp_path / "server.log")
+    return start_server(
+        env={"REFERENCE_CACHE_TTL_SECONDS": "0", **PROD}, log_path=tmp_path / "server.log"
+    )
 
 
 def assert_clean_log(path) -> None:
@@ -238,8 +283,10 @@ async def postgrest_says_postgres_is_gone(client: httpx.AsyncClient) -> None:
     """With Postgres down PostgREST itself still answers, 503 with a PGRST00x code (which
     the gateway must map to 503, not 500)."""
     key = os.environ["SUPABASE_ANON_KEY"]
-    response = await client.get(f"{os.environ['POSTGREST_DIRECT_URL']}/categories?select=id",
-                                headers={"apikey": key, "Authorization": f"Bearer {key}"})
+    response = await client.get(
+        f"{os.environ['POSTGREST_DIRECT_URL']}/categories?select=id",
+        headers={"apikey": key, "Authorization": f"Bearer {key}"},
+    )
     assert response.status_code == 503, response.text
     assert response.json()["code"] in {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}
     print(f"\n[faults] PostgREST direct with Postgres down: 503 {response.json()['code']}")
@@ -247,7 +294,8 @@ async def postgrest_says_postgres_is_gone(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("service", ["postgrest", "postgres", "nginx"])
 async def test_every_endpoint_answers_503_and_recovers_when_service_stops(
-        server, service, tmp_path):
+    server, service, tmp_path
+):
     while_down = postgrest_says_postgres_is_gone if service == "postgres" else None
     figures = await run_fault(Api(server), service, while_down)
     assert figures["to_503_s"] < OUTAGE_WITHIN
@@ -266,11 +314,14 @@ def black_hole():
 
 
 async def test_hanging_postgrest_answers_503_within_the_client_timeout(
-        start_server, black_hole, tmp_path):
+    start_server, black_hole, tmp_path
+):
     """PostgREST that accepts but never answers: the 4 s HTTP_TIMEOUT_SECONDS turns every
     data endpoint into 503 before 5 s, instead of hanging the caller."""
-    base = start_server(env={"SUPABASE_URL": black_hole, "REFERENCE_CACHE_TTL_SECONDS": "0",
-                             **PROD}, log_path=tmp_path / "server.log")
+    base = start_server(
+        env={"SUPABASE_URL": black_hole, "REFERENCE_CACHE_TTL_SECONDS": "0", **PROD},
+        log_path=tmp_path / "server.log",
+    )
     api = Api(base)
     async with httpx.AsyncClient(timeout=ANSWER_WITHIN + 5) as client:
         outcomes, _ = await api.sweep(client)  # the first calls of fresh workers included

@@ -6,6 +6,7 @@ lock the fuzzer out). Zero 5xx, and every response must match what the document 
 a documented status code, the documented content type and the documented body schema.
 Generation is derandomized, so a failure reproduces on the next run.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -25,14 +26,18 @@ from schemathesis.specs.openapi.checks import (
 from tests.conftest import bearer
 
 MAX_EXAMPLES = 30
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 PASSES = [  # (name, generation mode, send a valid token)
     ("positive", GenerationMode.POSITIVE, True),
     ("negative", GenerationMode.NEGATIVE, True),
-    ("no-token", GenerationMode.POSITIVE, False),   # 401s must be documented too
+    ("no-token", GenerationMode.POSITIVE, False),  # 401s must be documented too
 ]
 
 
@@ -51,14 +56,20 @@ def test_fuzzed_requests_get_no_5xx_and_only_documented_responses(start_server, 
             examples[label] = 0
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=MAX_EXAMPLES if with_token else 10, deadline=None,
-                      derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=MAX_EXAMPLES if with_token else 10,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             def fuzz(case) -> None:
                 examples[label] += 1  # noqa: B023 - runs within this iteration
                 headers = bearer() if with_token else None  # noqa: B023 - as above
-                response = case.call_and_validate(base_url=base, checks=CHECKS, timeout=30,
-                                                  headers=headers)
+                response = case.call_and_validate(
+                    base_url=base, checks=CHECKS, timeout=30, headers=headers
+                )
                 statuses[response.status_code] += 1
 
             try:
@@ -69,8 +80,10 @@ def test_fuzzed_requests_get_no_5xx_and_only_documented_responses(start_server, 
                 failures.append(f"{label}: {exc}")
 
     total = sum(examples.values())
-    print(f"\nschemathesis: {total} examples over {len(operations)} operations; "
-          f"statuses {dict(sorted(statuses.items()))}")
+    print(
+        f"\nschemathesis: {total} examples over {len(operations)} operations; "
+        f"statuses {dict(sorted(statuses.items()))}"
+    )
     for label, count in examples.items():
         print(f"  {count:3d}  {label}")
     assert not failures, "\n\n".join(failures)

@@ -4,6 +4,7 @@ Table-driven like test_hostile_input: every case must be a 4xx `{"error": ...}` 
 never 422) and leave the data exactly as it was — every expense row, the dashboard totals,
 and the audit log (no audit row for a refused request).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -98,15 +99,28 @@ DELETE_CASES = [
     Case("33-tags-if-match", headers={"If-Match": ",".join([STALE] * 33)}),
 ]
 # (path suffix, status): ids the route must refuse before anything is deleted
-BAD_IDS = [("0", 400), ("-1", 400), ("abc", 400), ("1.5", 400), ("9007199254740992", 400),
-           ("1,or(id.gt.0)", 400), ("%27%3B%20drop%20table%20expenses%3B--", 400),
-           ("424242", 404), ("%2A", 400)]
+BAD_IDS = [
+    ("0", 400),
+    ("-1", 400),
+    ("abc", 400),
+    ("1.5", 400),
+    ("9007199254740992", 400),
+    ("1,or(id.gt.0)", 400),
+    ("%27%3B%20drop%20table%20expenses%3B--", 400),
+    ("424242", 404),
+    ("%2A", 400),
+]
 EXPORT_CASES: list[tuple[str, dict]] = [
-    ("user-abc", {"user_id": "abc"}), ("user-zero", {"user_id": 0}),
-    ("user-negative", {"user_id": -1}), ("user-filter-syntax", {"user_id": FILTER}),
-    ("user-sql", {"user_id": DROP}), ("user-2-pow-53", {"user_id": 2**53}),
-    ("user-empty", {"user_id": ""}), ("category-fraction", {"category_id": 1.5}),
-    ("category-star", {"category_id": "*"}), ("category-list", {"category_id": "[1]"}),
+    ("user-abc", {"user_id": "abc"}),
+    ("user-zero", {"user_id": 0}),
+    ("user-negative", {"user_id": -1}),
+    ("user-filter-syntax", {"user_id": FILTER}),
+    ("user-sql", {"user_id": DROP}),
+    ("user-2-pow-53", {"user_id": 2**53}),
+    ("user-empty", {"user_id": ""}),
+    ("category-fraction", {"category_id": 1.5}),
+    ("category-star", {"category_id": "*"}),
+    ("category-list", {"category_id": "[1]"}),
     ("date-from-month-13", {"date_from": "2025-13-01"}),
     ("date-from-us-format", {"date_from": "01/31/2025"}),
     ("date-to-feb-30", {"date_to": "2025-02-30"}),
@@ -120,24 +134,33 @@ EXPORT_CASES: list[tuple[str, dict]] = [
 
 def put_table() -> list[Case]:
     cases = list(PUT_CASES)
-    cases += [Case(f"creds-{name}", json={"amount": 5}, headers=headers, status=status)
-              for name, headers, status in credentials_cases()]
+    cases += [
+        Case(f"creds-{name}", json={"amount": 5}, headers=headers, status=status)
+        for name, headers, status in credentials_cases()
+    ]
     return cases
 
 
 def delete_table() -> list[tuple[str, Case]]:
     """(path id, case)"""
     cases = [("{id}", c) for c in DELETE_CASES]
-    cases += [("{id}", Case(f"creds-{name}", headers=headers, status=status))
-              for name, headers, status in credentials_cases()]
+    cases += [
+        ("{id}", Case(f"creds-{name}", headers=headers, status=status))
+        for name, headers, status in credentials_cases()
+    ]
     cases += [(suffix, Case(f"id-{suffix}", status=status)) for suffix, status in BAD_IDS]
     return cases
 
 
 def export_table() -> list[tuple[dict, Case]]:
-    cases: list[tuple[dict, Case]] = [(dict(params), Case(f"query-{name}")) for name, params in EXPORT_CASES]
-    cases += [({}, Case(f"creds-{name}", headers=headers, status=status))
-              for name, headers, status in credentials_cases() if status == 401]
+    cases: list[tuple[dict, Case]] = [
+        (dict(params), Case(f"query-{name}")) for name, params in EXPORT_CASES
+    ]
+    cases += [
+        ({}, Case(f"creds-{name}", headers=headers, status=status))
+        for name, headers, status in credentials_cases()
+        if status == 401
+    ]
     return cases
 
 
@@ -146,9 +169,11 @@ def export_table() -> list[tuple[dict, Case]]:
 def owned(fresh_db) -> tuple[str, int]:
     """An expense of Alok's (plus one of Amol's) and the database they are in."""
     with sql(fresh_db) as cur:
-        cur.execute("insert into public.expenses (user_id, category_id, payment_method_id, "
-                    "amount, description, date) values (1, 1, 1, 10, 'mine', '2025-01-15'), "
-                    "(2, 2, null, 20, 'theirs', '2025-02-01') returning id")
+        cur.execute(
+            "insert into public.expenses (user_id, category_id, payment_method_id, "
+            "amount, description, date) values (1, 1, 1, 10, 'mine', '2025-01-15'), "
+            "(2, 2, null, 20, 'theirs', '2025-02-01') returning id"
+        )
         return fresh_db, cur.fetchone()[0]
 
 
@@ -164,32 +189,41 @@ async def test_put_rejects_hostile_input_and_changes_nothing(api, owned, auth_he
     dsn, expense_id = owned
     before = data_state(dsn)
     kwargs = case.request_kwargs()
-    response = await api.put(f"/api/expenses/{expense_id}",
-                             **{**kwargs, "headers": merged_headers(auth_headers, case, kwargs)})
+    response = await api.put(
+        f"/api/expenses/{expense_id}",
+        **{**kwargs, "headers": merged_headers(auth_headers, case, kwargs)},
+    )
     assert_rejected(response, case)
     assert data_state(dsn) == before
 
 
 @pytest.mark.parametrize("path_id, case", delete_table(), ids=lambda c: getattr(c, "id", ""))
-async def test_delete_rejects_hostile_input_and_deletes_nothing(api, owned, auth_headers,
-                                                                 path_id, case):
+async def test_delete_rejects_hostile_input_and_deletes_nothing(
+    api, owned, auth_headers, path_id, case
+):
     dsn, expense_id = owned
     before = data_state(dsn)
     kwargs = case.request_kwargs()
-    response = await api.delete(f"/api/expenses/{path_id.format(id=expense_id)}",
-                                headers=merged_headers(auth_headers, case, kwargs))
+    response = await api.delete(
+        f"/api/expenses/{path_id.format(id=expense_id)}",
+        headers=merged_headers(auth_headers, case, kwargs),
+    )
     assert_rejected(response, case)
     assert data_state(dsn) == before
 
 
 @pytest.mark.parametrize("params, case", export_table(), ids=lambda c: getattr(c, "id", ""))
-async def test_export_rejects_hostile_input_with_a_json_error(api, owned, auth_headers,
-                                                              params, case):
+async def test_export_rejects_hostile_input_with_a_json_error(
+    api, owned, auth_headers, params, case
+):
     dsn, _ = owned
     before = data_state(dsn)
     kwargs = case.request_kwargs()
-    response = await api.get("/api/expenses/export.csv", params=params,
-                             headers=merged_headers(auth_headers, case, kwargs))
+    response = await api.get(
+        "/api/expenses/export.csv",
+        params=params,
+        headers=merged_headers(auth_headers, case, kwargs),
+    )
     assert_rejected(response, case)
     assert response.headers["content-type"].startswith("application/json")
     assert data_state(dsn) == before
@@ -204,8 +238,9 @@ async def test_put_on_another_members_expense_with_valid_etag_is_still_403(api, 
     atul = bearer(token_for(ATUL_ID, "Atul"))
     etag = (await api.get(f"/api/expenses/{expense_id}", headers=atul)).headers["etag"]
     before = data_state(dsn)
-    response = await api.put(f"/api/expenses/{expense_id}", json={"amount": 1},
-                             headers={**atul, "If-Match": etag})
+    response = await api.put(
+        f"/api/expenses/{expense_id}", json={"amount": 1}, headers={**atul, "If-Match": etag}
+    )
     assert response.status_code == 403
     assert response.json() == {"error": "You can only change your own expenses"}
     assert data_state(dsn) == before

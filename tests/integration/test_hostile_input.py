@@ -4,6 +4,7 @@ Table-driven: each case is sent to the app on the real stack and must be answere
 4xx `{"error": ...}` (never 5xx, never 422) while nothing is stored: the row counts of
 expenses, users, revoked_tokens and idempotency_keys are the same before and after.
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,16 +24,21 @@ WATCHED = ("expenses", "users", "revoked_tokens", "idempotency_keys")
 FILTER = "1,or(id.gt.0)"
 DROP = "'; drop table users; --"
 BIG = 11 * 1024
-VALID_EXPENSE = {"amount": 12.5, "category_id": 1, "payment_method_id": 1,
-                 "description": "lunch", "date": "2025-01-15"}
+VALID_EXPENSE = {
+    "amount": 12.5,
+    "category_id": 1,
+    "payment_method_id": 1,
+    "description": "lunch",
+    "date": "2025-01-15",
+}
 VALID_REGISTRATION = {"username": "new_user", "password": "Str0ng!pass", "email": "new@example.com"}
 
 
 @dataclass
 class Case:
     id: str
-    json: Any = None                      # sent as JSON when `raw` is None
-    raw: bytes | None = None              # sent as-is
+    json: Any = None  # sent as JSON when `raw` is None
+    raw: bytes | None = None  # sent as-is
     headers: dict[str, str] = field(default_factory=dict)
     status: int | tuple[int, ...] = 400
 
@@ -77,8 +83,14 @@ def now() -> int:
 
 
 def token(secret: str | None = None, algorithm: str = "HS256", **changes: Any) -> str:
-    claims = {"userId": 1, "name": "Alok", "email": "alok@example.com", "iat": now(),
-              "exp": now() + 3600, "jti": uuid.uuid4().hex}
+    claims = {
+        "userId": 1,
+        "name": "Alok",
+        "email": "alok@example.com",
+        "iat": now(),
+        "exp": now() + 3600,
+        "jti": uuid.uuid4().hex,
+    }
     for key, value in changes.items():
         if value is ...:
             claims.pop(key)
@@ -96,8 +108,11 @@ def nested(depth: int) -> bytes:
 # --------------------------------------------------------------------------------------
 EXPENSE_CASES = [
     Case("text-plain", raw=raw(json.dumps(VALID_EXPENSE)), headers={"Content-Type": "text/plain"}),
-    Case("form-encoded", raw=b"amount=5&category_id=1",
-         headers={"Content-Type": "application/x-www-form-urlencoded"}),
+    Case(
+        "form-encoded",
+        raw=b"amount=5&category_id=1",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ),
     Case("malformed-json", raw=b'{"amount": 5, "category_id": 1,'),
     Case("json-array", json=[VALID_EXPENSE]),
     Case("json-string", json="amount=5"),
@@ -149,10 +164,14 @@ EXPENSE_CASES = [
 
 
 @pytest.mark.parametrize("case", EXPENSE_CASES, ids=lambda c: c.id)
-async def test_post_expenses_rejects_hostile_input_and_stores_nothing(api, fresh_db, auth_headers, case):
+async def test_post_expenses_rejects_hostile_input_and_stores_nothing(
+    api, fresh_db, auth_headers, case
+):
     before = {t: count_rows(fresh_db, t) for t in WATCHED}
     kwargs = case.request_kwargs()
-    response = await api.post("/api/expenses", **{**kwargs, "headers": {**auth_headers, **kwargs["headers"]}})
+    response = await api.post(
+        "/api/expenses", **{**kwargs, "headers": {**auth_headers, **kwargs["headers"]}}
+    )
     assert_rejected(response, case)
     assert {t: count_rows(fresh_db, t) for t in WATCHED} == before
 
@@ -161,8 +180,10 @@ def test_expense_table_has_at_least_20_hostile_cases():
     assert len(EXPENSE_CASES) >= 20
 
 
-@pytest.mark.parametrize("text", [DROP, FILTER, "*", "%", "'); delete from expenses; --",
-                                  "Robert'); DROP TABLE Students;--"])
+@pytest.mark.parametrize(
+    "text",
+    [DROP, FILTER, "*", "%", "'); delete from expenses; --", "Robert'); DROP TABLE Students;--"],
+)
 async def test_sql_in_a_description_is_stored_verbatim_as_text(api, fresh_db, auth_headers, text):
     response = await api.post("/api/expenses", json=expense(description=text), headers=auth_headers)
     assert response.status_code == 201, response.text
@@ -183,7 +204,9 @@ REGISTER_CASES = [
     Case("username-sql", json=registration(username=DROP)),
     Case("username-like-wildcards", json=registration(username="a%_b")),
     Case("username-taken", json=registration(username="Alok", email="other@example.com")),
-    Case("username-taken-other-case", json=registration(username="ALOK", email="other@example.com")),
+    Case(
+        "username-taken-other-case", json=registration(username="ALOK", email="other@example.com")
+    ),
     Case("username-too-short", json=registration(username="ab")),
     Case("username-too-long", json=registration(username="u" * 31)),
     Case("username-unicode", json=registration(username="\u00e5l\u00f6k")),
@@ -206,7 +229,11 @@ REGISTER_CASES = [
     Case("email-too-long", json=registration(email="e" * 250 + "@example.com")),
     Case("email-list", json=registration(email=["a@example.com"])),
     Case("malformed-json", raw=b'{"username": "new_user", '),
-    Case("text-plain", raw=raw(json.dumps(VALID_REGISTRATION)), headers={"Content-Type": "text/plain"}),
+    Case(
+        "text-plain",
+        raw=raw(json.dumps(VALID_REGISTRATION)),
+        headers={"Content-Type": "text/plain"},
+    ),
     Case("json-array", json=[VALID_REGISTRATION]),
     Case("empty-body", raw=b""),
     Case("too-large", json=registration(email="a" * BIG + "@example.com"), status=413),
@@ -288,8 +315,11 @@ def logout_with(value: str) -> Case:
 
 def tampered() -> str:
     header, _, signature = token().split(".")
-    forged = jwt.encode({"userId": 2, "name": "Amol", "iat": now(), "exp": now() + 3600,
-                         "jti": "x"}, "guess", algorithm="HS256").split(".")[1]
+    forged = jwt.encode(
+        {"userId": 2, "name": "Amol", "iat": now(), "exp": now() + 3600, "jti": "x"},
+        "guess",
+        algorithm="HS256",
+    ).split(".")[1]
     return f"{header}.{forged}.{signature}"
 
 
@@ -325,13 +355,15 @@ def logout_cases() -> list[Case]:
         "signature-padded": logout_with(f"Bearer {token()}="),
         "iat-missing": logout_with(f"Bearer {token(iat=...)}"),
         "jti-sql-wrong-secret": logout_with(
-            f"Bearer {token(secret='not-our-secret-but-long-enough-0123456789', jti=DROP)}"),
+            f"Bearer {token(secret='not-our-secret-but-long-enough-0123456789', jti=DROP)}"
+        ),
         "token-plus-garbage": logout_with(f"Bearer {token()} extra"),
         "huge-header": logout_with("Bearer " + "a" * 8000),
         "cookie-garbage": Case("", headers={"Cookie": "jwt=garbage"}, status=401),
         "cookie-filter-syntax": Case("", headers={"Cookie": f"jwt={FILTER}"}, status=401),
         "valid-token-body-too-large": Case(
-            "", raw=b"x" * BIG, headers={"Authorization": f"Bearer {token()}"}, status=413),
+            "", raw=b"x" * BIG, headers={"Authorization": f"Bearer {token()}"}, status=413
+        ),
     }
     for name, case in cases.items():
         case.id = name
@@ -370,13 +402,33 @@ def test_logout_table_has_at_least_20_hostile_cases():
 # GET /api/expenses: hostile query strings are 400, never 500, never rows
 # --------------------------------------------------------------------------------------
 HOSTILE_QUERIES = [
-    f"user_id={FILTER}", "user_id=*", "user_id=%25", "user_id=0", "user_id=-1", "user_id=1.5",
-    "user_id=1e400", "user_id=99999999999999999999", "user_id=%27%3B%20drop%20table%20users%3B%20--",
-    "user_id=", "user_id=1)or(1", "category_id=1,2", "category_id=in.(1,2)",
-    "date_from=2025-02-30", "date_from=2025-01-01,or(user_id.eq.2)", "date_to=*",
-    "date_from=2025-13-01", "date_from=20250101", "date_from=gte.2020-01-01",
-    "date_from=2025-03-01&date_to=2025-01-01", "limit=-1", "limit=0", "limit=1e9",
-    "limit=abc", "offset=-1", "offset=abc", "offset=1e400",
+    f"user_id={FILTER}",
+    "user_id=*",
+    "user_id=%25",
+    "user_id=0",
+    "user_id=-1",
+    "user_id=1.5",
+    "user_id=1e400",
+    "user_id=99999999999999999999",
+    "user_id=%27%3B%20drop%20table%20users%3B%20--",
+    "user_id=",
+    "user_id=1)or(1",
+    "category_id=1,2",
+    "category_id=in.(1,2)",
+    "date_from=2025-02-30",
+    "date_from=2025-01-01,or(user_id.eq.2)",
+    "date_to=*",
+    "date_from=2025-13-01",
+    "date_from=20250101",
+    "date_from=gte.2020-01-01",
+    "date_from=2025-03-01&date_to=2025-01-01",
+    "limit=-1",
+    "limit=0",
+    "limit=1e9",
+    "limit=abc",
+    "offset=-1",
+    "offset=abc",
+    "offset=1e400",
 ]
 
 
@@ -385,21 +437,27 @@ def some_expenses(fresh_db) -> str:
     with sql(fresh_db) as cur:
         cur.executemany(
             "insert into public.expenses (user_id, category_id, amount, date) values (%s, 1, 10, %s)",
-            [(1, "2025-01-10"), (1, "2025-02-10"), (2, "2025-01-11"), (2, "2025-02-11")])
+            [(1, "2025-01-10"), (1, "2025-02-10"), (2, "2025-01-11"), (2, "2025-02-11")],
+        )
     return fresh_db
 
 
 @pytest.mark.parametrize("query", HOSTILE_QUERIES)
-async def test_list_expenses_answers_hostile_query_with_400(api, some_expenses, auth_headers, query):
+async def test_list_expenses_answers_hostile_query_with_400(
+    api, some_expenses, auth_headers, query
+):
     response = await api.get(f"/api/expenses?{query}", headers=auth_headers)
     assert response.status_code == 400, response.text
     assert set(response.json()) == {"error"}
 
 
-async def test_list_expenses_ignores_postgrest_operators_it_does_not_define(api, some_expenses,
-                                                                            auth_headers):
-    response = await api.get("/api/expenses?user_id=1&or=(user_id.eq.2)&select=*,users(password_hash)"
-                             "&order=user_id.asc", headers=auth_headers)
+async def test_list_expenses_ignores_postgrest_operators_it_does_not_define(
+    api, some_expenses, auth_headers
+):
+    response = await api.get(
+        "/api/expenses?user_id=1&or=(user_id.eq.2)&select=*,users(password_hash)&order=user_id.asc",
+        headers=auth_headers,
+    )
     assert response.status_code == 200
     assert {e["user_id"] for e in response.json()} == {1}
     assert "password_hash" not in response.text

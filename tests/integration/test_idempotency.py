@@ -4,6 +4,7 @@ The key and the first response are stored in Postgres in the same transaction as
 (public.create_expense), so a retry - even one racing the original on another worker -
 replays the first answer and stores nothing new.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -14,8 +15,13 @@ import httpx
 
 from tests.conftest import bearer, count_rows, sql, token_for
 
-BODY = {"amount": 42.5, "category_id": 2, "payment_method_id": 4, "description": "taxi",
-        "date": "2025-03-03"}
+BODY = {
+    "amount": 42.5,
+    "category_id": 2,
+    "payment_method_id": 4,
+    "description": "taxi",
+    "date": "2025-03-03",
+}
 
 
 async def test_retry_with_same_key_and_body_replays_the_first_response(api, fresh_db, auth_headers):
@@ -31,12 +37,17 @@ async def test_retry_with_same_key_and_body_replays_the_first_response(api, fres
 async def test_same_key_with_another_body_is_409_and_stores_nothing(api, fresh_db, auth_headers):
     headers = {**auth_headers, "Idempotency-Key": "retry-2"}
     assert (await api.post("/api/expenses", json=BODY, headers=headers)).status_code == 201
-    for changed in ({**BODY, "amount": 43}, {**BODY, "description": "bus"},
-                    {**BODY, "user_id": 2}, {k: v for k, v in BODY.items() if k != "date"}):
+    for changed in (
+        {**BODY, "amount": 43},
+        {**BODY, "description": "bus"},
+        {**BODY, "user_id": 2},
+        {k: v for k, v in BODY.items() if k != "date"},
+    ):
         response = await api.post("/api/expenses", json=changed, headers=headers)
         assert response.status_code == 409, response.text
         assert response.json() == {
-            "error": "Idempotency-Key was already used with a different request"}
+            "error": "Idempotency-Key was already used with a different request"
+        }
     assert count_rows(fresh_db, "expenses") == 1
 
 
@@ -68,9 +79,12 @@ CLIENTS = 50
 
 
 async def test_1000_creates_each_retried_once_by_50_clients_store_exactly_1000_rows(
-        start_server, fresh_db):
+    start_server, fresh_db
+):
     base = start_server(workers=2)
-    tokens = [token_for(uid, name) for uid, name in ((1, "Alok"), (2, "Amol"), (3, "Atul"), (4, "Rashmi"))]
+    tokens = [
+        token_for(uid, name) for uid, name in ((1, "Alok"), (2, "Amol"), (3, "Atul"), (4, "Rashmi"))
+    ]
     jobs: asyncio.Queue[int] = asyncio.Queue()
     for i in range(CREATES):
         jobs.put_nowait(i)
@@ -84,17 +98,27 @@ async def test_1000_creates_each_retried_once_by_50_clients_store_exactly_1000_r
         async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
             while not jobs.empty():
                 i = jobs.get_nowait()
-                headers = {"Authorization": f"Bearer {tokens[i % 4]}",
-                           "Idempotency-Key": f"load-{i}-{uuid.uuid4().hex}"}
-                body = {"amount": round(1 + i / 100, 2), "category_id": 1 + i % 4, "description": f"load {i}",
-                        "date": f"2025-{1 + i % 12:02d}-15"}
-                if i % 2:   # the retry races the original (a client that timed out early)
+                headers = {
+                    "Authorization": f"Bearer {tokens[i % 4]}",
+                    "Idempotency-Key": f"load-{i}-{uuid.uuid4().hex}",
+                }
+                body = {
+                    "amount": round(1 + i / 100, 2),
+                    "category_id": 1 + i % 4,
+                    "description": f"load {i}",
+                    "date": f"2025-{1 + i % 12:02d}-15",
+                }
+                if i % 2:  # the retry races the original (a client that timed out early)
                     results[i] = await asyncio.gather(
                         client.post("/api/expenses", json=body, headers=headers),
-                        client.post("/api/expenses", json=body, headers=headers))
-                else:       # the retry follows the answer (a client that lost the response)
+                        client.post("/api/expenses", json=body, headers=headers),
+                    )
+                else:  # the retry follows the answer (a client that lost the response)
                     first = await client.post("/api/expenses", json=body, headers=headers)
-                    results[i] = (first, await client.post("/api/expenses", json=body, headers=headers))
+                    results[i] = (
+                        first,
+                        await client.post("/api/expenses", json=body, headers=headers),
+                    )
 
     started = time.perf_counter()
     await asyncio.gather(*(client_loop() for _ in range(CLIENTS)))
@@ -114,5 +138,7 @@ async def test_1000_creates_each_retried_once_by_50_clients_store_exactly_1000_r
         assert cur.fetchone()[0] == 0
         cur.execute("select sum(expense_count) from public.expense_monthly_totals")
         assert cur.fetchone()[0] == CREATES
-    print(f"\nidempotency load: {2 * CREATES} requests from {CLIENTS} clients in {elapsed:.1f}s, "
-          f"{CREATES} rows expected, {count_rows(fresh_db, 'expenses')} found")
+    print(
+        f"\nidempotency load: {2 * CREATES} requests from {CLIENTS} clients in {elapsed:.1f}s, "
+        f"{CREATES} rows expected, {count_rows(fresh_db, 'expenses')} found"
+    )

@@ -1,4 +1,5 @@
 """Cut-over: tokens the legacy functions issued (no jti) keep working and can log out."""
+
 from __future__ import annotations
 
 import time
@@ -11,8 +12,13 @@ from tests.conftest import bearer, stack_settings
 def legacy_token(user_id: int = 2, name: str = "Amol", iat_offset: int = 0) -> str:
     """The legacy claims exactly: {userId, name, email} + iat/exp, HS256 with JWT_SECRET."""
     now = int(time.time()) - iat_offset
-    claims = {"userId": user_id, "name": name, "email": f"{name.lower()}@example.com",
-              "iat": now, "exp": now + 24 * 3600}
+    claims = {
+        "userId": user_id,
+        "name": name,
+        "email": f"{name.lower()}@example.com",
+        "iat": now,
+        "exp": now + 24 * 3600,
+    }
     return jwt.encode(claims, stack_settings().jwt_secret.get_secret_value(), algorithm="HS256")
 
 
@@ -36,6 +42,7 @@ async def test_logout_revokes_a_legacy_token_and_only_that_one(api, fresh_db):
 
 async def test_legacy_token_of_a_deleted_user_is_401(api, fresh_db):
     from tests.conftest import sql
+
     with sql(fresh_db) as cur:
         cur.execute("delete from public.users where id = 4")
     response = await api.get("/api/expenses", headers=bearer(legacy_token(4, "Rashmi")))

@@ -11,6 +11,7 @@ once (~145 MB of bodies in flight), the worker's resident memory grows by less t
 RSS_BOUND_MB (64 MB: under 3x one body, under half of the bodies in flight), every list is
 complete, and /health keeps answering (each within HEALTH_WITHIN_S).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -67,17 +68,21 @@ def gunicorn_master(port: int) -> int:
 @pytest.fixture
 def hundred_thousand_expenses(fresh_db) -> str:
     with sql(fresh_db) as cur:
-        cur.execute("""
+        cur.execute(
+            """
             insert into public.expenses (user_id, category_id, payment_method_id, amount,
                                          description, date)
             select 1 + g %% 4, 1 + g %% 4, nullif(g %% 6, 0), (g %% 9000) / 7.0 + 1,
                    'expense number ' || g, date '2024-01-01' + (g %% 700)
-            from generate_series(1, %s) g""", (ROWS,))
+            from generate_series(1, %s) g""",
+            (ROWS,),
+        )
     return fresh_db
 
 
 async def test_concurrent_full_lists_keep_a_worker_small_and_health_answering(
-        start_server, hundred_thousand_expenses, auth_headers):
+    start_server, hundred_thousand_expenses, auth_headers
+):
     # Postgres needs a few seconds per 100k-row list when six run at once on a busy machine
     base = start_server(workers=1, env={"HTTP_TIMEOUT_SECONDS": "60"})
     workers = worker_pids(gunicorn_master(int(base.rsplit(":", 1)[1])))
@@ -130,10 +135,12 @@ async def test_concurrent_full_lists_keep_a_worker_small_and_health_answering(
     assert len(sizes) == 1 and sizes.pop() > 20 * 2**20  # six complete, identical bodies
     assert all(first.startswith(b'[{"id":') and last.endswith(b'"}]') for *_, first, last in lists)
     growth_mb = (peak - baseline) / 2**20
-    print(f"\n[memory] {CONCURRENT} concurrent full lists of {ROWS:,} rows "
-          f"({lists[0][1] / 2**20:.1f} MB each): worker RSS {baseline / 2**20:.0f} MB -> peak "
-          f"{peak / 2**20:.0f} MB (+{growth_mb:.1f} MB), after {after / 2**20:.0f} MB; "
-          f"/health {len(health_times)} answers, slowest {max(health_times):.3f}s")
+    print(
+        f"\n[memory] {CONCURRENT} concurrent full lists of {ROWS:,} rows "
+        f"({lists[0][1] / 2**20:.1f} MB each): worker RSS {baseline / 2**20:.0f} MB -> peak "
+        f"{peak / 2**20:.0f} MB (+{growth_mb:.1f} MB), after {after / 2**20:.0f} MB; "
+        f"/health {len(health_times)} answers, slowest {max(health_times):.3f}s"
+    )
     assert growth_mb < RSS_BOUND_MB
     assert (after - baseline) / 2**20 < RSS_BOUND_MB
     assert len(health_times) >= 3 and max(health_times) < HEALTH_WITHIN_S

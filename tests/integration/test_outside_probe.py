@@ -2,6 +2,7 @@
 
 Each test replays the attack on the real stack and asserts that it no longer works.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,14 @@ def signed(claims: dict) -> str:
 
 
 def claims(**changes) -> dict:
-    base = {"userId": 1, "name": "Alok", "email": "alok@example.com", "iat": now(),
-            "exp": now() + 3600, "jti": uuid.uuid4().hex}
+    base = {
+        "userId": 1,
+        "name": "Alok",
+        "email": "alok@example.com",
+        "iat": now(),
+        "exp": now() + 3600,
+        "jti": uuid.uuid4().hex,
+    }
     for key, value in changes.items():
         if value is ...:
             base.pop(key)
@@ -65,20 +72,27 @@ def wrong(account: str) -> dict:
 # --------------------------------------------------------------------------------------
 @pytest.fixture
 async def limited_api(fresh_db):
-    async with app_client(stack_settings(rate_limit_enabled=True,
-                                         login_rate_limit="5/15minutes")) as client:
+    async with app_client(
+        stack_settings(rate_limit_enabled=True, login_rate_limit="5/15minutes")
+    ) as client:
         yield client
 
 
 async def test_login_limit_counts_every_spelling_of_an_account_together(limited_api):
     # username, email, other cases and fullwidth letters all name Rashmi (user 4)
-    for account in ("rashmi", "rashmi@example.com", "RASHMI", "Rashmi@Example.COM",
-                    "\uff52\uff41\uff53\uff48\uff4d\uff49"):
+    for account in (
+        "rashmi",
+        "rashmi@example.com",
+        "RASHMI",
+        "Rashmi@Example.COM",
+        "\uff52\uff41\uff53\uff48\uff4d\uff49",
+    ):
         response = await limited_api.post("/api/auth/login", json=wrong(account))
         assert response.status_code == 401, (account, response.text)
     for account in ("rAsHmI", "rashmi"):
-        blocked = await limited_api.post("/api/auth/login",
-                                         json={"email": account, "password": "password123"})
+        blocked = await limited_api.post(
+            "/api/auth/login", json={"email": account, "password": "password123"}
+        )
         assert blocked.status_code == 429, (account, blocked.text)
         assert blocked.json() == TOO_MANY
 
@@ -90,8 +104,9 @@ async def test_dotted_capital_i_never_opens_a_fresh_counter_for_an_account(limit
     for _ in range(5):
         assert (await limited_api.post("/api/auth/login", json=wrong("rashmi"))).status_code == 401
     for account in ("rashm\u0130", "RASHM\u0130", "rashm\u0130@example.com", "Rashm\u0131"):
-        response = await limited_api.post("/api/auth/login",
-                                          json={"email": account, "password": "password123"})
+        response = await limited_api.post(
+            "/api/auth/login", json={"email": account, "password": "password123"}
+        )
         assert response.status_code in (401, 429), (account, response.text)
         assert "token" not in response.json()
 
@@ -105,10 +120,30 @@ async def test_unknown_account_spellings_share_one_canonical_counter(limited_api
 
 
 CANONICAL_SAMPLES = [
-    "atul", "ATUL", "Atul@Example.COM", "\u0130", "at\u0130l", "\u0131", "Stra\u00dfe",
-    "STRASSE", "\u1e9e", "\ufb01le", "\u212a", "\u03a3\u03c3\u03c2", "\uff41\uff54\uff55\uff4c",
-    "\u00c5ngstr\u00f6m", "A\u030angstro\u0308m", "\u0149", "\u01f0", "\u1f88", "\u13a0\uab70",
-    "\u2168", "\u00b5", "\u017f", "e\u0301", "\u00e9",
+    "atul",
+    "ATUL",
+    "Atul@Example.COM",
+    "\u0130",
+    "at\u0130l",
+    "\u0131",
+    "Stra\u00dfe",
+    "STRASSE",
+    "\u1e9e",
+    "\ufb01le",
+    "\u212a",
+    "\u03a3\u03c3\u03c2",
+    "\uff41\uff54\uff55\uff4c",
+    "\u00c5ngstr\u00f6m",
+    "A\u030angstro\u0308m",
+    "\u0149",
+    "\u01f0",
+    "\u1f88",
+    "\u13a0\uab70",
+    "\u2168",
+    "\u00b5",
+    "\u017f",
+    "e\u0301",
+    "\u00e9",
 ]
 
 
@@ -118,13 +153,16 @@ def python_canonical(text: str) -> str:
 
 def test_login_canonical_form_is_the_same_in_postgres_and_python(fresh_db):
     import ratelimit
-    samples = CANONICAL_SAMPLES + [chr(cp) for cp in range(0x20, 0x3000)
-                                   if unicodedata.category(chr(cp)) not in ("Cs", "Cn")]
+
+    samples = CANONICAL_SAMPLES + [
+        chr(cp) for cp in range(0x20, 0x3000) if unicodedata.category(chr(cp)) not in ("Cs", "Cn")
+    ]
     with sql(fresh_db) as cur:
         cur.execute("select s, public.login_canonical(s) from unnest(%s::text[]) as s", (samples,))
         in_sql = dict(cur.fetchall())
-    mismatches = {s: (in_sql[s], python_canonical(s)) for s in samples
-                  if in_sql[s] != python_canonical(s)}
+    mismatches = {
+        s: (in_sql[s], python_canonical(s)) for s in samples if in_sql[s] != python_canonical(s)
+    }
     assert not mismatches, list(mismatches.items())[:20]
     assert all(ratelimit.canonical_login(s) == python_canonical(s) for s in samples)
 
@@ -141,7 +179,11 @@ def post_login(base: str, account: str, forwarded: str | None) -> httpx.Response
 
 def spoofs() -> list[str]:
     return [f"203.0.113.{i}" for i in range(1, 4)] + [
-        "LIMITER/login/not-an-ip/with/slashes", "unknown", "::1", "1.2.3.4, 5.6.7.8"]
+        "LIMITER/login/not-an-ip/with/slashes",
+        "unknown",
+        "::1",
+        "1.2.3.4, 5.6.7.8",
+    ]
 
 
 def test_without_a_proxy_setting_x_forwarded_for_is_ignored(start_server, fresh_db):
@@ -152,8 +194,10 @@ def test_without_a_proxy_setting_x_forwarded_for_is_ignored(start_server, fresh_
 
 def test_behind_one_hop_the_proxy_appended_address_decides(start_server, fresh_db):
     # Even with the README's old advice (FORWARDED_ALLOW_IPS=*) in the environment.
-    base = start_server(env={"RATE_LIMIT_ENABLED": "true", "TRUSTED_PROXY_HOPS": "1",
-                             "FORWARDED_ALLOW_IPS": "*"}, workers=1)
+    base = start_server(
+        env={"RATE_LIMIT_ENABLED": "true", "TRUSTED_PROXY_HOPS": "1", "FORWARDED_ALLOW_IPS": "*"},
+        workers=1,
+    )
     attacker = "198.51.100.7"
     statuses = [post_login(base, "alok", f"{spoof}, {attacker}").status_code for spoof in spoofs()]
     assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}, statuses
@@ -168,8 +212,10 @@ def test_behind_one_hop_the_proxy_appended_address_decides(start_server, fresh_d
 def test_behind_two_hops_the_outer_proxy_appended_address_decides(start_server, fresh_db):
     base = start_server(env={"RATE_LIMIT_ENABLED": "true", "TRUSTED_PROXY_HOPS": "2"}, workers=1)
     attacker, inner_proxy = "198.51.100.7", "10.0.0.2"
-    statuses = [post_login(base, "alok", f"{spoof}, {attacker}, {inner_proxy}").status_code
-                for spoof in spoofs()]
+    statuses = [
+        post_login(base, "alok", f"{spoof}, {attacker}, {inner_proxy}").status_code
+        for spoof in spoofs()
+    ]
     assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}, statuses
     other = post_login(base, "alok", f"{attacker}, 198.51.100.9, {inner_proxy}")
     assert other.status_code == 401, other.text
@@ -180,8 +226,15 @@ def test_behind_two_hops_the_outer_proxy_appended_address_decides(start_server, 
 # --------------------------------------------------------------------------------------
 def legacy_token(iat_offset: int = 0) -> str:
     issued = now() - iat_offset
-    return signed({"userId": 2, "name": "Amol", "email": "amol@example.com",
-                   "iat": issued, "exp": issued + 24 * 3600})
+    return signed(
+        {
+            "userId": 2,
+            "name": "Amol",
+            "email": "amol@example.com",
+            "iat": issued,
+            "exp": issued + 24 * 3600,
+        }
+    )
 
 
 def re_encodings(token: str) -> list[str]:
@@ -190,8 +243,11 @@ def re_encodings(token: str) -> list[str]:
     last = ALPHABET.index(signature[-1])
     same_bytes = signature[:-1] + ALPHABET[last ^ 1]  # 43 chars: the last 2 bits are padding
     assert base64.urlsafe_b64decode(same_bytes + "=") == base64.urlsafe_b64decode(signature + "=")
-    return [f"{head}.{payload}.{signature}=", f"{head}.{payload}.{same_bytes}",
-            f"{head}.{payload}.{same_bytes}="]
+    return [
+        f"{head}.{payload}.{signature}=",
+        f"{head}.{payload}.{same_bytes}",
+        f"{head}.{payload}.{same_bytes}=",
+    ]
 
 
 async def test_logged_out_legacy_token_stays_refused_in_another_encoding(api, fresh_db):
@@ -207,8 +263,11 @@ async def test_non_canonical_token_encodings_are_refused_before_anything_else(ap
     token = signed(claims())
     assert (await api.get("/api/auth/me", headers=bearer(token))).status_code == 200
     head, payload, signature = token.split(".")
-    for variant in [*re_encodings(token), f"{head}=.{payload}.{signature}",
-                    f"{head}.{payload}.{signature[:10]}!{signature[10:]}"]:
+    for variant in [
+        *re_encodings(token),
+        f"{head}=.{payload}.{signature}",
+        f"{head}.{payload}.{signature[:10]}!{signature[10:]}",
+    ]:
         response = await api.get("/api/auth/me", headers=bearer(variant))
         assert response.status_code == 401, (variant, response.text)
 
@@ -220,6 +279,7 @@ async def test_non_canonical_token_encodings_are_refused_before_anything_else(ap
 def bcrypt_calls(api, monkeypatch) -> list[str]:
     calls: list[str] = []
     from deps import app_state
+
     passwords = app_state(api.app).passwords
     original_hash, original_verify = passwords.hash, passwords.verify
 
@@ -230,18 +290,28 @@ def bcrypt_calls(api, monkeypatch) -> list[str]:
     async def counted_verify(password, password_hash):
         calls.append("verify")
         return await original_verify(password, password_hash)
+
     monkeypatch.setattr(passwords, "hash", counted_hash)
     monkeypatch.setattr(passwords, "verify", counted_verify)
     return calls
 
 
-@pytest.mark.parametrize("body", [
-    {"username": "surrogate_pw", "password": "Str0ng!pass\ud800"},
-    {"username": "surrogate_mail", "password": "Str0ng!pass", "email": "a\udfff@example.com"},
-    {"username": "surrogate_both", "password": "\ud83dStr0ng!pass", "email": "b\ud800@example.com"},
-], ids=["password", "email", "both"])
-async def test_register_with_a_lone_surrogate_is_400_without_bcrypt(api, fresh_db, bcrypt_calls,
-                                                                    body):
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": "surrogate_pw", "password": "Str0ng!pass\ud800"},
+        {"username": "surrogate_mail", "password": "Str0ng!pass", "email": "a\udfff@example.com"},
+        {
+            "username": "surrogate_both",
+            "password": "\ud83dStr0ng!pass",
+            "email": "b\ud800@example.com",
+        },
+    ],
+    ids=["password", "email", "both"],
+)
+async def test_register_with_a_lone_surrogate_is_400_without_bcrypt(
+    api, fresh_db, bcrypt_calls, body
+):
     before = count_rows(fresh_db, "users")
     response = await api.post("/api/auth/register", **ascii_json(body))
     assert response.status_code == 400, response.text
@@ -250,12 +320,15 @@ async def test_register_with_a_lone_surrogate_is_400_without_bcrypt(api, fresh_d
     assert count_rows(fresh_db, "users") == before
 
 
-@pytest.mark.parametrize("body", [
-    {"email": "alok\ud800@example.com", "password": "password123"},
-    {"email": "alok@example.com", "password": "password123\udc00"},
-], ids=["email", "password"])
-async def test_login_with_a_lone_surrogate_is_400_without_bcrypt(api, fresh_db, bcrypt_calls,
-                                                                 body):
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "alok\ud800@example.com", "password": "password123"},
+        {"email": "alok@example.com", "password": "password123\udc00"},
+    ],
+    ids=["email", "password"],
+)
+async def test_login_with_a_lone_surrogate_is_400_without_bcrypt(api, fresh_db, bcrypt_calls, body):
     response = await api.post("/api/auth/login", **ascii_json(body))
     assert response.status_code == 400, response.text
     assert set(response.json()) == {"error"}
@@ -264,37 +337,46 @@ async def test_login_with_a_lone_surrogate_is_400_without_bcrypt(api, fresh_db, 
 
 async def test_expense_description_with_a_lone_surrogate_is_400(api, fresh_db, auth_headers):
     kwargs = ascii_json({"amount": 5, "category_id": 1, "description": "x\ud800y"})
-    response = await api.post("/api/expenses", content=kwargs["content"],
-                              headers={**auth_headers, **kwargs["headers"]})
+    response = await api.post(
+        "/api/expenses", content=kwargs["content"], headers={**auth_headers, **kwargs["headers"]}
+    )
     assert response.status_code == 400, response.text
     assert count_rows(fresh_db, "expenses") == 0
 
 
-HOSTILE_CLAIMS = {
-    "jti-crlf": claims(jti="abc\r\nX-Injected: 1"),
-    "jti-lf": claims(jti="abc\ndef"),
-    "jti-non-ascii": claims(jti="caf\u00e9-0123456789abcdef0123456789"),
-    "jti-colon": claims(jti="0123456789abcdef:0123456789abcdef"),
-    "jti-too-long": claims(jti="a" * 300),
-    "jti-int": claims(jti=12345),
-    "exp-string": claims(exp=str(now() + 3600)),
-    "exp-1e30": claims(exp=1e30),
-    "exp-huge-int": claims(exp=10**30),
-    "exp-float": claims(exp=now() + 3600.5),
-    "exp-bool": claims(exp=True),
-    "iat-five-years-ahead": claims(iat=now() + 5 * 365 * 86400, exp=now() + 6 * 365 * 86400),
-    "iat-one-hour-ahead": claims(iat=now() + 3600),
-    "iat-string": claims(iat=str(now())),
-    "iat-1e30": claims(iat=1e30),
-    "user-id-huge": claims(userId=10**30),
-} if "JWT_SECRET" in os.environ else {}
+HOSTILE_CLAIMS = (
+    {
+        "jti-crlf": claims(jti="abc\r\nX-Injected: 1"),
+        "jti-lf": claims(jti="abc\ndef"),
+        "jti-non-ascii": claims(jti="caf\u00e9-0123456789abcdef0123456789"),
+        "jti-colon": claims(jti="0123456789abcdef:0123456789abcdef"),
+        "jti-too-long": claims(jti="a" * 300),
+        "jti-int": claims(jti=12345),
+        "exp-string": claims(exp=str(now() + 3600)),
+        "exp-1e30": claims(exp=1e30),
+        "exp-huge-int": claims(exp=10**30),
+        "exp-float": claims(exp=now() + 3600.5),
+        "exp-bool": claims(exp=True),
+        "iat-five-years-ahead": claims(iat=now() + 5 * 365 * 86400, exp=now() + 6 * 365 * 86400),
+        "iat-one-hour-ahead": claims(iat=now() + 3600),
+        "iat-string": claims(iat=str(now())),
+        "iat-1e30": claims(iat=1e30),
+        "user-id-huge": claims(userId=10**30),
+    }
+    if "JWT_SECRET" in os.environ
+    else {}
+)
 
 
 @pytest.mark.parametrize("name", list(HOSTILE_CLAIMS))
 async def test_tokens_with_hostile_claims_are_401(api, fresh_db, name):
     token = signed(HOSTILE_CLAIMS[name])
-    for method, path in (("GET", "/api/auth/me"), ("POST", "/api/auth/logout"),
-                         ("GET", "/api/expenses"), ("GET", "/api/dashboard/1/monthly")):
+    for method, path in (
+        ("GET", "/api/auth/me"),
+        ("POST", "/api/auth/logout"),
+        ("GET", "/api/expenses"),
+        ("GET", "/api/dashboard/1/monthly"),
+    ):
         response = await api.request(method, path, headers=bearer(token))
         assert response.status_code == 401, (name, path, response.status_code, response.text)
         assert response.json() == {"error": "Invalid or expired token"}
@@ -310,20 +392,34 @@ async def test_iat_a_few_seconds_ahead_is_accepted_as_clock_skew(api, fresh_db):
 # 6. No oracle through PostgREST: the anon key cannot probe sessions
 # --------------------------------------------------------------------------------------
 def rest_get(key: str, session: str) -> httpx.Response:
-    return httpx.get(f"{os.environ['SUPABASE_URL']}/rest/v1/categories?select=id,name&order=id",
-                     headers={"apikey": key, "Authorization": f"Bearer {key}",
-                              "X-Gateway-Session": session}, timeout=10)
+    return httpx.get(
+        f"{os.environ['SUPABASE_URL']}/rest/v1/categories?select=id,name&order=id",
+        headers={"apikey": key, "Authorization": f"Bearer {key}", "X-Gateway-Session": session},
+        timeout=10,
+    )
 
 
 def test_anon_key_cannot_probe_user_ids_or_revoked_tokens_through_the_session_header(fresh_db):
     anon = os.environ["SUPABASE_ANON_KEY"]
     revoked = uuid.uuid4().hex
     with sql(fresh_db) as cur:
-        cur.execute("insert into public.revoked_tokens (jti, expires_at) "
-                    "values (%s, now() + interval '1 hour')", (revoked,))
-    answers = [rest_get(anon, session) for session in
-               ("1:x", "999:x", f"1:{revoked}:{now()}", f"1:{uuid.uuid4().hex}:{now()}",
-                f"999:{uuid.uuid4().hex}:{now()}", "garbage", "0:")]
+        cur.execute(
+            "insert into public.revoked_tokens (jti, expires_at) "
+            "values (%s, now() + interval '1 hour')",
+            (revoked,),
+        )
+    answers = [
+        rest_get(anon, session)
+        for session in (
+            "1:x",
+            "999:x",
+            f"1:{revoked}:{now()}",
+            f"1:{uuid.uuid4().hex}:{now()}",
+            f"999:{uuid.uuid4().hex}:{now()}",
+            "garbage",
+            "0:",
+        )
+    ]
     assert {(r.status_code, r.text) for r in answers} == {(answers[0].status_code, answers[0].text)}
     assert answers[0].status_code == 200, answers[0].text
 
@@ -340,13 +436,17 @@ def test_service_role_requests_still_check_the_session(fresh_db):
 # 7. Bookkeeping tables stay bounded under a stream of made-up requests
 # --------------------------------------------------------------------------------------
 async def test_rate_limit_rows_stay_bounded_under_made_up_logins(fresh_db):
-    async with app_client(stack_settings(rate_limit_enabled=True,
-                                         login_rate_limit="5/1second")) as client:
+    async with app_client(
+        stack_settings(rate_limit_enabled=True, login_rate_limit="5/1second")
+    ) as client:
+
         async def made_up(batch: int) -> None:
             for i in range(25):
-                response = await client.post("/api/auth/login",
-                                             json=wrong(f"ghost_{batch}_{i}@example.com"))
+                response = await client.post(
+                    "/api/auth/login", json=wrong(f"ghost_{batch}_{i}@example.com")
+                )
                 assert response.status_code == 401
+
         await made_up(0)
         assert count_rows(fresh_db, "rate_limits") <= 25  # fewer if a slow batch outlived a window
         for batch in range(1, 4):
@@ -357,21 +457,28 @@ async def test_rate_limit_rows_stay_bounded_under_made_up_logins(fresh_db):
 
 async def test_expired_idempotency_keys_are_pruned_by_new_writes(api, fresh_db, auth_headers):
     with sql(fresh_db) as cur:
-        cur.execute("insert into public.idempotency_keys (user_id, key, request_hash, response, "
-                    "expires_at) select 1 + i % 4, 'old-' || i, 'h', 'null', "
-                    "now() - interval '1 hour' "
-                    "from generate_series(1, 60) as i")
+        cur.execute(
+            "insert into public.idempotency_keys (user_id, key, request_hash, response, "
+            "expires_at) select 1 + i % 4, 'old-' || i, 'h', 'null', "
+            "now() - interval '1 hour' "
+            "from generate_series(1, 60) as i"
+        )
     for i in range(10):
-        response = await api.post("/api/expenses", json={"amount": 1, "category_id": 1},
-                                  headers={**auth_headers, "Idempotency-Key": f"new-{i}"})
+        response = await api.post(
+            "/api/expenses",
+            json={"amount": 1, "category_id": 1},
+            headers={**auth_headers, "Idempotency-Key": f"new-{i}"},
+        )
         assert response.status_code == 201
     assert count_rows(fresh_db, "idempotency_keys") == 10
 
 
 async def test_expired_revoked_tokens_are_pruned_by_logouts(api, fresh_db):
     with sql(fresh_db) as cur:
-        cur.execute("insert into public.revoked_tokens (jti, expires_at) select md5(i::text), "
-                    "now() - interval '1 hour' from generate_series(1, 60) as i")
+        cur.execute(
+            "insert into public.revoked_tokens (jti, expires_at) select md5(i::text), "
+            "now() - interval '1 hour' from generate_series(1, 60) as i"
+        )
     for _ in range(3):
         response = await api.post("/api/auth/logout", headers=bearer(token_for()))
         assert response.status_code == 200
@@ -435,6 +542,7 @@ async def test_ids_in_paths_accept_only_canonical_integers(api, fresh_db, auth_h
 def int_query_params() -> list[tuple[str, str]]:
     """Every integer query parameter of every GET route, from the app's OpenAPI document."""
     from main import create_app
+
     found = []
     for path, operations in create_app(stack_settings()).openapi()["paths"].items():
         for param in operations.get("get", {}).get("parameters", []):
@@ -445,11 +553,18 @@ def int_query_params() -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("value", ["01", "1.0", "+1", " 1", "1_0", "2025.0", "02025"])
-async def test_integer_query_parameters_accept_only_canonical_integers(api, fresh_db,
-                                                                       auth_headers, value):
+async def test_integer_query_parameters_accept_only_canonical_integers(
+    api, fresh_db, auth_headers, value
+):
     params = int_query_params()
-    assert {name for _, name in params} >= {"user_id", "category_id", "limit", "offset",
-                                            "year", "month"}
+    assert {name for _, name in params} >= {
+        "user_id",
+        "category_id",
+        "limit",
+        "offset",
+        "year",
+        "month",
+    }
     for path, name in params:
         url = path.replace("{user_id}", "1")
         response = await api.get(url, params={name: value}, headers=auth_headers)

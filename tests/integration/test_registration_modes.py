@@ -6,6 +6,7 @@ and, being a member, reads every member's emails, expenses and dashboards. With
 `invite` or `closed` that registration is refused and stores nothing, so the outsider has
 no token; and an ordinary member's token no longer opens /health/shadow.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,22 +25,28 @@ OUTSIDER = {"username": "mallory", "password": STRONG, "email": "mallory@evil.te
 def make_invite(dsn: str, expires_in: dt.timedelta = dt.timedelta(hours=1)) -> str:
     code = secrets.token_urlsafe(16)
     with sql(dsn) as cur:
-        cur.execute("insert into public.invites (code_sha256, expires_at) values (%s, now() + %s)",
-                    (hashlib.sha256(code.encode()).hexdigest(), expires_in))
+        cur.execute(
+            "insert into public.invites (code_sha256, expires_at) values (%s, now() + %s)",
+            (hashlib.sha256(code.encode()).hexdigest(), expires_in),
+        )
     return code
 
 
 async def outsider_reads_family_data(client) -> list[int]:
     """Log in as the outsider (if registration let them in) and read what a member can."""
-    login = await client.post("/api/auth/login",
-                              json={"email": "mallory", "password": STRONG})
+    login = await client.post("/api/auth/login", json={"email": "mallory", "password": STRONG})
     client.cookies.clear()
     if login.status_code != 200:
         return [login.status_code]
     auth = {"Authorization": f"Bearer {login.json()['token']}"}
-    return [(await client.get(path, headers=auth)).status_code
-            for path in ("/api/dashboard/users", "/api/expenses?user_id=1",
-                         "/api/dashboard/1/monthly?year=2025&month=1")]
+    return [
+        (await client.get(path, headers=auth)).status_code
+        for path in (
+            "/api/dashboard/users",
+            "/api/expenses?user_id=1",
+            "/api/dashboard/1/monthly?year=2025&month=1",
+        )
+    ]
 
 
 async def test_open_registration_lets_an_outsider_read_the_family(fresh_db):
@@ -61,12 +68,15 @@ async def test_closed_registration_is_403_for_any_body_and_stores_nothing(fresh_
     assert count_rows(fresh_db, "users") == users
 
 
-@pytest.mark.parametrize(("invite", "message"), [
-    (None, "An invite code is required"),
-    ("", "An invite code is required"),
-    ("made-up-code", "Invalid or expired invite code"),
-    ("x" * 129, "invite_code: String should have at most 128 characters"),
-])
+@pytest.mark.parametrize(
+    ("invite", "message"),
+    [
+        (None, "An invite code is required"),
+        ("", "An invite code is required"),
+        ("made-up-code", "Invalid or expired invite code"),
+        ("x" * 129, "invite_code: String should have at most 128 characters"),
+    ],
+)
 async def test_invite_registration_refuses_a_missing_or_unknown_code(fresh_db, invite, message):
     users = count_rows(fresh_db, "users")
     async with app_client(stack_settings(registration_mode="invite")) as client:
@@ -81,18 +91,21 @@ async def test_invite_registration_refuses_a_missing_or_unknown_code(fresh_db, i
 async def test_invite_code_works_once_and_is_stored_hashed(fresh_db):
     code = make_invite(fresh_db)
     async with app_client(stack_settings(registration_mode="invite")) as client:
-        first = await client.post("/api/auth/register",
-                                  json={**OUTSIDER, "username": "cousin", "invite_code": code})
-        again = await client.post("/api/auth/register",
-                                  json={**OUTSIDER, "username": "cousin2", "invite_code": code,
-                                        "email": None})
+        first = await client.post(
+            "/api/auth/register", json={**OUTSIDER, "username": "cousin", "invite_code": code}
+        )
+        again = await client.post(
+            "/api/auth/register",
+            json={**OUTSIDER, "username": "cousin2", "invite_code": code, "email": None},
+        )
     assert first.status_code == 200, first.text
     assert first.json()["user"]["name"] == "cousin"
     assert again.status_code == 400
     assert again.json() == {"error": "Invalid or expired invite code"}
     with sql(fresh_db) as cur:
-        cur.execute("select code_sha256, used_by is not null, used_at is not null "
-                    "from public.invites")
+        cur.execute(
+            "select code_sha256, used_by is not null, used_at is not null from public.invites"
+        )
         [(stored, used_by, used_at)] = cur.fetchall()
         cur.execute("select count(*) from public.users where name = 'cousin2'")
         assert cur.fetchone()[0] == 0
@@ -112,8 +125,9 @@ async def test_expired_invite_is_refused(fresh_db):
 async def test_refused_registration_leaves_the_invite_unused(fresh_db):
     code = make_invite(fresh_db)
     async with app_client(stack_settings(registration_mode="invite")) as client:
-        taken = await client.post("/api/auth/register",
-                                  json={**OUTSIDER, "username": "Alok", "invite_code": code})
+        taken = await client.post(
+            "/api/auth/register", json={**OUTSIDER, "username": "Alok", "invite_code": code}
+        )
         later = await client.post("/api/auth/register", json={**OUTSIDER, "invite_code": code})
     assert taken.status_code == 400 and taken.json() == {"error": "Username already exists"}
     assert later.status_code == 200
@@ -149,8 +163,9 @@ async def test_a_self_registered_member_cannot_read_the_shadow_report(fresh_db):
         as_member = await client.get("/health/shadow", headers=member)
         with_cookie = await client.get("/health/shadow", headers=cookie(login.json()["token"]))
         anonymous = await client.get("/health/shadow")
-        operator = await client.get("/health/shadow",
-                                    headers={"Authorization": "Bearer ops-secret-token"})
+        operator = await client.get(
+            "/health/shadow", headers={"Authorization": "Bearer ops-secret-token"}
+        )
     for refused in (as_member, with_cookie, anonymous):
         assert refused.status_code == 401
         assert refused.json() == {"error": "Operator token required"}
@@ -159,8 +174,7 @@ async def test_a_self_registered_member_cannot_read_the_shadow_report(fresh_db):
 
 async def test_shadow_report_is_refused_to_everyone_without_a_metrics_token(fresh_db):
     async with app_client(stack_settings()) as client:
-        response = await client.get("/health/shadow",
-                                    headers=bearer())
+        response = await client.get("/health/shadow", headers=bearer())
     assert response.status_code == 403
     assert response.json() == {"error": "Set METRICS_TOKEN to read this endpoint"}
 
@@ -173,17 +187,22 @@ def cookie_attributes(header: str) -> dict[str, str]:
     return {k.lower(): v for k, _, v in (p.partition("=") for p in parts[1:])}
 
 
-@pytest.mark.parametrize(("samesite", "domain", "secure"), [
-    ("strict", None, False), ("lax", "family.example", False), ("none", "api.example", True)])
+@pytest.mark.parametrize(
+    ("samesite", "domain", "secure"),
+    [("strict", None, False), ("lax", "family.example", False), ("none", "api.example", True)],
+)
 async def test_login_and_logout_cookies_carry_the_configured_attributes(
-        fresh_db, samesite, domain, secure):
+    fresh_db, samesite, domain, secure
+):
     settings = stack_settings(cookie_samesite=samesite, cookie_domain=domain)
     async with app_client(settings) as client:
-        login = await client.post("/api/auth/login",
-                                  json={"email": "alok@example.com", "password": "password123"})
+        login = await client.post(
+            "/api/auth/login", json={"email": "alok@example.com", "password": "password123"}
+        )
         client.cookies.clear()
-        logout = await client.post("/api/auth/logout",
-                                   headers={"Authorization": f"Bearer {login.json()['token']}"})
+        logout = await client.post(
+            "/api/auth/logout", headers={"Authorization": f"Bearer {login.json()['token']}"}
+        )
     set_on_login = cookie_attributes(login.headers["set-cookie"])
     set_on_logout = cookie_attributes(logout.headers["set-cookie"])
     for attrs in (set_on_login, set_on_logout):

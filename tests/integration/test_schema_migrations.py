@@ -5,6 +5,7 @@ on hosted Supabase), with hosted Supabase's default privileges for `postgres` (A
 new table, sequence and function to anon, authenticated and service_role), so the
 bootstrap meets what it meets in production.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,17 @@ alter default privileges in schema public grant all on tables to anon, authentic
 alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
 """
-ALL_TABLES = ("users", "categories", "payment_methods", "expenses", "expense_monthly_totals",
-              "revoked_tokens", "idempotency_keys", "rate_limits", "schema_bootstrap")
+ALL_TABLES = (
+    "users",
+    "categories",
+    "payment_methods",
+    "expenses",
+    "expense_monthly_totals",
+    "revoked_tokens",
+    "idempotency_keys",
+    "rate_limits",
+    "schema_bootstrap",
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -76,8 +86,13 @@ def ok(result: subprocess.CompletedProcess, code: int = 0) -> subprocess.Complet
 
 
 def old_release_sql(name: str) -> str:
-    return subprocess.run(["git", "show", f"{OLD_RELEASE}:sql/{name}"], cwd=ROOT,
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "show", f"{OLD_RELEASE}:sql/{name}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def privilege_table(dsn: str) -> dict[str, dict[str, list[str]]]:
@@ -87,25 +102,32 @@ def privilege_table(dsn: str) -> dict[str, dict[str, list[str]]]:
     table: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for p in privileges:
         table[p.grantee][p.kind].append(f"{p.privilege} {p.object}")
-    return {role: {kind: sorted(items) for kind, items in kinds.items()}
-            for role, kinds in table.items()}
+    return {
+        role: {kind: sorted(items) for kind, items in kinds.items()}
+        for role, kinds in table.items()
+    }
 
 
 def privilege_summary(dsn: str) -> str:
     rows = []
     for role in ("public", "anon", "authenticated", "service_role"):
         kinds = privilege_table(dsn).get(role, {})
-        rows.append(f"{role}: " + (", ".join(f"{len(v)} on {k}s" for k, v in sorted(kinds.items()))
-                                   or "nothing"))
+        rows.append(
+            f"{role}: "
+            + (", ".join(f"{len(v)} on {k}s" for k, v in sorted(kinds.items())) or "nothing")
+        )
     return "; ".join(rows)
 
 
 def table_columns(dsn: str) -> dict[str, list[str]]:
     """The columns each table has now (later migrations add columns to old tables)."""
     with sql(dsn) as cur:
-        cur.execute("select table_name, array_agg(column_name::text order by ordinal_position) "
-                    "from information_schema.columns where table_schema = 'public' "
-                    "and table_name = any(%s) group by 1", (list(ALL_TABLES),))
+        cur.execute(
+            "select table_name, array_agg(column_name::text order by ordinal_position) "
+            "from information_schema.columns where table_schema = 'public' "
+            "and table_name = any(%s) group by 1",
+            (list(ALL_TABLES),),
+        )
         return dict(cur.fetchall())
 
 
@@ -145,11 +167,15 @@ def sql_copy(tmp_path) -> Path:
 # --------------------------------------------------------------------------------------
 def test_stack_connects_as_a_postgres_role_shaped_like_hosted_supabase(dsn):
     with sql(dsn) as cur:
-        cur.execute("select current_user, rolsuper, rolcreatedb, rolcreaterole, rolcanlogin, "
-                    "rolreplication, rolbypassrls from pg_roles where rolname = current_user")
+        cur.execute(
+            "select current_user, rolsuper, rolcreatedb, rolcreaterole, rolcanlogin, "
+            "rolreplication, rolbypassrls from pg_roles where rolname = current_user"
+        )
         assert cur.fetchone() == ("postgres", False, True, True, True, True, True)
-        cur.execute("select r.rolname from pg_auth_members m join pg_roles r on r.oid = m.roleid "
-                    "where m.member = 'postgres'::regrole order by 1")
+        cur.execute(
+            "select r.rolname from pg_auth_members m join pg_roles r on r.oid = m.roleid "
+            "where m.member = 'postgres'::regrole order by 1"
+        )
         assert [r[0] for r in cur.fetchall()] == ["anon", "authenticated", "service_role"]
         cur.execute("select has_parameter_privilege('postgres', 'pgrst.db_pre_request', 'SET')")
         assert cur.fetchone()[0] is True
@@ -161,8 +187,10 @@ def test_the_whole_bootstrap_succeeds_as_the_non_superuser_postgres(database):
     assert "==> schema matches sql/" in applied.stdout
     ok(bootstrap(database, "--check"))
     with sql(database) as cur:
-        cur.execute("select version, name, applied_by from public.schema_migrations "
-                    "where version <> 'R' order by version")
+        cur.execute(
+            "select version, name, applied_by from public.schema_migrations "
+            "where version <> 'R' order by version"
+        )
         assert cur.fetchall()[0] == ("0001", "migrations/0001_baseline.sql", "postgres")
 
 
@@ -190,11 +218,25 @@ def test_no_api_role_holds_anything_on_a_sequence(dsn):
 def test_authenticated_holds_exactly_what_the_rls_rules_use(dsn):
     assert privilege_table(dsn)["authenticated"] == {
         "function": ["EXECUTE public.check_gateway_session()", "EXECUTE public.request_user_id()"],
-        "table": ["DELETE public.expenses", "INSERT public.expenses", "SELECT public.categories",
-                  "SELECT public.expenses", "SELECT public.payment_methods"],
+        "table": [
+            "DELETE public.expenses",
+            "INSERT public.expenses",
+            "SELECT public.categories",
+            "SELECT public.expenses",
+            "SELECT public.payment_methods",
+        ],
         # issue 12: a member changes (these columns) or deletes what they own or recorded
-        "column": [f"UPDATE public.expenses.{c}" for c in (
-            "amount", "category_id", "date", "description", "payment_method_id", "user_id")],
+        "column": [
+            f"UPDATE public.expenses.{c}"
+            for c in (
+                "amount",
+                "category_id",
+                "date",
+                "description",
+                "payment_method_id",
+                "user_id",
+            )
+        ],
     }
 
 
@@ -202,10 +244,15 @@ def test_default_privileges_grants_on_a_new_migrations_table_are_revoked(databas
     ok(bootstrap(database, sql_dir=sql_copy))
     (sql_copy / "migrations" / "0900_notes.sql").write_text(
         "create table public.notes (id bigint generated by default as identity primary key,\n"
-        "  body text not null);\nalter table public.notes enable row level security;\n")
+        "  body text not null);\nalter table public.notes enable row level security;\n"
+    )
     ok(bootstrap(database, sql_dir=sql_copy))
-    assert not any("notes" in item for kinds in privilege_table(database).values()
-                   for items in kinds.values() for item in items)
+    assert not any(
+        "notes" in item
+        for kinds in privilege_table(database).values()
+        for items in kinds.values()
+        for item in items
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -216,7 +263,8 @@ def test_a_new_migration_applies_once_and_is_recorded(database, sql_copy):
     # not idempotent on purpose: a second run would fail on the existing column
     (sql_copy / "migrations" / "0900_expense_note.sql").write_text(
         "alter table public.expenses add column note text;\n"
-        "insert into public.categories (name) values ('added by 0900');\n")
+        "insert into public.categories (name) values ('added by 0900');\n"
+    )
     dry = ok(bootstrap(database, "--dry-run", sql_dir=sql_copy))
     assert "would apply sql/migrations/0900_expense_note.sql" in dry.stdout
     first = ok(bootstrap(database, sql_dir=sql_copy))
@@ -225,14 +273,23 @@ def test_a_new_migration_applies_once_and_is_recorded(database, sql_copy):
     assert "0900" not in second.stdout.split("checking the result")[0]
     assert "nothing to apply" in second.stdout
     with sql(database) as cur:
-        cur.execute("select version, name, sha256, applied_by from public.schema_migrations "
-                    "where version = '0900'")
+        cur.execute(
+            "select version, name, sha256, applied_by from public.schema_migrations "
+            "where version = '0900'"
+        )
         rows = cur.fetchall()
         cur.execute("select count(*) from public.categories where name = 'added by 0900'")
         assert cur.fetchone()[0] == 1
-    assert rows == [("0900", "migrations/0900_expense_note.sql",
-                     schema.SqlFile("x", "0900", (sql_copy / "migrations/0900_expense_note.sql")
-                                    .read_text()).sha256, "postgres")]
+    assert rows == [
+        (
+            "0900",
+            "migrations/0900_expense_note.sql",
+            schema.SqlFile(
+                "x", "0900", (sql_copy / "migrations/0900_expense_note.sql").read_text()
+            ).sha256,
+            "postgres",
+        )
+    ]
     ok(bootstrap(database, "--check", sql_dir=sql_copy))
 
 
@@ -243,8 +300,10 @@ def test_concurrent_start_ups_apply_each_file_once(database):
         results = list(pool.map(lambda _: schema.apply_schema(database), range(4)))
     assert sum(1 for r in results if any("applied sql/migrations/0001" in d for d in r.done)) == 1
     with sql(database) as cur:
-        cur.execute("select version, name, count(*) from public.schema_migrations "
-                    "group by 1, 2 having count(*) > 1")
+        cur.execute(
+            "select version, name, count(*) from public.schema_migrations "
+            "group by 1, 2 having count(*) > 1"
+        )
         assert cur.fetchall() == []
         cur.execute("select count(*) from public.schema_migrations")
         assert cur.fetchone()[0] == len(schema.migration_files()) + len(schema.repeatable_files())
@@ -255,14 +314,17 @@ def test_migrations_run_in_order_each_in_its_own_transaction(database, sql_copy)
     ok(bootstrap(database, sql_dir=sql_copy))
     (sql_copy / "migrations" / "0901_good.sql").write_text(
         "create table public.good (id int primary key);\n"
-        "alter table public.good enable row level security;\n")
+        "alter table public.good enable row level security;\n"
+    )
     (sql_copy / "migrations" / "0902_bad.sql").write_text(
-        "create table public.half (id int primary key);\nselect 1/0;\n")
+        "create table public.half (id int primary key);\nselect 1/0;\n"
+    )
     failed = ok(bootstrap(database, sql_dir=sql_copy), 2)
     assert "sql/migrations/0902_bad.sql failed, its transaction was rolled back" in failed.stderr
     with sql(database) as cur:
-        cur.execute("select to_regclass('public.good') is not null, "
-                    "to_regclass('public.half') is not null")
+        cur.execute(
+            "select to_regclass('public.good') is not null, to_regclass('public.half') is not null"
+        )
         assert cur.fetchone() == (True, False)  # 0901 kept, 0902 rolled back whole
         cur.execute("select version from public.schema_migrations where version like '09%'")
         assert [r[0] for r in cur.fetchall()] == ["0901"]
@@ -274,7 +336,8 @@ def test_a_migration_that_creates_a_function_is_rolled_back_with_the_reason(data
     ok(bootstrap(database, sql_dir=sql_copy))
     (sql_copy / "migrations" / "0900_with_function.sql").write_text(
         "create table public.t900 (id int primary key);\n"
-        "create function public.f900() returns int language sql as 'select 1';\n")
+        "create function public.f900() returns int language sql as 'select 1';\n"
+    )
     failed = ok(bootstrap(database, sql_dir=sql_copy), 2)
     assert "sql/migrations/0900_with_function.sql failed" in failed.stderr
     assert "creates or changes public.f900()" in failed.stderr
@@ -291,7 +354,8 @@ def test_an_edited_applied_migration_is_refused_naming_file_and_checksums(databa
     baseline.write_text(baseline.read_text().replace("numeric(12, 2)", "numeric(14, 2)"))
     after = schema.SqlFile("x", "0001", baseline.read_text()).sha256
     (sql_copy / "migrations" / "0900_later.sql").write_text(
-        "create table public.later (id int primary key);\n")
+        "create table public.later (id int primary key);\n"
+    )
     ledger_before = snapshot_ledger(database)
     for args in ((), ("--check",), ("--dry-run",)):
         refused = ok(bootstrap(database, *args, sql_dir=sql_copy), 4)
@@ -306,8 +370,9 @@ def test_an_edited_applied_migration_is_refused_naming_file_and_checksums(databa
 
 def snapshot_ledger(dsn: str) -> list[tuple]:
     with sql(dsn) as cur:
-        cur.execute("select version, name, sha256, applied_at from public.schema_migrations "
-                    "order by 1, 2")
+        cur.execute(
+            "select version, name, sha256, applied_at from public.schema_migrations order by 1, 2"
+        )
         return cur.fetchall()
 
 
@@ -316,8 +381,10 @@ def test_a_function_sql_no_longer_defines_is_dropped_with_its_old_overloads(data
     gateway = sql_copy / "gateway_functions.sql"
     # an overload, as an earlier version of the file would have left behind
     with sql(database) as cur:
-        cur.execute("create function public.rate_limit_get(p_key text, p_extra int) returns json "
-                    "language sql as 'select null::json'")
+        cur.execute(
+            "create function public.rate_limit_get(p_key text, p_extra int) returns json "
+            "language sql as 'select null::json'"
+        )
     text = gateway.read_text()
     start = text.index("create or replace function public.rate_limit_clear")
     end = text.index("$$;", start) + 3
@@ -326,14 +393,21 @@ def test_a_function_sql_no_longer_defines_is_dropped_with_its_old_overloads(data
     text = text.replace(",\n  public.rate_limit_clear(text)\n", "\n")
     gateway.write_text(text)
     allow = sql_copy / "privileges.txt"
-    allow.write_text("".join(line for line in allow.read_text().splitlines(keepends=True)
-                             if "rate_limit_clear" not in line))
+    allow.write_text(
+        "".join(
+            line
+            for line in allow.read_text().splitlines(keepends=True)
+            if "rate_limit_clear" not in line
+        )
+    )
     applied = ok(bootstrap(database, sql_dir=sql_copy))
     assert "dropped function public.rate_limit_clear(text)" in applied.stdout
     assert "dropped function public.rate_limit_get(text,integer)" in applied.stdout
     with sql(database) as cur:
-        cur.execute("select p.oid::regprocedure::text from pg_proc p where p.proname in "
-                    "('rate_limit_clear', 'rate_limit_get') order by 1")
+        cur.execute(
+            "select p.oid::regprocedure::text from pg_proc p where p.proname in "
+            "('rate_limit_clear', 'rate_limit_get') order by 1"
+        )
         assert [r[0] for r in cur.fetchall()] == ["rate_limit_get(text)"]
 
 
@@ -344,26 +418,37 @@ DRIFTS = {
     "changed column type": (
         "alter table public.expenses alter column description type varchar(600)",
         "column public.expenses.description is `character varying(600)`, sql/ defines `text`",
-        False),
+        False,
+    ),
     "extra overload": (
         "create function public.get_yearly_dashboard(p_user_id bigint, p_year text) returns json "
         "language sql security definer as 'select null::json'; grant execute on function "
         "public.get_yearly_dashboard(bigint, text) to service_role",
-        "extra function public.get_yearly_dashboard(bigint,text)", True),
+        "extra function public.get_yearly_dashboard(bigint,text)",
+        True,
+    ),
     "extra grant to anon": (
         "grant insert on public.categories to anon",
-        "extra privilege: anon INSERT on table public.categories", True),
+        "extra privilege: anon INSERT on table public.categories",
+        True,
+    ),
     "missing policy": (
         "drop policy expenses_owner_read on public.expenses",
-        "missing policy expenses_owner_read on public.expenses", True),
+        "missing policy expenses_owner_read on public.expenses",
+        True,
+    ),
     "RLS switched off": (
         "alter table public.users disable row level security",
-        "RLS disabled on public.users", True),
+        "RLS disabled on public.users",
+        True,
+    ),
     "changed index": (
         "drop index public.expenses_date_idx; create index expenses_date_idx on "
         "public.expenses (date)",
         "index expenses_date_idx is `CREATE INDEX expenses_date_idx ON public.expenses USING "
-        "btree (date)`", False),
+        "btree (date)`",
+        False,
+    ),
 }
 
 
@@ -389,8 +474,9 @@ def test_check_names_an_extra_grant_to_anon_on_the_stack(dsn):
         cur.execute("grant insert on public.categories to anon")
     try:
         check = ok(bootstrap(dsn, "--check"), 1)
-        assert ("extra privilege: anon INSERT on table public.categories (not in "
-                "sql/privileges.txt)") in check.stderr
+        assert (
+            "extra privilege: anon INSERT on table public.categories (not in sql/privileges.txt)"
+        ) in check.stderr
     finally:
         ok(bootstrap(dsn))
     ok(bootstrap(dsn, "--check"))
@@ -405,18 +491,23 @@ def test_refused_hook_keeps_everything_else_prints_the_statement_and_exits_3(dat
         admin.execute("revoke set on parameter pgrst.db_pre_request from postgres")
     try:
         result = ok(bootstrap(database), 3)
-        assert ("alter role authenticator set pgrst.db_pre_request to "
-                "'public.check_gateway_session';") in result.stderr
+        assert (
+            "alter role authenticator set pgrst.db_pre_request to 'public.check_gateway_session';"
+        ) in result.stderr
         assert "Supabase's SQL editor" in result.stderr
         assert "applied sql/migrations/0001_baseline.sql" in result.stdout
         with sql(database) as cur:  # everything else is there
             cur.execute("select count(*) from public.schema_migrations")
-            assert cur.fetchone()[0] == len(schema.migration_files()) + len(schema.repeatable_files())
+            assert cur.fetchone()[0] == len(schema.migration_files()) + len(
+                schema.repeatable_files()
+            )
             cur.execute("select to_regprocedure('public.check_gateway_session()') is not null")
             assert cur.fetchone()[0]
         check = ok(bootstrap(database, "--check"), 1)
-        assert ("pre-request hook missing: authenticator lacks "
-                "pgrst.db_pre_request=public.check_gateway_session") in check.stderr
+        assert (
+            "pre-request hook missing: authenticator lacks "
+            "pgrst.db_pre_request=public.check_gateway_session"
+        ) in check.stderr
         assert len([line for line in check.stderr.splitlines() if line.startswith("  - ")]) == 1
     finally:
         with superuser() as admin:
@@ -431,30 +522,57 @@ def test_refused_hook_keeps_everything_else_prints_the_statement_and_exits_3(dat
 def seed_like_the_old_release(dsn: str) -> None:
     rng = random.Random(11)
     with sql(dsn) as cur:
-        cur.executemany("insert into public.categories (id, name, description) values (%s,%s,%s)",
-                        [(1, "Food", "Groceries"), (2, "Transportation", None),
-                         (3, "Utilities", "Bills"), (4, "Entertainment", "Fun")])
-        cur.executemany("insert into public.payment_methods (id, name) values (%s,%s)",
-                        [(1, "Cash"), (2, "Credit Card"), (3, "UPI")])
-        cur.executemany("insert into public.users (id, name, email, password_hash) "
-                        "values (%s,%s,%s,%s)",
-                        [(1, "Alok", "alok@example.com", password_hash("password123")),
-                         (2, "Amol", "amol@example.com", password_hash("password123")),
-                         (3, "Noemail", None, password_hash("password123"))])
+        cur.executemany(
+            "insert into public.categories (id, name, description) values (%s,%s,%s)",
+            [
+                (1, "Food", "Groceries"),
+                (2, "Transportation", None),
+                (3, "Utilities", "Bills"),
+                (4, "Entertainment", "Fun"),
+            ],
+        )
+        cur.executemany(
+            "insert into public.payment_methods (id, name) values (%s,%s)",
+            [(1, "Cash"), (2, "Credit Card"), (3, "UPI")],
+        )
+        cur.executemany(
+            "insert into public.users (id, name, email, password_hash) values (%s,%s,%s,%s)",
+            [
+                (1, "Alok", "alok@example.com", password_hash("password123")),
+                (2, "Amol", "amol@example.com", password_hash("password123")),
+                (3, "Noemail", None, password_hash("password123")),
+            ],
+        )
         rows = []
         for _ in range(600):
-            rows.append((rng.choice([1, 1, 2, 3]), rng.randint(1, 4), rng.choice([1, 2, 3, None]),
-                         f"{rng.randint(1, 500000) / 100:.2f}", rng.choice(["lunch", None, "x"]),
-                         f"{rng.choice([2024, 2025])}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"))
-        cur.executemany("insert into public.expenses (user_id, category_id, payment_method_id, "
-                        "amount, description, date) values (%s,%s,%s,%s,%s,%s)", rows)
+            rows.append(
+                (
+                    rng.choice([1, 1, 2, 3]),
+                    rng.randint(1, 4),
+                    rng.choice([1, 2, 3, None]),
+                    f"{rng.randint(1, 500000) / 100:.2f}",
+                    rng.choice(["lunch", None, "x"]),
+                    f"{rng.choice([2024, 2025])}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                )
+            )
+        cur.executemany(
+            "insert into public.expenses (user_id, category_id, payment_method_id, "
+            "amount, description, date) values (%s,%s,%s,%s,%s,%s)",
+            rows,
+        )
         for table in ("categories", "payment_methods", "users"):
-            cur.execute(f"select setval(pg_get_serial_sequence('public.{table}', 'id'), "
-                        f"(select max(id) from public.{table}))")
+            cur.execute(
+                f"select setval(pg_get_serial_sequence('public.{table}', 'id'), "
+                f"(select max(id) from public.{table}))"
+            )
         cur.execute("insert into public.revoked_tokens values ('jti-1', now() + interval '1 day')")
-        cur.execute("insert into public.idempotency_keys (user_id, key, request_hash, response, "
-                    "expires_at) values (1, 'k1', 'h', '{\"id\": 1}', now() + interval '1 day')")
-        cur.execute("insert into public.rate_limits values ('login:x', 2, now() + interval '1 hour')")
+        cur.execute(
+            "insert into public.idempotency_keys (user_id, key, request_hash, response, "
+            "expires_at) values (1, 'k1', 'h', '{\"id\": 1}', now() + interval '1 day')"
+        )
+        cur.execute(
+            "insert into public.rate_limits values ('login:x', 2, now() + interval '1 hour')"
+        )
         cur.execute("insert into public.schema_bootstrap (id, sql_sha256) values (1, 'old')")
 
 
@@ -468,29 +586,41 @@ def test_upgrade_from_the_release_before_migrations_keeps_every_row(database, ca
     privileges_before = privilege_table(database)
     summary_before = privilege_summary(database)
     with sql(database) as cur:
-        cur.execute("select public.get_yearly_dashboard(1, 2025)::text, "
-                    "public.get_monthly_dashboard(1, 2024, 3)::text")
+        cur.execute(
+            "select public.get_yearly_dashboard(1, 2025)::text, "
+            "public.get_monthly_dashboard(1, 2024, 3)::text"
+        )
         dashboards_before = cur.fetchone()
     assert ok(bootstrap(database, "--check"), 1)
 
     upgraded = ok(bootstrap(database))
-    assert "recognised a database made by the release before versioned migrations" in upgraded.stdout
+    assert (
+        "recognised a database made by the release before versioned migrations" in upgraded.stdout
+    )
     assert "baselined sql/migrations/0001_baseline.sql" in upgraded.stdout
     ok(bootstrap(database, "--check"))
 
     # migration 0002 (issue 12) adds expenses.created_by, back-filled with the owner
     with sql(database) as cur:
-        cur.execute("select count(*) from public.expenses where created_by is distinct from user_id")
+        cur.execute(
+            "select count(*) from public.expenses where created_by is distinct from user_id"
+        )
         assert cur.fetchone()[0] == 0
-    assert snapshot_rows(database, old_columns) == rows_before  # every row, the totals table included
+    assert (
+        snapshot_rows(database, old_columns) == rows_before
+    )  # every row, the totals table included
     with sql(database) as cur:
-        cur.execute("select public.get_yearly_dashboard(1, 2025)::text, "
-                    "public.get_monthly_dashboard(1, 2024, 3)::text")
+        cur.execute(
+            "select public.get_yearly_dashboard(1, 2025)::text, "
+            "public.get_monthly_dashboard(1, 2024, 3)::text"
+        )
         assert cur.fetchone() == dashboards_before
         cur.execute("select count(*) from public.expense_totals_drift()")
         assert cur.fetchone()[0] == 0
-        cur.execute("select version, applied_by from public.schema_migrations "
-                    "where version <> 'R' order by version")
+        cur.execute(
+            "select version, applied_by from public.schema_migrations "
+            "where version <> 'R' order by version"
+        )
         later = [(m.version, "postgres") for m in schema.migration_files() if m.version != "0001"]
         assert cur.fetchall() == [("0001", "postgres (baseline)"), *later]  # later ones ran
     assert json.loads(dashboards_before[0])["total_spent"] > 0

@@ -1,5 +1,6 @@
 """Security headers on every response: successes, every kind of error, 304 and CORS
 preflights; HSTS only in prod. And the `jwt` cookie's flags (Secure only in prod)."""
+
 from __future__ import annotations
 
 import httpx
@@ -8,48 +9,72 @@ from asgi_lifespan import LifespanManager
 
 from tests.conftest import app_client, stack_settings, token_for
 
-ALWAYS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer",
-          "x-frame-options": "DENY"}
+ALWAYS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
 HSTS = "strict-transport-security"
 LOGIN = {"email": "alok@example.com", "password": "password123"}
 ORIGIN = "http://127.0.0.1:5500"  # CORS_ORIGINS of the test stack
 
 
-async def every_kind_of_response(client: httpx.AsyncClient, token: str) -> dict[str, httpx.Response]:
+async def every_kind_of_response(
+    client: httpx.AsyncClient, token: str
+) -> dict[str, httpx.Response]:
     bearer = {"Authorization": f"Bearer {token}"}
     got = {
         "200": await client.get("/api/categories"),
         "200 health": await client.get("/health"),
-        "201": await client.post("/api/expenses", headers=bearer,
-                                 json={"amount": 3, "category_id": 1}),
+        "201": await client.post(
+            "/api/expenses", headers=bearer, json={"amount": 3, "category_id": 1}
+        ),
         "400": await client.get("/api/dashboard/1/monthly?month=13", headers=bearer),
-        "400 malformed json": await client.post("/api/auth/login", content=b"{",
-                                                headers={"Content-Type": "application/json"}),
+        "400 malformed json": await client.post(
+            "/api/auth/login", content=b"{", headers={"Content-Type": "application/json"}
+        ),
         "401": await client.get("/api/expenses"),
         "404": await client.get("/no/such/path"),
         "404 user": await client.get("/api/dashboard/999/monthly", headers=bearer),
         "405": await client.delete("/api/categories"),
-        "413": await client.post("/api/auth/login", content=b"x" * 20_000,
-                                 headers={"Content-Type": "application/json"}),
-        "preflight": await client.options("/api/auth/login", headers={
-            "Origin": ORIGIN, "Access-Control-Request-Method": "POST"}),
-        "preflight refused": await client.options("/api/auth/login", headers={
-            "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}),
+        "413": await client.post(
+            "/api/auth/login", content=b"x" * 20_000, headers={"Content-Type": "application/json"}
+        ),
+        "preflight": await client.options(
+            "/api/auth/login", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
+        ),
+        "preflight refused": await client.options(
+            "/api/auth/login",
+            headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+        ),
     }
     etag = got["200"].headers["etag"]
     got["304"] = await client.get("/api/categories", headers={"If-None-Match": etag})
     return got
 
 
-EXPECTED_STATUS = {"200": 200, "200 health": 200, "201": 201, "400": 400,
-                   "400 malformed json": 400, "401": 401, "404": 404, "404 user": 404,
-                   "405": 405, "413": 413, "preflight": 200, "preflight refused": 400, "304": 304}
+EXPECTED_STATUS = {
+    "200": 200,
+    "200 health": 200,
+    "201": 201,
+    "400": 400,
+    "400 malformed json": 400,
+    "401": 401,
+    "404": 404,
+    "404 user": 404,
+    "405": 405,
+    "413": 413,
+    "preflight": 200,
+    "preflight refused": 400,
+    "304": 304,
+}
 
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
-async def test_security_headers_on_every_response_and_hsts_only_in_prod(
-        fresh_db, environment):
-    async with app_client(stack_settings(environment=environment, registration_mode="open")) as client:
+async def test_security_headers_on_every_response_and_hsts_only_in_prod(fresh_db, environment):
+    async with app_client(
+        stack_settings(environment=environment, registration_mode="open")
+    ) as client:
         got = await every_kind_of_response(client, token_for())
     for kind, response in got.items():
         assert response.status_code == EXPECTED_STATUS[kind], (kind, response.text)
@@ -95,8 +120,11 @@ async def test_security_headers_on_the_last_resort_500(fresh_db):
 
 @pytest.mark.parametrize("environment,secure", [("dev", False), ("prod", True)])
 async def test_login_cookie_is_httponly_strict_and_secure_only_in_prod(
-        fresh_db, environment, secure):
-    async with app_client(stack_settings(environment=environment, registration_mode="open")) as client:
+    fresh_db, environment, secure
+):
+    async with app_client(
+        stack_settings(environment=environment, registration_mode="open")
+    ) as client:
         response = await client.post("/api/auth/login", json=LOGIN)
     assert response.status_code == 200
     cookie = response.headers["set-cookie"].lower()

@@ -5,6 +5,7 @@ canned responses: some identical to ours (taken from the in-process `api` fixtur
 shadow compare off), some different, one slow. Our server runs the Procfile's gunicorn with
 one worker (the counts are per worker), SHADOW_CONCURRENCY=2 and SHADOW_TIMEOUT_SECONDS=1.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -55,16 +56,22 @@ class FakeLegacy:
         query = scope["query_string"].decode()
         target = scope["path"] + (f"?{query}" if query else "")
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        self.seen.append({"method": scope["method"], "path": scope["path"], "query": query,
-                          "headers": headers})
+        self.seen.append(
+            {"method": scope["method"], "path": scope["path"], "query": query, "headers": headers}
+        )
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
             status, body, delay = self.canned.get(target, (404, b'{"error":"Not found"}', 0))
             if delay:
                 await asyncio.sleep(delay)
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
         finally:
             self.active -= 1
@@ -77,8 +84,11 @@ class FakeLegacy:
 def legacy() -> Iterator[tuple[FakeLegacy, str]]:
     app = FakeLegacy()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
-                                           log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", access_log=False
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -100,18 +110,26 @@ def seeded(dsn) -> None:
     """The demo family plus one expense (its created_at is what the legacy will differ on)."""
     reset_database(dsn)
     with sql(dsn) as cur:
-        cur.execute("insert into public.expenses (user_id, category_id, payment_method_id, "
-                    "amount, description, date) values (1, 1, 4, 250.50, 'Groceries', "
-                    "'2025-01-15')")
+        cur.execute(
+            "insert into public.expenses (user_id, category_id, payment_method_id, "
+            "amount, description, date) values (1, 1, 4, 250.50, 'Groceries', "
+            "'2025-01-15')"
+        )
 
 
 @pytest.fixture(scope="module")
 def server(legacy, seeded, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     _, legacy_url = legacy
     log_path = tmp_path_factory.mktemp("shadow") / "server.log"
-    env = {"WEB_CONCURRENCY": "1", "LOG_LEVEL": "INFO", "SHADOW_COMPARE": "true",
-           "LEGACY_BASE_URL": legacy_url, "SHADOW_CONCURRENCY": str(CONCURRENCY),
-           "SHADOW_TIMEOUT_SECONDS": str(SHADOW_TIMEOUT), "METRICS_TOKEN": OPS_TOKEN}
+    env = {
+        "WEB_CONCURRENCY": "1",
+        "LOG_LEVEL": "INFO",
+        "SHADOW_COMPARE": "true",
+        "LEGACY_BASE_URL": legacy_url,
+        "SHADOW_CONCURRENCY": str(CONCURRENCY),
+        "SHADOW_TIMEOUT_SECONDS": str(SHADOW_TIMEOUT),
+        "METRICS_TOKEN": OPS_TOKEN,
+    }
     with gunicorn_server(env, log_path=log_path) as base:
         yield base, log_path
 
@@ -170,8 +188,14 @@ async def test_identical_legacy_answer_counts_as_a_match(api, ours, legacy, toke
     response = await ours.get("/api/categories")
     assert response.status_code == 200 and response.content == expected.content
     counts = await wait_counts(ours, token, "/api/categories", 1)
-    assert counts == {"compared": 1, "matches": 1, "differences": 0, "errors": 0,
-                      "timeouts": 0, "skipped": 0}
+    assert counts == {
+        "compared": 1,
+        "matches": 1,
+        "differences": 0,
+        "errors": 0,
+        "timeouts": 0,
+        "skipped": 0,
+    }
 
 
 async def test_not_modified_answers_are_skipped_not_replayed(ours, legacy, token):
@@ -219,8 +243,9 @@ async def test_cookie_and_query_reach_the_legacy_unchanged(api, ours, legacy, to
     assert "authorization" not in sent["headers"]
 
 
-async def test_body_difference_is_one_json_log_line_naming_the_paths(api, ours, server, legacy,
-                                                                     token):
+async def test_body_difference_is_one_json_log_line_naming_the_paths(
+    api, ours, server, legacy, token
+):
     fake, _ = legacy
     expected = await truth(api, "/api/payment-methods", {})
     methods = expected.json()
@@ -234,7 +259,9 @@ async def test_body_difference_is_one_json_log_line_naming_the_paths(api, ours, 
     counts = await wait_counts(ours, token, "/api/payment-methods", 1)
     assert (counts["compared"], counts["differences"], counts["matches"]) == (1, 1, 0)
 
-    [line] = [entry for entry in shadow_lines(server[1]) if entry.get("request_id") == "diff-body-1"]
+    [line] = [
+        entry for entry in shadow_lines(server[1]) if entry.get("request_id") == "diff-body-1"
+    ]
     assert line["level"] == "WARNING" and line["message"] == "shadow difference"
     assert line["endpoint"] == "/api/payment-methods"
     assert line["status"] == {"ours": 200, "legacy": 200}
@@ -246,15 +273,17 @@ async def test_status_difference_is_logged_with_both_statuses(api, ours, server,
     fake, _ = legacy
     path = "/api/dashboard/1/monthly?year=2025&month=1"
     fake.canned[path] = (500, b'{"error":"Internal server error"}', 0)
-    response = await ours.get(path, headers={"Authorization": f"Bearer {token}",
-                                             "X-Request-ID": "diff-status-1"})
+    response = await ours.get(
+        path, headers={"Authorization": f"Bearer {token}", "X-Request-ID": "diff-status-1"}
+    )
     assert response.status_code == 200
     assert response.json()["period"] == {"type": "monthly", "year": 2025, "month": 1}
     counts = await wait_counts(ours, token, "/api/dashboard/{user_id}/monthly", 1)
     assert counts["differences"] == 1
 
-    [line] = [entry for entry in shadow_lines(server[1])
-              if entry.get("request_id") == "diff-status-1"]
+    [line] = [
+        entry for entry in shadow_lines(server[1]) if entry.get("request_id") == "diff-status-1"
+    ]
     assert line["status"] == {"ours": 200, "legacy": 500}
     assert line["endpoint"] == "/api/dashboard/{user_id}/monthly"
     assert "$.error" in line["paths"] and "$.user" in line["paths"]
@@ -265,8 +294,9 @@ async def test_posts_and_health_checks_are_never_replayed(ours, legacy, token):
     fake, _ = legacy
     before = len(fake.seen)
     auth = {"Authorization": f"Bearer {token}"}
-    created = await ours.post("/api/expenses", headers=auth,
-                              json={"amount": 10, "category_id": 2, "date": "2025-02-01"})
+    created = await ours.post(
+        "/api/expenses", headers=auth, json={"amount": 10, "category_id": 2, "date": "2025-02-01"}
+    )
     assert created.status_code == 201
     assert (await ours.get("/health")).status_code == 200
     await shadow_counts(ours, token)
@@ -281,8 +311,7 @@ async def test_shadow_counts_require_the_operator_token(ours, token):
         assert response.json() == {"error": "Operator token required"}
 
 
-async def test_slow_legacy_never_delays_us_and_excess_replays_are_skipped(api, ours, legacy,
-                                                                          token):
+async def test_slow_legacy_never_delays_us_and_excess_replays_are_skipped(api, ours, legacy, token):
     fake, _ = legacy
     auth = {"Authorization": f"Bearer {token}"}
     expected = await truth(api, "/api/dashboard/users", auth)
@@ -293,11 +322,13 @@ async def test_slow_legacy_never_delays_us_and_excess_replays_are_skipped(api, o
     response = await ours.get("/api/dashboard/users", headers=auth)
     elapsed = time.perf_counter() - started
     assert response.status_code == 200 and response.content == expected.content
-    assert elapsed < SLOW_SECONDS / 2, \
+    assert elapsed < SLOW_SECONDS / 2, (
         f"our answer took {elapsed:.2f}s behind a {SLOW_SECONDS}s legacy"
+    )
     # A burst while that replay still waits: one more slot, the rest are dropped.
-    burst = await asyncio.gather(*(ours.get("/api/dashboard/users", headers=auth)
-                                   for _ in range(4)))
+    burst = await asyncio.gather(
+        *(ours.get("/api/dashboard/users", headers=auth) for _ in range(4))
+    )
     assert all(r.status_code == 200 and r.content == expected.content for r in burst)
     sent = 5
 
@@ -315,8 +346,9 @@ async def test_shadow_compare_is_off_by_default(api):
     assert app_state(api.app).shadow is None
     assert not any(m.cls is ShadowMiddleware for m in api.app.user_middleware)
     async with app_client(stack_settings(metrics_token=OPS_TOKEN)) as client:
-        response = await client.get("/health/shadow",
-                                    headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+        response = await client.get(
+            "/health/shadow", headers={"Authorization": f"Bearer {OPS_TOKEN}"}
+        )
     assert response.status_code == 200
     assert response.json()["enabled"] is False and response.json()["endpoints"] == {}
 
@@ -331,8 +363,13 @@ def test_comparison_is_type_strict_like_the_contract_diff():
 
 def test_volatile_fields_are_compared_by_presence_only():
     ours = b'{"message":"Login successful","token":"abc","user":{"id":1,"created_at":"x"}}'
-    assert body_diff(ours, b'{"message":"Login successful","token":"xyz",'
-                           b'"user":{"id":1,"created_at":"y"}}') == []
-    assert body_diff(ours, b'{"message":"Login successful","user":{"id":1,"created_at":"y"}}') \
-        == ["$.token"]
+    assert (
+        body_diff(
+            ours, b'{"message":"Login successful","token":"xyz","user":{"id":1,"created_at":"y"}}'
+        )
+        == []
+    )
+    assert body_diff(ours, b'{"message":"Login successful","user":{"id":1,"created_at":"y"}}') == [
+        "$.token"
+    ]
     assert body_diff(b"<html>", b"<html>") == [] and body_diff(b"{}", b"<html>") == ["$ (not JSON)"]

@@ -1,5 +1,6 @@
 """Structured access logs from a real gunicorn server (the Procfile's command, 2 workers),
 its stderr going to a file: one JSON line per request, from logger `ffb.access`."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,6 @@ from tests.conftest import gunicorn_server, reset_database, token_for
 ACCESS_FIELDS = {"method", "path", "status", "duration_ms", "request_id", "user_id"}
 
 
-
-
 @pytest.fixture(scope="module")
 def info_server(dsn, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     reset_database(dsn)
@@ -34,8 +33,9 @@ def token() -> str:
 
 def access_lines(log_path: Path) -> list[dict]:
     """Every ffb.access record; a line that names the logger but is not JSON fails here."""
-    return [json.loads(line) for line in log_path.read_text().splitlines()
-            if '"ffb.access"' in line]
+    return [
+        json.loads(line) for line in log_path.read_text().splitlines() if '"ffb.access"' in line
+    ]
 
 
 def wait_for_ids(log_path: Path, ids: set[str], timeout: float = 10) -> list[dict]:
@@ -66,8 +66,9 @@ def test_every_request_is_exactly_one_json_access_line(info_server, token):
     with httpx.Client(base_url=base, timeout=10) as client:
         for method, path, headers, body in calls:
             request_id = f"t-{uuid.uuid4().hex}"
-            response = client.request(method, path, json=body,
-                                      headers={**headers, "X-Request-ID": request_id})
+            response = client.request(
+                method, path, json=body, headers={**headers, "X-Request-ID": request_id}
+            )
             sent[request_id] = (method, path.split("?")[0], response.status_code)
 
     lines = wait_for_ids(log_path, set(sent))
@@ -87,8 +88,11 @@ def test_every_request_is_exactly_one_json_access_line(info_server, token):
 
 def test_authenticated_requests_log_the_user_id(info_server, token):
     base, log_path = info_server
-    ids = {"who-anon": {}, "who-amol": {"Authorization": f"Bearer {token}"},
-           "who-cookie": {"Cookie": f"jwt={token}"}}
+    ids = {
+        "who-anon": {},
+        "who-amol": {"Authorization": f"Bearer {token}"},
+        "who-cookie": {"Cookie": f"jwt={token}"},
+    }
     with httpx.Client(base_url=base, timeout=10) as client:
         for request_id, headers in ids.items():
             client.get("/api/auth/me", headers={**headers, "X-Request-ID": request_id})
@@ -107,8 +111,9 @@ def test_client_request_id_is_echoed_and_logged_bad_ones_replaced(info_server):
     assert echoed.headers["x-request-id"] == "frontend-abc.123_x"
     generated = {forged.headers["x-request-id"], blank.headers["x-request-id"]}
     assert all(re.fullmatch(r"[0-9a-f]{32}", value) for value in generated)
-    logged = {line["request_id"] for line in wait_for_ids(
-        log_path, {"frontend-abc.123_x", *generated})}
+    logged = {
+        line["request_id"] for line in wait_for_ids(log_path, {"frontend-abc.123_x", *generated})
+    }
     assert {"frontend-abc.123_x", *generated} <= logged
     assert "injected" not in log_path.read_text()
 

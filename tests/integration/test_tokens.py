@@ -4,6 +4,7 @@ Every forged, foreign, expired, logged-out or orphaned token is answered 401 {"e
 an endpoint that reads the database (`/api/auth/me`) and on one that writes it
 (`POST /api/expenses`, which must store nothing).
 """
+
 from __future__ import annotations
 
 import base64
@@ -37,8 +38,14 @@ def hand_made(header: dict, claims: dict, key: bytes | None, digest=hashlib.sha2
 
 def our_claims(user_id: int = 1, name: str = "Alok", **changes) -> dict:
     now = int(dt.datetime.now(dt.timezone.utc).timestamp())
-    claims = {"userId": user_id, "name": name, "email": f"{name.lower()}@example.com",
-              "iat": now, "exp": now + 3600, "jti": uuid.uuid4().hex}
+    claims = {
+        "userId": user_id,
+        "name": name,
+        "email": f"{name.lower()}@example.com",
+        "iat": now,
+        "exp": now + 3600,
+        "jti": uuid.uuid4().hex,
+    }
     claims.update(changes)
     return claims
 
@@ -72,12 +79,15 @@ async def test_our_hs256_token_is_accepted(api, fresh_db):
 
 
 async def test_alg_none_token_is_401(api, fresh_db):
-    await assert_refused(api, fresh_db, hand_made({"alg": "none", "typ": "JWT"}, our_claims(), None))
+    await assert_refused(
+        api, fresh_db, hand_made({"alg": "none", "typ": "JWT"}, our_claims(), None)
+    )
 
 
 async def test_alg_none_with_our_signature_attached_is_401(api, fresh_db):
-    await assert_refused(api, fresh_db,
-                         hand_made({"alg": "none", "typ": "JWT"}, our_claims(), our_secret()))
+    await assert_refused(
+        api, fresh_db, hand_made({"alg": "none", "typ": "JWT"}, our_claims(), our_secret())
+    )
 
 
 async def test_hs512_token_signed_with_our_secret_is_401(api, fresh_db):
@@ -86,8 +96,9 @@ async def test_hs512_token_signed_with_our_secret_is_401(api, fresh_db):
 
 async def test_rs256_header_hmac_signed_with_our_secret_is_401(api, fresh_db):
     # Key confusion: an RS256 header over an HMAC made with our (symmetric) secret.
-    await assert_refused(api, fresh_db,
-                         hand_made({"alg": "RS256", "typ": "JWT"}, our_claims(), our_secret()))
+    await assert_refused(
+        api, fresh_db, hand_made({"alg": "RS256", "typ": "JWT"}, our_claims(), our_secret())
+    )
 
 
 async def test_supabase_service_role_key_is_not_a_user_token(api, fresh_db):
@@ -103,20 +114,37 @@ async def test_token_signed_with_the_supabase_jwt_secret_is_401(api, fresh_db):
 
 
 async def test_our_claims_signed_with_the_supabase_jwt_secret_are_401(api, fresh_db):
-    await assert_refused(api, fresh_db, jwt.encode(
-        our_claims(), os.environ["SUPABASE_JWT_SECRET"], algorithm="HS256"))
+    await assert_refused(
+        api,
+        fresh_db,
+        jwt.encode(our_claims(), os.environ["SUPABASE_JWT_SECRET"], algorithm="HS256"),
+    )
 
 
 async def test_expired_token_is_401(api, fresh_db):
     past = int(dt.datetime.now(dt.timezone.utc).timestamp()) - 3600
-    await assert_refused(api, fresh_db, jwt.encode(
-        our_claims(iat=past - 86400, exp=past), our_secret(), algorithm="HS256"))
+    await assert_refused(
+        api,
+        fresh_db,
+        jwt.encode(our_claims(iat=past - 86400, exp=past), our_secret(), algorithm="HS256"),
+    )
 
 
-@pytest.mark.parametrize("claims", [
-    {"userId": "1"}, {"userId": 0}, {"userId": -1}, {"userId": True}, {"userId": None},
-    {"name": None}, {"jti": ""}, {"exp": None}, {"iat": None},
-], ids=lambda c: ",".join(f"{k}={v!r}" for k, v in c.items()))
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"userId": "1"},
+        {"userId": 0},
+        {"userId": -1},
+        {"userId": True},
+        {"userId": None},
+        {"name": None},
+        {"jti": ""},
+        {"exp": None},
+        {"iat": None},
+    ],
+    ids=lambda c: ",".join(f"{k}={v!r}" for k, v in c.items()),
+)
 async def test_token_with_bad_or_missing_claims_is_401(api, fresh_db, claims):
     full = our_claims()
     for key, value in claims.items():
@@ -128,8 +156,9 @@ async def test_token_with_bad_or_missing_claims_is_401(api, fresh_db, claims):
 
 
 async def test_logged_out_token_is_401(api, fresh_db):
-    login = await api.post("/api/auth/login",
-                           json={"email": "alok@example.com", "password": "password123"})
+    login = await api.post(
+        "/api/auth/login", json={"email": "alok@example.com", "password": "password123"}
+    )
     token = login.json()["token"]
     headers = {"Authorization": f"Bearer {token}"}
     assert (await api.get("/api/auth/me", headers=headers)).status_code == 200
@@ -156,29 +185,51 @@ async def test_deleted_users_token_is_401(api, fresh_db):
 
 
 async def test_token_for_a_user_that_never_existed_is_401(api, fresh_db):
-    await assert_refused(api, fresh_db, jwt.encode(
-        our_claims(user_id=999, name="Ghost"), our_secret(), algorithm="HS256"))
+    await assert_refused(
+        api,
+        fresh_db,
+        jwt.encode(our_claims(user_id=999, name="Ghost"), our_secret(), algorithm="HS256"),
+    )
 
 
 # --------------------------------------------------------------------------------------
 # ENVIRONMENT=prod refuses weak settings: the real server process exits, naming the problem
 # --------------------------------------------------------------------------------------
 def run_prod_server(**env_overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ENV_FILE": "", "ENVIRONMENT": "prod", "HOST": "127.0.0.1",
-           "PORT": str(free_port()), "WEB_CONCURRENCY": "1",
-           "JWT_SECRET": "k" * 48, "CORS_ORIGINS": "https://family.example.com",
-           **env_overrides}
-    return subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:create_app()"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "ENV_FILE": "",
+        "ENVIRONMENT": "prod",
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+        "WEB_CONCURRENCY": "1",
+        "JWT_SECRET": "k" * 48,
+        "CORS_ORIGINS": "https://family.example.com",
+        **env_overrides,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:create_app()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"JWT_SECRET": "short-secret"}, "JWT_SECRET must be at least 32 bytes in prod"),
-    ({"JWT_SECRET": "super-secret-jwt-token-with-at-least-32-characters-long"},
-     "JWT_SECRET is a well-known default"),
-    ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS=* is not allowed in prod"),
-    ({}, "REGISTRATION_MODE must be set explicitly in prod"),
-], ids=["short-secret", "default-secret", "wildcard-cors", "implicit-open-registration"])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"JWT_SECRET": "short-secret"}, "JWT_SECRET must be at least 32 bytes in prod"),
+        (
+            {"JWT_SECRET": "super-secret-jwt-token-with-at-least-32-characters-long"},
+            "JWT_SECRET is a well-known default",
+        ),
+        ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS=* is not allowed in prod"),
+        ({}, "REGISTRATION_MODE must be set explicitly in prod"),
+    ],
+    ids=["short-secret", "default-secret", "wildcard-cors", "implicit-open-registration"],
+)
 def test_prod_server_refuses_to_start_with_unsafe_settings(env, message):
     result = run_prod_server(**env)
     assert result.returncode != 0

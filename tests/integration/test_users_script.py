@@ -4,6 +4,7 @@ Each command runs as an admin would run it (a subprocess with the stack's settin
 environment); what it did is then checked through the in-process app: logins, tokens, the
 members list.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,14 @@ NEWER = "N3wer!pass"
 
 
 def users(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "users.py"), *args],
-                          input=stdin, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "BCRYPT_ROUNDS": "5", **env})
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "users.py"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "BCRYPT_ROUNDS": "5", **env},
+    )
 
 
 def assert_one_line_failure(result: subprocess.CompletedProcess, text: str, code: int = 1):
@@ -42,14 +48,27 @@ async def login(client, who: str, password: str):
 def test_help_documents_every_command_examples_and_exit_codes():
     result = users("--help")
     assert result.returncode == 0
-    for word in ("list", "add", "reset-password", "set-email", "rename", "revoke-sessions",
-                 "delete", "invite", "examples:", "exit codes:", "--password-stdin", "--yes"):
+    for word in (
+        "list",
+        "add",
+        "reset-password",
+        "set-email",
+        "rename",
+        "revoke-sessions",
+        "delete",
+        "invite",
+        "examples:",
+        "exit codes:",
+        "--password-stdin",
+        "--yes",
+    ):
         assert word in result.stdout, word
 
 
 async def test_add_with_the_register_rules_and_bcrypt_cost(fresh_db):
-    result = users("add", "Kabir", "--email", "kabir@example.com", "--password-stdin",
-                   stdin=STRONG + "\n")
+    result = users(
+        "add", "Kabir", "--email", "kabir@example.com", "--password-stdin", stdin=STRONG + "\n"
+    )
     assert result.returncode == 0, result.stderr
     assert "added user 5 Kabir (kabir@example.com)" in result.stdout
     assert STRONG not in result.stdout + result.stderr
@@ -60,15 +79,18 @@ async def test_add_with_the_register_rules_and_bcrypt_cost(fresh_db):
         assert (await login(client, "kabir@example.com", STRONG)).status_code == 200
 
 
-@pytest.mark.parametrize(("args", "password", "message"), [
-    (["add", "Kabir"], "weakpass\n", "Password must contain an uppercase letter"),
-    (["add", "Kabir"], "Sh0rt!\n", "Password must be 8-128 characters long"),
-    (["add", "ab"], STRONG + "\n", "Username must be 3-30 characters"),
-    (["add", "Kabir", "--email", "not-an-email"], STRONG + "\n", "Invalid email address"),
-    (["add", "alok"], STRONG + "\n", "Username already exists"),
-    (["add", "Kabir", "--email", "ALOK@example.com"], STRONG + "\n", "Email already exists"),
-    (["add", "Kabir"], "\n", "no password on standard input"),
-])
+@pytest.mark.parametrize(
+    ("args", "password", "message"),
+    [
+        (["add", "Kabir"], "weakpass\n", "Password must contain an uppercase letter"),
+        (["add", "Kabir"], "Sh0rt!\n", "Password must be 8-128 characters long"),
+        (["add", "ab"], STRONG + "\n", "Username must be 3-30 characters"),
+        (["add", "Kabir", "--email", "not-an-email"], STRONG + "\n", "Invalid email address"),
+        (["add", "alok"], STRONG + "\n", "Username already exists"),
+        (["add", "Kabir", "--email", "ALOK@example.com"], STRONG + "\n", "Email already exists"),
+        (["add", "Kabir"], "\n", "no password on standard input"),
+    ],
+)
 def test_add_refuses_what_register_refuses(fresh_db, args, password, message):
     result = users(*args, "--password-stdin", stdin=password)
     assert_one_line_failure(result, message)
@@ -84,8 +106,7 @@ def test_password_is_never_taken_from_a_pipe_without_the_flag(fresh_db):
 async def test_reset_password_changes_it_and_logs_the_user_out(fresh_db):
     async with app_client(stack_settings()) as client:
         old = (await login(client, "amol", "password123")).json()["token"]
-        result = users("reset-password", "AMOL@example.com", "--password-stdin",
-                       stdin=NEWER + "\n")
+        result = users("reset-password", "AMOL@example.com", "--password-stdin", stdin=NEWER + "\n")
         assert result.returncode == 0, result.stderr
         assert "new password set for Amol (id 2)" in result.stdout
         assert (await login(client, "amol", "password123")).status_code == 401
@@ -102,18 +123,21 @@ async def test_revoke_sessions_refuses_every_earlier_token_of_that_user_only(fre
         result = users("revoke-sessions", "2")
         assert result.returncode == 0, result.stderr
         for token in amol:
-            response = await client.get("/api/expenses",
-                                        headers={"Authorization": f"Bearer {token}"})
+            response = await client.get(
+                "/api/expenses", headers={"Authorization": f"Bearer {token}"}
+            )
             assert response.status_code == 401
             assert response.json() == {"error": "Invalid or expired token"}
         by_cookie = await client.get("/api/auth/me", headers=cookie(amol[0]))
         assert by_cookie.status_code == 401
-        assert (await client.get("/api/auth/me",
-                                 headers={"Authorization": f"Bearer {alok}"})).status_code == 200
+        assert (
+            await client.get("/api/auth/me", headers={"Authorization": f"Bearer {alok}"})
+        ).status_code == 200
         time.sleep(1.1)
         fresh = (await login(client, "amol", "password123")).json()["token"]
-        assert (await client.get("/api/auth/me",
-                                 headers={"Authorization": f"Bearer {fresh}"})).status_code == 200
+        assert (
+            await client.get("/api/auth/me", headers={"Authorization": f"Bearer {fresh}"})
+        ).status_code == 200
 
 
 async def test_set_email_and_rename_show_in_the_members_list(fresh_db, auth_headers):
@@ -123,19 +147,25 @@ async def test_set_email_and_rename_show_in_the_members_list(fresh_db, auth_head
     async with app_client(stack_settings()) as client:
         members = (await client.get("/api/dashboard/users", headers=auth_headers)).json()
         assert (await login(client, "Amol_K", "password123")).status_code == 200
-    assert members[1:] == [{"id": 2, "name": "Amol_K", "email": "amol@example.com"},
-                           {"id": 3, "name": "Atul", "email": None},
-                           {"id": 4, "name": "Rashmi", "email": "rashmi@family.example"}]
+    assert members[1:] == [
+        {"id": 2, "name": "Amol_K", "email": "amol@example.com"},
+        {"id": 3, "name": "Atul", "email": None},
+        {"id": 4, "name": "Rashmi", "email": "rashmi@family.example"},
+    ]
     assert_one_line_failure(users("rename", "Rashmi", "alok"), "Username already exists")
-    assert_one_line_failure(users("set-email", "Rashmi", "alok@example.com"),
-                            "Email already exists")
+    assert_one_line_failure(
+        users("set-email", "Rashmi", "alok@example.com"), "Email already exists"
+    )
     assert_one_line_failure(users("rename", "nobody", "Someone"), "no user 'nobody'")
 
 
 def add_expenses(dsn: str, user_id: int, count: int) -> None:
     with sql(dsn) as cur:
-        cur.executemany("insert into public.expenses (user_id, category_id, amount, date) "
-                        "values (%s, 1, 10, '2025-01-10')", [(user_id,)] * count)
+        cur.executemany(
+            "insert into public.expenses (user_id, category_id, amount, date) "
+            "values (%s, 1, 10, '2025-01-10')",
+            [(user_id,)] * count,
+        )
 
 
 def test_delete_shows_what_goes_and_asks_for_the_name(fresh_db):
@@ -164,15 +194,16 @@ async def test_delete_yes_removes_the_user_and_their_tokens_stop_working(fresh_d
 
 
 async def test_invite_prints_a_single_use_code_that_register_accepts(fresh_db):
-    result = users("invite", "--hours", "2", "--note", "for Kabir",
-                   REGISTRATION_MODE="invite")
+    result = users("invite", "--hours", "2", "--note", "for Kabir", REGISTRATION_MODE="invite")
     assert result.returncode == 0, result.stderr
     code = result.stdout.split("invite code: ", 1)[1].split()[0]
     assert "expires:" in result.stdout and "UTC" in result.stdout
     with sql(fresh_db) as cur:
-        cur.execute("select note, expires_at between now() + interval '119 minutes' "
-                    "and now() + interval '121 minutes', code_sha256 <> %s from public.invites",
-                    (code,))
+        cur.execute(
+            "select note, expires_at between now() + interval '119 minutes' "
+            "and now() + interval '121 minutes', code_sha256 <> %s from public.invites",
+            (code,),
+        )
         assert cur.fetchall() == [("for Kabir", True, True)]
     body = {"username": "Kabir", "password": STRONG, "invite_code": code}
     async with app_client(stack_settings(registration_mode="invite")) as client:
@@ -186,8 +217,7 @@ def test_list_shows_every_user_with_expense_counts(fresh_db):
     result = users("list")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["id", "name", "email", "created", "expenses", "sessions",
-                                "revoked"]
+    assert lines[0].split() == ["id", "name", "email", "created", "expenses", "sessions", "revoked"]
     assert lines[1].split()[:3] == ["1", "Alok", "alok@example.com"]
     assert lines[1].split()[4] == "2"
     assert lines[-1] == "4 user(s)"

@@ -1,4 +1,5 @@
 """Unit tests: the app against a fake Supabase (respx), no network, no database."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
@@ -23,12 +24,19 @@ UNIT_ENV = {
 
 def unit_settings(**overrides) -> Settings:
     """Settings that never reach a real service: httpx transport so respx can fake it."""
-    values = {"supabase_url": FAKE_URL, "supabase_anon_key": "anon-key",
-              "supabase_service_role_key": "service-key",
-              "jwt_secret": UNIT_ENV["JWT_SECRET"], "database_url": UNIT_ENV["DATABASE_URL"],
-              "cors_origins": "http://localhost:3000", "http_transport": "httpx",
-              "bootstrap_on_startup": False, "rate_limit_enabled": False, "bcrypt_rounds": 4,
-              "environment": "dev"}
+    values = {
+        "supabase_url": FAKE_URL,
+        "supabase_anon_key": "anon-key",
+        "supabase_service_role_key": "service-key",
+        "jwt_secret": UNIT_ENV["JWT_SECRET"],
+        "database_url": UNIT_ENV["DATABASE_URL"],
+        "cors_origins": "http://localhost:3000",
+        "http_transport": "httpx",
+        "bootstrap_on_startup": False,
+        "rate_limit_enabled": False,
+        "bcrypt_rounds": 4,
+        "environment": "dev",
+    }
     return Settings(_env_file=None, **{**values, **overrides})  # type: ignore[call-arg]
 
 
@@ -53,6 +61,7 @@ async def client(rest) -> AsyncIterator[httpx.AsyncClient]:
     from asgi_lifespan import LifespanManager
 
     from main import create_app
+
     app = create_app(unit_settings())
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 50000))

@@ -1,4 +1,5 @@
 """Settings validation: missing variables are named, prod refuses weak secrets."""
+
 from __future__ import annotations
 
 import pytest
@@ -46,8 +47,9 @@ def test_prod_refuses_short_jwt_secret():
 
 def test_prod_refuses_known_default_secret():
     with pytest.raises(Exception, match="well-known default"):
-        unit_settings(environment="prod",
-                      jwt_secret="super-secret-jwt-token-with-at-least-32-characters-long")
+        unit_settings(
+            environment="prod", jwt_secret="super-secret-jwt-token-with-at-least-32-characters-long"
+        )
 
 
 def test_prod_refuses_wildcard_cors():
@@ -56,8 +58,12 @@ def test_prod_refuses_wildcard_cors():
 
 
 def test_prod_accepts_strong_settings():
-    settings = unit_settings(environment="prod", jwt_secret=STRONG,
-                             cors_origins="https://family.example.com", registration_mode="invite")
+    settings = unit_settings(
+        environment="prod",
+        jwt_secret=STRONG,
+        cors_origins="https://family.example.com",
+        registration_mode="invite",
+    )
     assert settings.is_prod and settings.cors_origins == ["https://family.example.com"]
 
 
@@ -81,7 +87,10 @@ def test_dev_defaults_to_open_registration_and_a_strict_cookie():
     settings = unit_settings()
     assert settings.registration_mode == "open"
     assert (settings.cookie_samesite, settings.cookie_domain, settings.cookie_secure) == (
-        "strict", None, False)
+        "strict",
+        None,
+        False,
+    )
 
 
 def test_samesite_none_forces_secure_cookies():
@@ -89,8 +98,10 @@ def test_samesite_none_forces_secure_cookies():
     assert unit_settings(cookie_samesite="lax").cookie_secure is False
 
 
-@pytest.mark.parametrize("domain", ["https://family.example", "family.example:443",
-                                    "family.example/app", "fam ily.example"])
+@pytest.mark.parametrize(
+    "domain",
+    ["https://family.example", "family.example:443", "family.example/app", "fam ily.example"],
+)
 def test_cookie_domain_must_be_a_bare_domain(domain):
     with pytest.raises(Exception, match="COOKIE_DOMAIN: must be a bare domain"):
         load_settings(cookie_domain=domain)
@@ -108,12 +119,26 @@ def test_dev_accepts_short_secret():
 def test_app_refuses_to_start_in_prod_with_weak_secret(monkeypatch, capsys):
     import subprocess
     import sys
-    env = {"ENVIRONMENT": "prod", "JWT_SECRET": "weak", "ENV_FILE": "",
-           "SUPABASE_URL": "http://x.test", "SUPABASE_ANON_KEY": "a",
-           "SUPABASE_SERVICE_ROLE_KEY": "s", "DATABASE_URL": "postgresql://a@b/c",
-           "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-c", "import main; main.create_app()"], env=env, capture_output=True,
-                          text=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
-    assert proc.returncode == 4  # gunicorn APP_LOAD_ERROR: the arbiter halts (main.CONFIG_ERROR_EXIT)
+
+    env = {
+        "ENVIRONMENT": "prod",
+        "JWT_SECRET": "weak",
+        "ENV_FILE": "",
+        "SUPABASE_URL": "http://x.test",
+        "SUPABASE_ANON_KEY": "a",
+        "SUPABASE_SERVICE_ROLE_KEY": "s",
+        "DATABASE_URL": "postgresql://a@b/c",
+        "PATH": "/usr/bin:/bin",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", "import main; main.create_app()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=str(__import__("pathlib").Path(__file__).parents[2]),
+    )
+    assert (
+        proc.returncode == 4
+    )  # gunicorn APP_LOAD_ERROR: the arbiter halts (main.CONFIG_ERROR_EXIT)
     assert "JWT_SECRET must be at least 32 bytes" in proc.stderr
     assert "Traceback" not in proc.stderr

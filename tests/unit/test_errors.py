@@ -1,4 +1,5 @@
 """Every error is {"error": "..."}: the handlers, the PostgREST error mapping, the middleware."""
+
 from __future__ import annotations
 
 import logging
@@ -18,26 +19,44 @@ def api_error(code: str, message: str = "msg", details=None, hint=None) -> APIEr
 # --------------------------------------------------------------------------------------
 # translate_api_error
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("code, status, message", [
-    ("PT400", 400, "Username already exists"),
-    ("PT401", 401, "Invalid or expired token"),
-    ("PT404", 404, "User not found"),
-    ("PT409", 409, "Conflict here"),
-])
+@pytest.mark.parametrize(
+    "code, status, message",
+    [
+        ("PT400", 400, "Username already exists"),
+        ("PT401", 401, "Invalid or expired token"),
+        ("PT404", 404, "User not found"),
+        ("PT409", 409, "Conflict here"),
+    ],
+)
 def test_sql_raised_pt_codes_keep_their_status_and_message(code, status, message):
     error = translate_api_error(api_error(code, message))
     assert (error.status, error.message) == (status, message)
 
 
-@pytest.mark.parametrize("code", ["PGRST000", "PGRST001", "PGRST002", "PGRST003",
-                                  "502", "503", "504"])
+@pytest.mark.parametrize(
+    "code", ["PGRST000", "PGRST001", "PGRST002", "PGRST003", "502", "503", "504"]
+)
 def test_unreachable_database_codes_become_503(code):
     error = translate_api_error(api_error(code, "could not connect: host=10.0.0.5"))
     assert (error.status, error.message) == (503, "Database unavailable")
 
 
-@pytest.mark.parametrize("code", ["PGRST301", "PGRST116", "PGRST202", "42501", "23505", "22P02",
-                                  "XX000", "PT500", "PT418", "500", ""])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "PGRST301",
+        "PGRST116",
+        "PGRST202",
+        "42501",
+        "23505",
+        "22P02",
+        "XX000",
+        "PT500",
+        "PT418",
+        "500",
+        "",
+    ],
+)
 def test_every_other_postgrest_error_is_a_generic_500_logged_with_details(code, caplog):
     with caplog.at_level(logging.ERROR, logger="ffb.database"):
         error = translate_api_error(api_error(code, "internal message", "SECRET-DETAIL", "HINT"))
@@ -68,8 +87,11 @@ async def test_wrong_method_is_405_error_body(client):
 
 async def test_body_over_the_limit_is_413(client, rest):
     route = rest.post("/rpc/find_login_user")
-    response = await client.post("/api/auth/login", content=b'{"email":"' + b"a" * 20_000 + b'"}',
-                                 headers={"Content-Type": "application/json"})
+    response = await client.post(
+        "/api/auth/login",
+        content=b'{"email":"' + b"a" * 20_000 + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 413
     assert response.json() == {"error": "Request body too large"}
     assert not route.called
@@ -80,8 +102,9 @@ async def test_chunked_body_over_the_limit_is_413(client, rest):
         for _ in range(20):
             yield b"x" * 1024
 
-    response = await client.post("/api/auth/login", content=chunks(),
-                                 headers={"Content-Type": "application/json"})
+    response = await client.post(
+        "/api/auth/login", content=chunks(), headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 413
     assert response.json() == {"error": "Request body too large"}
 
@@ -113,18 +136,23 @@ async def test_postgrest_non_json_error_body_is_not_leaked(client, rest, caplog)
     assert "SECRET stack trace" in caplog.text
 
 
-@pytest.mark.parametrize("method, path, kwargs", [
-    ("post", "/api/auth/login", {"json": {}}),
-    ("post", "/api/auth/login", {"content": b"not json",
-                                 "headers": {"Content-Type": "application/json"}}),
-    ("post", "/api/auth/register", {"json": {"username": 5, "password": 5}}),
-    ("get", "/api/expenses?user_id=x", {"auth": True}),
-    ("post", "/api/expenses", {"json": {"amount": "x"}, "auth": True}),
-    ("get", "/api/dashboard/x/monthly", {"auth": True}),
-    ("get", "/api/dashboard/1/yearly?year=x", {"auth": True}),
-])
-async def test_validation_errors_are_400_error_never_422_detail(client, rest, method, path,
-                                                                 kwargs):
+@pytest.mark.parametrize(
+    "method, path, kwargs",
+    [
+        ("post", "/api/auth/login", {"json": {}}),
+        (
+            "post",
+            "/api/auth/login",
+            {"content": b"not json", "headers": {"Content-Type": "application/json"}},
+        ),
+        ("post", "/api/auth/register", {"json": {"username": 5, "password": 5}}),
+        ("get", "/api/expenses?user_id=x", {"auth": True}),
+        ("post", "/api/expenses", {"json": {"amount": "x"}, "auth": True}),
+        ("get", "/api/dashboard/x/monthly", {"auth": True}),
+        ("get", "/api/dashboard/1/yearly?year=x", {"auth": True}),
+    ],
+)
+async def test_validation_errors_are_400_error_never_422_detail(client, rest, method, path, kwargs):
     if kwargs.pop("auth", False):
         kwargs.setdefault("headers", {}).update(bearer())
     response = await getattr(client, method)(path, **kwargs)

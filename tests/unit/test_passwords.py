@@ -2,6 +2,7 @@
 the configured cost. The known hashes below were made by their own libraries, not by us:
 `$2a$` by bcryptjs 2.4.3 (the legacy's Node code), `$2b$` and `$2y$` by passlib 1.7.4 on
 bcrypt 4.0.1 (what this service used before)."""
+
 from __future__ import annotations
 
 import bcrypt

@@ -1,5 +1,6 @@
 """The pure rules behind issue 15's fixes: canonical login names, the client address behind
 trusted proxies, canonical token encodings and the generated SQL folding table."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,15 +12,20 @@ from ratelimit import canonical_login, login_account_key
 from tests.conftest import ROOT
 
 
-@pytest.mark.parametrize(("typed", "canonical"), [
-    ("ATUL", "atul"), ("Atul@Example.COM", "atul@example.com"),
-    ("\uff21\uff34\uff35\uff2c", "atul"),          # fullwidth letters (NFKC)
-    ("Stra\u00dfe", "strasse"), ("\u1e9e", "ss"),   # sharp s folds to ss
-    ("\u0130", "i\u0307"),                          # İ: i + combining dot, as Python folds it
-    ("\u212a", "k"),                                # Kelvin sign
-    ("\ufb01le", "file"),                           # ligature
-    ("\u03a3\u03c2", "\u03c3\u03c3"),               # final sigma folds like sigma
-])
+@pytest.mark.parametrize(
+    ("typed", "canonical"),
+    [
+        ("ATUL", "atul"),
+        ("Atul@Example.COM", "atul@example.com"),
+        ("\uff21\uff34\uff35\uff2c", "atul"),  # fullwidth letters (NFKC)
+        ("Stra\u00dfe", "strasse"),
+        ("\u1e9e", "ss"),  # sharp s folds to ss
+        ("\u0130", "i\u0307"),  # İ: i + combining dot, as Python folds it
+        ("\u212a", "k"),  # Kelvin sign
+        ("\ufb01le", "file"),  # ligature
+        ("\u03a3\u03c2", "\u03c3\u03c3"),  # final sigma folds like sigma
+    ],
+)
 def test_canonical_login_is_nfkc_casefold_nfkc(typed, canonical):
     assert canonical_login(typed) == canonical
 
@@ -32,40 +38,49 @@ def test_login_key_is_the_account_when_one_resolves():
 
 
 def scope(*forwarded: str, peer: str = "10.0.0.9") -> dict:
-    return {"headers": [(b"x-forwarded-for", f.encode()) for f in forwarded],
-            "client": (peer, 1234)}
+    return {
+        "headers": [(b"x-forwarded-for", f.encode()) for f in forwarded],
+        "client": (peer, 1234),
+    }
 
 
-@pytest.mark.parametrize(("headers", "hops", "client"), [
-    (("203.0.113.7",), 1, "203.0.113.7"),
-    (("spoof, 203.0.113.7",), 1, "203.0.113.7"),
-    (("1.1.1.1, 2.2.2.2, 203.0.113.7",), 1, "203.0.113.7"),
-    (("spoof, 203.0.113.7, 10.0.0.2",), 2, "203.0.113.7"),
-    (("spoof", "203.0.113.7, 10.0.0.2"), 2, "203.0.113.7"),   # two header lines, in order
-    (("2001:db8::1",), 1, "2001:db8::1"),
-    (("LIMITER/login/not-an-ip/with/slashes",), 1, None),
-    (("203.0.113.7, not-an-ip",), 1, None),
-    (("203.0.113.7:443",), 1, None),
-    (("203.0.113.7",), 2, None),                                # fewer entries than hops
-    ((), 1, None),
-])
+@pytest.mark.parametrize(
+    ("headers", "hops", "client"),
+    [
+        (("203.0.113.7",), 1, "203.0.113.7"),
+        (("spoof, 203.0.113.7",), 1, "203.0.113.7"),
+        (("1.1.1.1, 2.2.2.2, 203.0.113.7",), 1, "203.0.113.7"),
+        (("spoof, 203.0.113.7, 10.0.0.2",), 2, "203.0.113.7"),
+        (("spoof", "203.0.113.7, 10.0.0.2"), 2, "203.0.113.7"),  # two header lines, in order
+        (("2001:db8::1",), 1, "2001:db8::1"),
+        (("LIMITER/login/not-an-ip/with/slashes",), 1, None),
+        (("203.0.113.7, not-an-ip",), 1, None),
+        (("203.0.113.7:443",), 1, None),
+        (("203.0.113.7",), 2, None),  # fewer entries than hops
+        ((), 1, None),
+    ],
+)
 def test_forwarded_client_takes_the_entry_the_trusted_hops_appended(headers, hops, client):
     from main import forwarded_client  # importing main builds the app: needs the unit env
+
     found = forwarded_client(scope(*headers), hops)
     assert (found[0] if found else None) == client
 
 
-@pytest.mark.parametrize(("token", "ok"), [
-    ("eyJh.eyJ1.c2ln", True),
-    ("eyJh.eyJ1.c2k", True),
-    ("eyJh.eyJ1.c2l", False),       # 'l' decodes to the same bytes as 'k': not canonical
-    ("eyJh.eyJ1.c2k=", False),      # padding
-    ("eyJh.eyJ1", False),
-    ("eyJh.eyJ1.c2ln.x", False),
-    ("eyJh.eyJ1.c2!n", False),
-    ("eyJh.eyJ1.c", False),         # a length no base64 has
-    ("eyJh..c2ln", False),
-])
+@pytest.mark.parametrize(
+    ("token", "ok"),
+    [
+        ("eyJh.eyJ1.c2ln", True),
+        ("eyJh.eyJ1.c2k", True),
+        ("eyJh.eyJ1.c2l", False),  # 'l' decodes to the same bytes as 'k': not canonical
+        ("eyJh.eyJ1.c2k=", False),  # padding
+        ("eyJh.eyJ1", False),
+        ("eyJh.eyJ1.c2ln.x", False),
+        ("eyJh.eyJ1.c2!n", False),
+        ("eyJh.eyJ1.c", False),  # a length no base64 has
+        ("eyJh..c2ln", False),
+    ],
+)
 def test_token_must_be_canonical_base64url(token, ok):
     assert is_canonical(token) is ok
 
@@ -75,5 +90,6 @@ def test_generated_sql_folding_table_is_up_to_date():
     spec = importlib.util.spec_from_file_location("gen", path)
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
-    assert (ROOT / "sql" / "login_canonical.sql").read_text(encoding="utf-8") == gen.render(), \
+    assert (ROOT / "sql" / "login_canonical.sql").read_text(encoding="utf-8") == gen.render(), (
         "run scripts/gen_login_canonical.py"
+    )

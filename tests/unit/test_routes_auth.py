@@ -1,4 +1,5 @@
 """POST /api/auth/login, /register, /logout and GET /api/auth/me against a faked PostgREST."""
+
 from __future__ import annotations
 
 import base64
@@ -19,8 +20,12 @@ PASSWORD = "Correct-Horse-9"
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
 HASH = hash_password(PASSWORD, rounds=4)
 LOGIN_ROW = {**ALOK, "password_hash": HASH}
-PGRST_BOOM = {"code": "XX000", "message": "boom: relation users_secret_internal",
-              "details": "SECRET-DETAIL-xyz", "hint": "HINT-abc"}
+PGRST_BOOM = {
+    "code": "XX000",
+    "message": "boom: relation users_secret_internal",
+    "details": "SECRET-DETAIL-xyz",
+    "hint": "HINT-abc",
+}
 
 
 def sent_json(route) -> dict:
@@ -32,8 +37,9 @@ def sent_json(route) -> dict:
 # --------------------------------------------------------------------------------------
 async def test_login_returns_token_user_and_message(client, rest):
     route = rest.post("/rpc/find_login_user").respond(200, json=[LOGIN_ROW])
-    response = await client.post("/api/auth/login",
-                                 json={"email": "alok@example.com", "password": PASSWORD})
+    response = await client.post(
+        "/api/auth/login", json={"email": "alok@example.com", "password": PASSWORD}
+    )
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"message", "token", "user"}
@@ -55,8 +61,9 @@ async def test_login_token_carries_legacy_claims_for_24_hours(client, rest):
 
 async def test_login_sets_httponly_samesite_strict_jwt_cookie(client, rest):
     rest.post("/rpc/find_login_user").respond(200, json=[LOGIN_ROW])
-    response = await client.post("/api/auth/login",
-                                 json={"email": "alok@example.com", "password": PASSWORD})
+    response = await client.post(
+        "/api/auth/login", json={"email": "alok@example.com", "password": PASSWORD}
+    )
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"jwt={response.json()['token']};")
     lowered = cookie.lower()
@@ -74,10 +81,12 @@ async def test_login_with_username_passes_it_to_find_login_user(client, rest):
 async def test_login_wrong_password_and_unknown_user_give_the_same_401(client, rest):
     route = rest.post("/rpc/find_login_user")
     route.side_effect = [httpx.Response(200, json=[LOGIN_ROW]), httpx.Response(200, json=[])]
-    wrong = await client.post("/api/auth/login",
-                              json={"email": "alok@example.com", "password": "Wrong-pass-1"})
-    unknown = await client.post("/api/auth/login",
-                                json={"email": "nobody@example.com", "password": PASSWORD})
+    wrong = await client.post(
+        "/api/auth/login", json={"email": "alok@example.com", "password": "Wrong-pass-1"}
+    )
+    unknown = await client.post(
+        "/api/auth/login", json={"email": "nobody@example.com", "password": PASSWORD}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json() == {"error": "Invalid email or password"}
     assert "set-cookie" not in wrong.headers and "set-cookie" not in unknown.headers
@@ -85,22 +94,29 @@ async def test_login_wrong_password_and_unknown_user_give_the_same_401(client, r
 
 async def test_login_with_malformed_stored_hash_is_401_not_500(client, rest):
     rest.post("/rpc/find_login_user").respond(200, json=[{**ALOK, "password_hash": "not-bcrypt"}])
-    response = await client.post("/api/auth/login",
-                                 json={"email": "alok@example.com", "password": PASSWORD})
+    response = await client.post(
+        "/api/auth/login", json={"email": "alok@example.com", "password": PASSWORD}
+    )
     assert response.status_code == 401
     assert response.json() == {"error": "Invalid email or password"}
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"password": PASSWORD}, "email is required"),
-    ({"email": "alok@example.com"}, "password is required"),
-    ({"email": "", "password": PASSWORD}, None),
-    ({"email": "alok@example.com", "password": ""}, None),
-    ({"email": "alok@example.com", "password": "x" * 129}, None),
-    ({"email": ["alok"], "password": PASSWORD}, None),
-    ({"email": "alok\u0000", "password": PASSWORD}, "email: must not contain NUL characters"),
-    ({"email": "alok", "password": "pass\u0000word"}, "password: must not contain NUL characters"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"password": PASSWORD}, "email is required"),
+        ({"email": "alok@example.com"}, "password is required"),
+        ({"email": "", "password": PASSWORD}, None),
+        ({"email": "alok@example.com", "password": ""}, None),
+        ({"email": "alok@example.com", "password": "x" * 129}, None),
+        ({"email": ["alok"], "password": PASSWORD}, None),
+        ({"email": "alok\u0000", "password": PASSWORD}, "email: must not contain NUL characters"),
+        (
+            {"email": "alok", "password": "pass\u0000word"},
+            "password: must not contain NUL characters",
+        ),
+    ],
+)
 async def test_login_rejects_invalid_body_with_400_before_the_database(client, rest, body, message):
     route = rest.post("/rpc/find_login_user").respond(200, json=[LOGIN_ROW])
     response = await client.post("/api/auth/login", json=body)
@@ -112,8 +128,9 @@ async def test_login_rejects_invalid_body_with_400_before_the_database(client, r
 
 
 async def test_login_rejects_malformed_json_with_400(client, rest):
-    response = await client.post("/api/auth/login", content=b'{"email": "a',
-                                 headers={"Content-Type": "application/json"})
+    response = await client.post(
+        "/api/auth/login", content=b'{"email": "a', headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json() == {"error": "Malformed JSON body"}
 
@@ -121,8 +138,9 @@ async def test_login_rejects_malformed_json_with_400(client, rest):
 async def test_login_postgrest_error_is_generic_500_with_details_only_in_log(client, rest, caplog):
     rest.post("/rpc/find_login_user").respond(500, json=PGRST_BOOM)
     with caplog.at_level(logging.ERROR, logger="ffb.database"):
-        response = await client.post("/api/auth/login",
-                                     json={"email": "alok@example.com", "password": PASSWORD})
+        response = await client.post(
+            "/api/auth/login", json={"email": "alok@example.com", "password": PASSWORD}
+        )
     assert response.status_code == 500
     assert response.json() == {"error": "Internal server error"}
     assert "SECRET-DETAIL-xyz" not in response.text and "boom" not in response.text
@@ -138,8 +156,9 @@ async def test_login_never_logs_the_password(client, rest, caplog):
 
 async def test_login_when_postgrest_is_unreachable_is_503(client, rest):
     rest.post("/rpc/find_login_user").mock(side_effect=httpx.ConnectError("refused"))
-    response = await client.post("/api/auth/login",
-                                 json={"email": "alok@example.com", "password": PASSWORD})
+    response = await client.post(
+        "/api/auth/login", json={"email": "alok@example.com", "password": PASSWORD}
+    )
     assert response.status_code == 503
     assert response.json() == {"error": "Database unavailable"}
 
@@ -150,20 +169,25 @@ async def test_login_when_postgrest_is_unreachable_is_503(client, rest):
 async def test_register_stores_a_bcrypt_hash_and_returns_the_user(client, rest):
     new_user = {"id": 5, "name": "new_user", "email": "new@example.com"}
     route = rest.post("/rpc/register_user").respond(200, json=new_user)
-    response = await client.post("/api/auth/register", json={
-        "username": "new_user", "password": PASSWORD, "email": "new@example.com"})
+    response = await client.post(
+        "/api/auth/register",
+        json={"username": "new_user", "password": PASSWORD, "email": "new@example.com"},
+    )
     assert response.status_code == 200
     assert response.json() == {"message": "Registration successful", "user": new_user}
     sent = sent_json(route)
     assert sent["p_name"] == "new_user" and sent["p_email"] == "new@example.com"
-    assert sent["p_password_hash"] != PASSWORD and verify_password(PASSWORD, sent["p_password_hash"])
+    assert sent["p_password_hash"] != PASSWORD and verify_password(
+        PASSWORD, sent["p_password_hash"]
+    )
     assert "password" not in response.text
 
 
 @pytest.mark.parametrize("email", [None, ""])
 async def test_register_without_email_sends_null(client, rest, email):
     route = rest.post("/rpc/register_user").respond(
-        200, json={"id": 5, "name": "new_user", "email": None})
+        200, json={"id": 5, "name": "new_user", "email": None}
+    )
     body = {"username": "new_user", "password": PASSWORD}
     if email is not None:
         body["email"] = email
@@ -174,20 +198,38 @@ async def test_register_without_email_sends_null(client, rest, email):
 
 
 async def test_register_duplicate_username_is_400_from_the_database(client, rest):
-    rest.post("/rpc/register_user").respond(400, json={
-        "code": "PT400", "message": "Username already exists", "details": None, "hint": None})
-    response = await client.post("/api/auth/register",
-                                 json={"username": "ALOK", "password": PASSWORD})
+    rest.post("/rpc/register_user").respond(
+        400,
+        json={"code": "PT400", "message": "Username already exists", "details": None, "hint": None},
+    )
+    response = await client.post(
+        "/api/auth/register", json={"username": "ALOK", "password": PASSWORD}
+    )
     assert response.status_code == 400
     assert response.json() == {"error": "Username already exists"}
 
 
-@pytest.mark.parametrize("username", ["ab", "a" * 31, "has space", "dash-name", "émile", "x;drop",
-                                      "", "new_user\n", "\nnew_user", "new_user\r\n", "١٢٣"])
+@pytest.mark.parametrize(
+    "username",
+    [
+        "ab",
+        "a" * 31,
+        "has space",
+        "dash-name",
+        "émile",
+        "x;drop",
+        "",
+        "new_user\n",
+        "\nnew_user",
+        "new_user\r\n",
+        "١٢٣",
+    ],
+)
 async def test_register_rejects_bad_usernames(client, rest, username):
     route = rest.post("/rpc/register_user")
-    response = await client.post("/api/auth/register",
-                                 json={"username": username, "password": PASSWORD})
+    response = await client.post(
+        "/api/auth/register", json={"username": username, "password": PASSWORD}
+    )
     assert response.status_code == 400
     assert "Username must be 3-30 characters" in response.json()["error"]
     assert not route.called
@@ -196,23 +238,28 @@ async def test_register_rejects_bad_usernames(client, rest, username):
 @pytest.mark.parametrize("username", ["abc", "a" * 30, "Under_score_9"])
 async def test_register_accepts_usernames_at_the_limits(client, rest, username):
     rest.post("/rpc/register_user").respond(200, json={"id": 9, "name": username, "email": None})
-    response = await client.post("/api/auth/register",
-                                 json={"username": username, "password": PASSWORD})
+    response = await client.post(
+        "/api/auth/register", json={"username": username, "password": PASSWORD}
+    )
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("password, reason", [
-    ("Sh0rt!a", "8-128"),
-    ("Aa1!" + "a" * 125, "8-128"),
-    ("alllower1!", "uppercase"),
-    ("ALLUPPER1!", "uppercase"),
-    ("NoDigits!!", "uppercase"),
-    ("NoSpecial12", "uppercase"),
-])
+@pytest.mark.parametrize(
+    "password, reason",
+    [
+        ("Sh0rt!a", "8-128"),
+        ("Aa1!" + "a" * 125, "8-128"),
+        ("alllower1!", "uppercase"),
+        ("ALLUPPER1!", "uppercase"),
+        ("NoDigits!!", "uppercase"),
+        ("NoSpecial12", "uppercase"),
+    ],
+)
 async def test_register_rejects_weak_passwords(client, rest, password, reason):
     route = rest.post("/rpc/register_user")
-    response = await client.post("/api/auth/register",
-                                 json={"username": "new_user", "password": password})
+    response = await client.post(
+        "/api/auth/register", json={"username": "new_user", "password": password}
+    )
     assert response.status_code == 400
     assert reason in response.json()["error"]
     assert password not in response.text
@@ -222,24 +269,30 @@ async def test_register_rejects_weak_passwords(client, rest, password, reason):
 @pytest.mark.parametrize("password", ["Aa1!aaaa", "Aa1!" + "a" * 124])
 async def test_register_accepts_passwords_of_8_and_128_characters(client, rest, password):
     rest.post("/rpc/register_user").respond(200, json={"id": 9, "name": "new_user", "email": None})
-    response = await client.post("/api/auth/register",
-                                 json={"username": "new_user", "password": password})
+    response = await client.post(
+        "/api/auth/register", json={"username": "new_user", "password": password}
+    )
     assert response.status_code == 200
 
 
 async def test_register_rejects_invalid_email(client, rest):
     route = rest.post("/rpc/register_user")
-    response = await client.post("/api/auth/register", json={
-        "username": "new_user", "password": PASSWORD, "email": "not-an-email"})
+    response = await client.post(
+        "/api/auth/register",
+        json={"username": "new_user", "password": PASSWORD, "email": "not-an-email"},
+    )
     assert response.status_code == 400
     assert "Invalid email address" in response.json()["error"]
     assert not route.called
 
 
-@pytest.mark.parametrize("field, body", [
-    ("password", {"username": "new_user", "password": "Str0ng!pa\u0000ss"}),
-    ("email", {"username": "new_user", "password": PASSWORD, "email": "a\u0000@example.com"}),
-])
+@pytest.mark.parametrize(
+    "field, body",
+    [
+        ("password", {"username": "new_user", "password": "Str0ng!pa\u0000ss"}),
+        ("email", {"username": "new_user", "password": PASSWORD, "email": "a\u0000@example.com"}),
+    ],
+)
 async def test_register_rejects_nul_characters_before_hashing(client, rest, field, body):
     route = rest.post("/rpc/register_user")
     response = await client.post("/api/auth/register", json=body)
@@ -255,11 +308,13 @@ async def test_register_missing_username_is_400(client, rest):
 
 
 async def test_register_postgrest_error_is_generic_500_with_details_only_in_log(
-        client, rest, caplog):
+    client, rest, caplog
+):
     rest.post("/rpc/register_user").respond(500, json=PGRST_BOOM)
     with caplog.at_level(logging.ERROR, logger="ffb.database"):
-        response = await client.post("/api/auth/register",
-                                     json={"username": "new_user", "password": PASSWORD})
+        response = await client.post(
+            "/api/auth/register", json={"username": "new_user", "password": PASSWORD}
+        )
     assert response.status_code == 500
     assert response.json() == {"error": "Internal server error"}
     assert "SECRET-DETAIL-xyz" not in response.text
@@ -328,8 +383,9 @@ async def test_me_with_unsigned_alg_none_token_is_401(client, rest):
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("claims", [{"userId": "1"}, {"userId": 0}, {"userId": True},
-                                    {"jti": ""}, {"name": None}])
+@pytest.mark.parametrize(
+    "claims", [{"userId": "1"}, {"userId": 0}, {"userId": True}, {"jti": ""}, {"name": None}]
+)
 async def test_me_with_token_missing_valid_claims_is_401(client, rest, claims):
     response = await client.get("/api/auth/me", headers=bearer(token_for(**claims)))
     assert response.status_code == 401
@@ -337,8 +393,15 @@ async def test_me_with_token_missing_valid_claims_is_401(client, rest, claims):
 
 
 async def test_me_for_a_revoked_or_deleted_session_is_401(client, rest):
-    rest.get("/users").respond(401, json={
-        "code": "PT401", "message": "Invalid or expired token", "details": None, "hint": None})
+    rest.get("/users").respond(
+        401,
+        json={
+            "code": "PT401",
+            "message": "Invalid or expired token",
+            "details": None,
+            "hint": None,
+        },
+    )
     response = await client.get("/api/auth/me", headers=bearer())
     assert response.status_code == 401
     assert response.json() == {"error": "Invalid or expired token"}
@@ -374,7 +437,10 @@ async def test_logout_revokes_the_token_until_it_expires_and_clears_the_cookie(c
     sent = sent_json(route)
     assert sent["p_jti"] == claims["jti"]
     assert dt.datetime.fromisoformat(sent["p_expires_at"]).timestamp() == claims["exp"]
-    assert route.calls.last.request.headers["x-gateway-session"] == f"1:{claims['jti']}:{claims['iat']}"
+    assert (
+        route.calls.last.request.headers["x-gateway-session"]
+        == f"1:{claims['jti']}:{claims['iat']}"
+    )
     cookie = response.headers["set-cookie"].lower()
     assert cookie.startswith('jwt="";') or cookie.startswith("jwt=;")
     assert "max-age=0" in cookie and "path=/" in cookie
@@ -395,8 +461,15 @@ async def test_logout_without_token_is_401(client, rest):
 
 
 async def test_logout_of_an_already_revoked_token_is_401(client, rest):
-    rest.post("/rpc/revoke_token").respond(401, json={
-        "code": "PT401", "message": "Invalid or expired token", "details": None, "hint": None})
+    rest.post("/rpc/revoke_token").respond(
+        401,
+        json={
+            "code": "PT401",
+            "message": "Invalid or expired token",
+            "details": None,
+            "hint": None,
+        },
+    )
     response = await client.post("/api/auth/logout", headers=bearer())
     assert response.status_code == 401
     assert response.json() == {"error": "Invalid or expired token"}

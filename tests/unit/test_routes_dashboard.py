@@ -1,4 +1,5 @@
 """GET /api/dashboard/users, /{user_id}/monthly and /{user_id}/yearly against a faked PostgREST."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,16 +11,30 @@ import pytest
 from tests.conftest import bearer
 
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
-PGRST_BOOM = {"code": "22023", "message": "year must be between 1 and 9999, got 0",
-              "details": "SECRET-DETAIL-xyz", "hint": None}
-MONTHLY = {"user": {"id": 2, "name": "Amol"},
-           "period": {"type": "monthly", "year": 2025, "month": 1}, "total_spent": 23333,
-           "top_categories": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
-           "category_breakdown": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}]}
-YEARLY = {"user": {"id": 2, "name": "Amol"}, "period": {"type": "yearly", "year": 2024},
-          "total_spent": 0, "top_categories": [], "category_breakdown": [],
-          "monthly_trends": [{"month": m, "month_name": dt.date(2024, m, 1).strftime("%B"),
-                              "amount": 0} for m in range(1, 13)]}
+PGRST_BOOM = {
+    "code": "22023",
+    "message": "year must be between 1 and 9999, got 0",
+    "details": "SECRET-DETAIL-xyz",
+    "hint": None,
+}
+MONTHLY = {
+    "user": {"id": 2, "name": "Amol"},
+    "period": {"type": "monthly", "year": 2025, "month": 1},
+    "total_spent": 23333,
+    "top_categories": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
+    "category_breakdown": [{"category": "Utilities", "amount": 14326, "percentage": 61.4}],
+}
+YEARLY = {
+    "user": {"id": 2, "name": "Amol"},
+    "period": {"type": "yearly", "year": 2024},
+    "total_spent": 0,
+    "top_categories": [],
+    "category_breakdown": [],
+    "monthly_trends": [
+        {"month": m, "month_name": dt.date(2024, m, 1).strftime("%B"), "amount": 0}
+        for m in range(1, 13)
+    ],
+}
 
 
 def rpc_sent(route) -> dict:
@@ -81,20 +96,34 @@ async def test_monthly_defaults_to_the_current_year_and_month(client, rest):
 async def test_monthly_with_only_year_defaults_the_month(client, rest):
     route = rest.post("/rpc/get_monthly_dashboard").respond(200, json=MONTHLY)
     await client.get("/api/dashboard/2/monthly?year=2020", headers=bearer())
-    assert rpc_sent(route) == {"p_user_id": 2, "p_year": 2020,
-                               "p_month": dt.date.today().month}
+    assert rpc_sent(route) == {"p_user_id": 2, "p_year": 2020, "p_month": dt.date.today().month}
 
 
 async def test_monthly_unknown_user_is_404(client, rest):
-    rest.post("/rpc/get_monthly_dashboard").respond(200, content=b"null", headers={"Content-Type": "application/json"})
+    rest.post("/rpc/get_monthly_dashboard").respond(
+        200, content=b"null", headers={"Content-Type": "application/json"}
+    )
     response = await client.get("/api/dashboard/99/monthly?year=2025&month=1", headers=bearer())
     assert response.status_code == 404
     assert response.json() == {"error": "User not found"}
 
 
-@pytest.mark.parametrize("query", ["month=13", "month=0", "month=-1", "month=abc", "month=1.5",
-                                   "year=99999", "year=0", "year=-2025", "year=1899",
-                                   "year=2201", "year=twenty"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "month=13",
+        "month=0",
+        "month=-1",
+        "month=abc",
+        "month=1.5",
+        "year=99999",
+        "year=0",
+        "year=-2025",
+        "year=1899",
+        "year=2201",
+        "year=twenty",
+    ],
+)
 async def test_monthly_rejects_bad_period_with_400(client, rest, query):
     route = rest.post("/rpc/get_monthly_dashboard")
     response = await client.get(f"/api/dashboard/1/monthly?{query}", headers=bearer())
@@ -120,8 +149,7 @@ async def test_monthly_rejects_invalid_user_id_with_400(client, rest, user_id):
 @pytest.mark.parametrize("year", [1900, 2200])
 async def test_monthly_accepts_the_edge_years(client, rest, year):
     route = rest.post("/rpc/get_monthly_dashboard").respond(200, json=MONTHLY)
-    response = await client.get(f"/api/dashboard/1/monthly?year={year}&month=12",
-                                headers=bearer())
+    response = await client.get(f"/api/dashboard/1/monthly?year={year}&month=12", headers=bearer())
     assert response.status_code == 200
     assert rpc_sent(route)["p_year"] == year
 
@@ -134,15 +162,23 @@ async def test_monthly_without_token_is_401(client, rest):
 
 
 async def test_monthly_for_a_revoked_session_is_401(client, rest):
-    rest.post("/rpc/get_monthly_dashboard").respond(401, json={
-        "code": "PT401", "message": "Invalid or expired token", "details": None, "hint": None})
+    rest.post("/rpc/get_monthly_dashboard").respond(
+        401,
+        json={
+            "code": "PT401",
+            "message": "Invalid or expired token",
+            "details": None,
+            "hint": None,
+        },
+    )
     response = await client.get("/api/dashboard/1/monthly", headers=bearer())
     assert response.status_code == 401
     assert response.json() == {"error": "Invalid or expired token"}
 
 
 async def test_monthly_postgrest_error_is_generic_500_with_details_only_in_log(
-        client, rest, caplog):
+    client, rest, caplog
+):
     rest.post("/rpc/get_monthly_dashboard").respond(400, json=PGRST_BOOM)
     with caplog.at_level(logging.ERROR, logger="ffb.database"):
         response = await client.get("/api/dashboard/1/monthly", headers=bearer())
@@ -177,7 +213,9 @@ async def test_yearly_ignores_a_month_parameter(client, rest):
 
 
 async def test_yearly_unknown_user_is_404(client, rest):
-    rest.post("/rpc/get_yearly_dashboard").respond(200, content=b"null", headers={"Content-Type": "application/json"})
+    rest.post("/rpc/get_yearly_dashboard").respond(
+        200, content=b"null", headers={"Content-Type": "application/json"}
+    )
     response = await client.get("/api/dashboard/99/yearly?year=2024", headers=bearer())
     assert response.status_code == 404
     assert response.json() == {"error": "User not found"}

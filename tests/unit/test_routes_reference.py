@@ -1,4 +1,5 @@
 """GET /api/categories and /api/payment-methods against a faked PostgREST."""
+
 from __future__ import annotations
 
 import logging
@@ -6,16 +7,21 @@ import logging
 import httpx
 import pytest
 
-CATEGORIES = [{"id": 1, "name": "Food", "description": "Groceries"},
-              {"id": 2, "name": "Transportation", "description": None}]
+CATEGORIES = [
+    {"id": 1, "name": "Food", "description": "Groceries"},
+    {"id": 2, "name": "Transportation", "description": None},
+]
 METHODS = [{"id": 1, "name": "Cash"}, {"id": 2, "name": "Credit Card"}]
-ENDPOINTS = [("/api/categories", "/categories", CATEGORIES, "id,name,description"),
-             ("/api/payment-methods", "/payment_methods", METHODS, "id,name")]
+ENDPOINTS = [
+    ("/api/categories", "/categories", CATEGORIES, "id,name,description"),
+    ("/api/payment-methods", "/payment_methods", METHODS, "id,name"),
+]
 
 
 @pytest.mark.parametrize("path, table, rows, columns", ENDPOINTS)
-async def test_reference_data_is_read_with_the_anon_key_by_id(client, rest, path, table, rows,
-                                                              columns):
+async def test_reference_data_is_read_with_the_anon_key_by_id(
+    client, rest, path, table, rows, columns
+):
     route = rest.get(table).respond(200, json=rows)
     response = await client.get(path)
     assert response.status_code == 200
@@ -34,8 +40,7 @@ async def test_reference_data_needs_no_token(client, rest, path, table, rows, co
 
 
 @pytest.mark.parametrize("path, table, rows, columns", ENDPOINTS)
-async def test_reference_data_is_cached_between_requests(client, rest, path, table, rows,
-                                                         columns):
+async def test_reference_data_is_cached_between_requests(client, rest, path, table, rows, columns):
     route = rest.get(table).respond(200, json=rows)
     first = await client.get(path)
     second = await client.get(path)
@@ -48,6 +53,7 @@ async def test_reference_cache_expires_after_its_ttl(rest):
 
     from main import create_app
     from tests.unit.conftest import unit_settings
+
     app = create_app(unit_settings(reference_cache_ttl_seconds=0))
     route = rest.get("/categories").respond(200, json=CATEGORIES)
     async with LifespanManager(app) as manager:
@@ -71,12 +77,21 @@ async def test_reference_data_answers_if_none_match_with_304(client, rest):
 
 @pytest.mark.parametrize("path, table, rows, columns", ENDPOINTS)
 async def test_reference_postgrest_error_is_generic_500_and_not_cached(
-        client, rest, caplog, path, table, rows, columns):
+    client, rest, caplog, path, table, rows, columns
+):
     route = rest.get(table)
     route.side_effect = [
-        httpx.Response(500, json={"code": "42501", "message": "permission denied for table x",
-                                  "details": "SECRET-DETAIL-xyz", "hint": None}),
-        httpx.Response(200, json=rows)]
+        httpx.Response(
+            500,
+            json={
+                "code": "42501",
+                "message": "permission denied for table x",
+                "details": "SECRET-DETAIL-xyz",
+                "hint": None,
+            },
+        ),
+        httpx.Response(200, json=rows),
+    ]
     with caplog.at_level(logging.ERROR, logger="ffb.database"):
         failed = await client.get(path)
     assert failed.status_code == 500
@@ -96,8 +111,8 @@ async def test_reference_when_postgrest_is_unreachable_is_503(client, rest):
 
 async def test_reference_when_the_gateway_proxy_answers_502_html_is_503(client, rest):
     rest.get("/payment_methods").respond(
-        502, text="<html><body>502 Bad Gateway</body></html>",
-        headers={"Content-Type": "text/html"})
+        502, text="<html><body>502 Bad Gateway</body></html>", headers={"Content-Type": "text/html"}
+    )
     response = await client.get("/api/payment-methods")
     assert response.status_code == 503
     assert response.json() == {"error": "Database unavailable"}
