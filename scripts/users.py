@@ -6,7 +6,8 @@ reads; --database-url overrides it). Passwords follow the register rules (8-128 
 with an uppercase letter, a lowercase letter, a digit and a special character) and are
 hashed with bcrypt at BCRYPT_ROUNDS, exactly like POST /api/auth/register. A password is
 asked twice without echo, or read from the first line of standard input with
---password-stdin; it never appears on the command line.
+--password-stdin; it never appears on the command line. Every change writes one row to
+the audit trail (action admin.*, read it with scripts/audit.py) in the same transaction.
 
 examples:
   scripts/users.py list
@@ -45,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg2
+from psycopg2.extras import Json
 
 from config import ConfigError, Settings, load_settings
 from models import check_email, check_password, check_username
@@ -70,6 +72,15 @@ def connect(settings: Settings):
     except psycopg2.OperationalError as exc:
         first = (str(exc).strip().splitlines() or ["unreachable"])[0]
         raise Refused(f"cannot connect to the database: {first}") from None
+
+
+def audit(cur, action: str, user_id: int | None, before: dict | None, after: dict | None) -> None:
+    """One audit_log row for an admin action, in the action's own transaction (actor: none,
+    the database role was the admin). Never a password or its hash."""
+    cur.execute(
+        "select public.audit_write(%s, %s, %s, %s, null)",
+        (action, user_id, Json(before) if before else None, Json(after) if after else None),
+    )
 
 
 def find_user(cur, who: str) -> tuple[int, str, str | None]:
@@ -153,6 +164,7 @@ def cmd_add(args, settings, cur) -> None:
         (name, email, hash_password(password, settings.bcrypt_rounds)),
     )
     user = cur.fetchone()[0]
+    audit(cur, "admin.user_add", user["id"], None, user)
     print(f"added user {user['id']} {user['name']} ({user['email'] or 'no email'})")
 
 
@@ -164,6 +176,7 @@ def cmd_reset_password(args, settings, cur) -> None:
         "update public.users set password_hash = %s, sessions_revoked_at = now() where id = %s",
         (hash_password(password, settings.bcrypt_rounds), user_id),
     )
+    audit(cur, "admin.password_reset", user_id, None, None)
     print(f"new password set for {name} (id {user_id}); their open sessions are logged out")
 
 
@@ -173,6 +186,7 @@ def cmd_set_email(args, settings, cur) -> None:
         raise Refused("give either a new EMAIL or --clear")
     email = None if args.clear else checked(check_email, args.email)
     cur.execute("update public.users set email = %s where id = %s", (email, user_id))
+    audit(cur, "admin.email_set", user_id, {"email": old}, {"email": email})
     print(f"email of {name} (id {user_id}): {old or '-'} -> {email or '-'}")
 
 
@@ -180,12 +194,14 @@ def cmd_rename(args, settings, cur) -> None:
     user_id, old, _ = find_user(cur, args.user)
     new = checked(check_username, args.new_name)
     cur.execute("update public.users set name = %s where id = %s", (new, user_id))
+    audit(cur, "admin.user_rename", user_id, {"name": old}, {"name": new})
     print(f"renamed user {user_id}: {old} -> {new} (logins with the old name stop working)")
 
 
 def cmd_revoke_sessions(args, settings, cur) -> None:
     user_id, name, _ = find_user(cur, args.user)
     cur.execute("update public.users set sessions_revoked_at = now() where id = %s", (user_id,))
+    audit(cur, "admin.sessions_revoke", user_id, None, None)
     print(
         f"every token issued to {name} (id {user_id}) until now is refused; they can log in again"
     )
@@ -212,6 +228,8 @@ def cmd_delete(args, settings, cur) -> None:
             raise SystemExit(EXIT_NOT_CONFIRMED)
     print("deleting...", file=sys.stderr)
     cur.execute("delete from public.users where id = %s", (user_id,))
+    gone = {"id": user_id, "name": name, "email": email, "expenses": count}
+    audit(cur, "admin.user_delete", user_id, gone, None)
     print(f"deleted user {user_id} {name} and {count} expense(s)")
 
 
@@ -226,6 +244,7 @@ def cmd_invite(args, settings, cur) -> None:
         (hashlib.sha256(code.encode()).hexdigest(), args.note, hours),
     )
     expires = cur.fetchone()[0].astimezone(dt.timezone.utc)
+    audit(cur, "admin.invite_create", None, None, {"note": args.note, "expires_at": str(expires)})
     print(f"invite code: {code}")
     print(
         f"expires: {expires:%Y-%m-%d %H:%M} UTC (single use; register with "

@@ -231,3 +231,38 @@ def test_unreachable_database_is_one_line(fresh_db):
 
 def test_wrong_usage_is_exit_2():
     assert users("promote", "alok").returncode == 2
+
+
+def test_every_changing_command_leaves_one_audit_row_without_secrets(fresh_db):
+    steps = [
+        (("add", "Kabir", "--email", "kabir@example.com", "--password-stdin"), STRONG + "\n"),
+        (("set-email", "Kabir", "kabir@family.example"), None),
+        (("rename", "Kabir", "Kabir_S"), None),
+        (("reset-password", "Kabir_S", "--password-stdin"), NEWER + "\n"),
+        (("revoke-sessions", "Kabir_S"), None),
+        (("invite", "--note", "for grandma"), None),
+        (("delete", "Kabir_S", "--yes"), None),
+    ]
+    for args, stdin in steps:
+        result = users(*args, stdin=stdin)
+        assert result.returncode == 0, (args, result.stderr)
+    with sql(fresh_db) as cur:
+        cur.execute(
+            "select action, target_id, actor_id, before::text, after::text from public.audit_log "
+            "where action like 'admin.%' order by id"
+        )
+        rows = cur.fetchall()
+    assert [r[0] for r in rows] == [
+        "admin.user_add",
+        "admin.email_set",
+        "admin.user_rename",
+        "admin.password_reset",
+        "admin.sessions_revoke",
+        "admin.invite_create",
+        "admin.user_delete",
+    ]
+    assert {r[1] for r in rows if r[0] != "admin.invite_create"} == {5}  # the new member
+    assert all(r[2] is None for r in rows)  # no API caller: the admin worked on the database
+    assert '"kabir@family.example"' in rows[1][4] and '"Kabir_S"' in rows[2][4]
+    trail = repr(rows)
+    assert STRONG not in trail and NEWER not in trail and "$2b$" not in trail
