@@ -34,17 +34,7 @@ alter default privileges in schema public grant all on tables to anon, authentic
 alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
 """
-ALL_TABLES = (
-    "users",
-    "categories",
-    "payment_methods",
-    "expenses",
-    "expense_monthly_totals",
-    "revoked_tokens",
-    "idempotency_keys",
-    "rate_limits",
-    "schema_bootstrap",
-)
+ALL_TABLES = schema.BASELINE_TABLES  # the tables of the release before migrations
 
 
 # --------------------------------------------------------------------------------------
