@@ -74,7 +74,7 @@ class Settings(DatabaseSettings):
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     http_pool_size: int = Field(64, ge=1, le=1000)
     reference_cache_ttl_seconds: float = Field(30.0, ge=0, le=3600)
-    dashboard_cache: bool = False
+    dashboard_cache: bool = True
     bootstrap_on_startup: bool = True
 
     # Abuse limits (the `limits` library's notation, e.g. "5/15minutes")

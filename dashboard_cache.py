@@ -11,14 +11,22 @@ A cached body is only served to a session (user id, jti) that PostgREST's pre-re
 check has accepted since the last notification: a logout (revoked_tokens) or a deleted
 user notifies too, so a refused session is never answered from the cache.
 A body fetched while a notification arrived is not stored (generation counter).
+
+"Listening" is proven, not assumed: after LISTEN, and again every PROBE_SECONDS, the
+listener sends a notification to a channel of its own and must receive it within
+PROBE_TIMEOUT_SECONDS on the same backend (same pg_backend_pid). Behind a transaction-mode
+pooler (or any proxy that moves the session between backends or drops notifications) the
+probe fails, the cache stays off and the log says why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import select
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +38,12 @@ log = logging.getLogger("ffb.dashboard_cache")
 CHANNEL = "ffb_cache"
 MAX_ENTRIES = 4096
 RECONNECT_SECONDS = 1.0
+PROBE_SECONDS = 5.0
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+class ListenerUnsafe(Exception):
+    """Notifications cannot be relied on over this connection (the message says why)."""
 
 
 class DashboardCache:
@@ -40,6 +54,7 @@ class DashboardCache:
         self._sessions: set[tuple[int, str]] = set()
         self.generation = 0
         self.listening = False
+        self.problem = ""  # why the listener is down, as last logged ("" while it is up)
         self.hits = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -97,6 +112,7 @@ class DashboardCache:
             self._stop.set()
 
     def _listen(self) -> None:
+        last_problem = ""
         while not self._stop.is_set():
             conn = None
             try:
@@ -110,22 +126,61 @@ class DashboardCache:
                     keepalives_count=3,
                 )
                 conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+                probe = f"{CHANNEL}_probe_{secrets.token_hex(8)}"
                 with conn.cursor() as cur:
                     cur.execute(f"listen {CHANNEL}")
+                    cur.execute(f"listen {probe}")
+                    cur.execute("select pg_backend_pid()")
+                    backend = cur.fetchone()[0]
+                self._probe(conn, probe, backend)
                 self._call(self._set_listening, True)
+                if last_problem:
+                    log.info("dashboard cache listener up again")
+                    last_problem = self.problem = ""
+                next_probe = time.monotonic() + PROBE_SECONDS
                 while not self._stop.is_set():
-                    if select.select([conn], [], [], 0.5)[0]:
+                    wait = min(0.5, max(0.0, next_probe - time.monotonic()))
+                    if select.select([conn], [], [], wait)[0]:
                         conn.poll()  # raises when the connection was lost
-                        if conn.notifies:
-                            conn.notifies.clear()
-                            self._call(self.invalidate)
+                        self._drain(conn, probe)
+                    if time.monotonic() >= next_probe:
+                        self._probe(conn, probe, backend)
+                        next_probe = time.monotonic() + PROBE_SECONDS
             except Exception as exc:  # noqa: BLE001 - logged; retried after a pause
-                if not self._stop.is_set():
-                    log.warning(
-                        "dashboard cache listener down, not caching: %s", type(exc).__name__
-                    )
+                problem = str(exc) if isinstance(exc, ListenerUnsafe) else type(exc).__name__
+                if not self._stop.is_set() and problem != last_problem:
+                    log.warning("dashboard cache listener down, not caching: %s", problem)
+                last_problem = self.problem = problem
             finally:
                 self._call(self._set_listening, False)
                 if conn is not None:
                     conn.close()
             self._stop.wait(RECONNECT_SECONDS)
+
+    def _drain(self, conn: Any, probe: str) -> bool:
+        """Act on the notifications received; True when the probe's was among them."""
+        channels = {notify.channel for notify in conn.notifies}
+        conn.notifies.clear()
+        if CHANNEL in channels:
+            self._call(self.invalidate)
+        return probe in channels
+
+    def _probe(self, conn: Any, probe: str, backend: int) -> None:
+        """Prove that this connection still receives notifications, or raise."""
+        with conn.cursor() as cur:
+            cur.execute("select pg_backend_pid()")
+            if cur.fetchone()[0] != backend:
+                raise ListenerUnsafe(
+                    "DATABASE_URL moves this session between database backends (a "
+                    "transaction-mode pooler?); LISTEN needs a direct or session connection"
+                )
+            cur.execute(f"notify {probe}")
+        deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
+        while not self._drain(conn, probe):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ListenerUnsafe(
+                    f"a probe notification did not come back within {PROBE_TIMEOUT_SECONDS:g} s"
+                )
+            if select.select([conn], [], [], remaining)[0]:
+                conn.poll()

@@ -769,6 +769,15 @@ class ApiServer:
         self.log.close()
 
 
+def dashboard_cache_setting(flag: str | None) -> bool:
+    """What the API runs with: --dashboard-cache, else the app's own settings (env, .env)."""
+    if flag is not None:
+        return flag == "on"
+    from config import load_settings
+
+    return load_settings().dashboard_cache
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -1190,7 +1199,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "  ./scripts/dev start && scripts/bench.py      the full run (~5 minutes)\n"
             "  scripts/bench.py --quick                     smoke run, a few seconds per case\n"
             "  scripts/bench.py --workers 1 --duration 20   other server settings\n"
-            "  scripts/bench.py --dashboard-cache           dashboards from the NOTIFY-invalidated cache\n"
+            "  scripts/bench.py --dashboard-cache off       every dashboard through PostgREST\n"
             "  scripts/bench.py --f-rates 400,900           (f) at 400 req/s, knee probe at 900\n\n"
             "Settings (SUPABASE_URL, keys, DATABASE_URL, JWT_SECRET) come from the\n"
             "environment or .env, exactly as the app reads them."
@@ -1221,10 +1230,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--dashboard-cache",
-        action="store_true",
-        help="start the API with DASHBOARD_CACHE=true (dashboards from each "
-        "worker's memory, invalidated by Postgres NOTIFY); default: as "
-        "the environment says (off by default)",
+        choices=("on", "off"),
+        help="start the API with DASHBOARD_CACHE on or off (dashboards from each "
+        "worker's memory, invalidated by Postgres NOTIFY); default: as the "
+        "environment or .env says (on by default)",
     )
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument(
@@ -1298,9 +1307,8 @@ def run(args: argparse.Namespace) -> int:
 
     log_path = args.out / f"api-{stamp}.log"
     # The API logs one JSON line per request (as in production); to a file here.
-    server = ApiServer(
-        args.workers, log_path, {"DASHBOARD_CACHE": "true"} if args.dashboard_cache else {}
-    )
+    cache_env = {"DASHBOARD_CACHE": str(args.dashboard_cache == "on").lower()}
+    server = ApiServer(args.workers, log_path, cache_env if args.dashboard_cache else {})
     say(f"API: {' '.join(server.command[1:])} with {server.workers} worker(s) on {server.base}")
     try:
         server.wait_ready()
@@ -1330,8 +1338,7 @@ def run(args: argparse.Namespace) -> int:
         "quick": args.quick,
         "storm_clients": args.storm,
         "wrk_threads": args.wrk_threads,
-        "dashboard_cache": args.dashboard_cache
-        or os.environ.get("DASHBOARD_CACHE", "").lower() in ("1", "true", "yes", "on"),
+        "dashboard_cache": dashboard_cache_setting(args.dashboard_cache),
         "f_users": args.f_users,
         "f_rates": args.f_rates,
         "e_repeat": args.e_repeat,

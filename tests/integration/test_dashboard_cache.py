@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import types
 
 import pytest
 
@@ -196,3 +197,46 @@ async def test_a_lost_listener_connection_empties_the_cache_and_comes_back(
     while await total(cached_api, auth_headers) != 101:
         assert time.perf_counter() - started < FRESH_WITHIN_S
         await asyncio.sleep(0.005)
+
+
+async def test_a_listener_whose_probe_never_comes_back_caches_nothing(
+    fresh_db, auth_headers, monkeypatch
+):
+    """What a transaction-mode pooler does to LISTEN, reproduced: notifications are not
+    delivered to this connection. The listener's own probe goes unanswered, so it never
+    counts as up and every dashboard reaches PostgREST."""
+    import dashboard_cache
+
+    monkeypatch.setattr(dashboard_cache, "PROBE_TIMEOUT_SECONDS", 0.2)
+    real = dashboard_cache.psycopg2
+
+    def deaf_connect(*args, **kwargs):  # LISTEN is accepted, nothing is ever delivered
+        return _Deaf(real.connect(*args, **kwargs))
+
+    fake = types.SimpleNamespace(connect=deaf_connect, extensions=real.extensions)
+    monkeypatch.setattr(dashboard_cache, "psycopg2", fake)  # this module's use only
+    async with app_client(stack_settings(dashboard_cache=True)) as api:
+        cache = deps.app_state(api.app).dashboard_cache
+        await asyncio.sleep(1.0)  # several connect-probe-fail rounds
+        add_expense(fresh_db, "100.00")
+        assert await total(api, auth_headers) == 100
+        assert await total(api, auth_headers) == 100
+        add_expense(fresh_db, "1.00")
+        assert await total(api, auth_headers) == 101  # the very next request
+        assert not cache.listening and cache.hits == 0
+        assert "probe notification did not come back" in cache.problem
+
+
+class _Deaf:
+    """A psycopg2 connection whose received notifications vanish."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    @property
+    def notifies(self) -> list:
+        self._conn.notifies.clear()
+        return []
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
