@@ -34,6 +34,7 @@ def unit_settings(**overrides) -> Settings:
         "http_transport": "httpx",
         "bootstrap_on_startup": False,
         "rate_limit_enabled": False,
+        "dashboard_cache": False,  # its listener would try DATABASE_URL
         "bcrypt_rounds": 4,
         "environment": "dev",
     }

@@ -344,14 +344,6 @@ async def test_me_accepts_the_jwt_cookie_instead_of_bearer(client, rest):
     assert response.json() == ALOK
 
 
-async def test_me_without_token_is_401(client, rest):
-    route = rest.get("/users")
-    response = await client.get("/api/auth/me")
-    assert response.status_code == 401
-    assert response.json() == {"error": "Authentication required"}
-    assert not route.called
-
-
 @pytest.mark.parametrize("header", ["Basic abc", "Bearer", "Bearer    ", "Token abc"])
 async def test_me_with_a_non_bearer_authorization_is_401(client, rest, header):
     response = await client.get("/api/auth/me", headers={"Authorization": header})
@@ -392,36 +384,11 @@ async def test_me_with_token_missing_valid_claims_is_401(client, rest, claims):
     assert response.json() == {"error": "Invalid or expired token"}
 
 
-async def test_me_for_a_revoked_or_deleted_session_is_401(client, rest):
-    rest.get("/users").respond(
-        401,
-        json={
-            "code": "PT401",
-            "message": "Invalid or expired token",
-            "details": None,
-            "hint": None,
-        },
-    )
-    response = await client.get("/api/auth/me", headers=bearer())
-    assert response.status_code == 401
-    assert response.json() == {"error": "Invalid or expired token"}
-
-
 async def test_me_when_the_user_row_is_gone_is_401(client, rest):
     rest.get("/users").respond(200, json=[])
     response = await client.get("/api/auth/me", headers=bearer())
     assert response.status_code == 401
     assert response.json() == {"error": "Invalid or expired token"}
-
-
-async def test_me_postgrest_error_is_generic_500_with_details_only_in_log(client, rest, caplog):
-    rest.get("/users").respond(500, json=PGRST_BOOM)
-    with caplog.at_level(logging.ERROR, logger="ffb.database"):
-        response = await client.get("/api/auth/me", headers=bearer())
-    assert response.status_code == 500
-    assert response.json() == {"error": "Internal server error"}
-    assert "SECRET-DETAIL-xyz" not in response.text
-    assert "SECRET-DETAIL-xyz" in caplog.text
 
 
 # --------------------------------------------------------------------------------------
@@ -450,35 +417,3 @@ async def test_logout_with_the_cookie_alone_works(client, rest):
     rest.post("/rpc/revoke_token").respond(204)
     response = await client.post("/api/auth/logout", headers=cookie(token_for()))
     assert response.status_code == 200
-
-
-async def test_logout_without_token_is_401(client, rest):
-    route = rest.post("/rpc/revoke_token")
-    response = await client.post("/api/auth/logout")
-    assert response.status_code == 401
-    assert response.json() == {"error": "Authentication required"}
-    assert not route.called
-
-
-async def test_logout_of_an_already_revoked_token_is_401(client, rest):
-    rest.post("/rpc/revoke_token").respond(
-        401,
-        json={
-            "code": "PT401",
-            "message": "Invalid or expired token",
-            "details": None,
-            "hint": None,
-        },
-    )
-    response = await client.post("/api/auth/logout", headers=bearer())
-    assert response.status_code == 401
-    assert response.json() == {"error": "Invalid or expired token"}
-
-
-async def test_logout_postgrest_error_is_generic_500(client, rest, caplog):
-    rest.post("/rpc/revoke_token").respond(500, json=PGRST_BOOM)
-    with caplog.at_level(logging.ERROR, logger="ffb.database"):
-        response = await client.post("/api/auth/logout", headers=bearer())
-    assert response.status_code == 500
-    assert response.json() == {"error": "Internal server error"}
-    assert "SECRET-DETAIL-xyz" not in response.text and "SECRET-DETAIL-xyz" in caplog.text
