@@ -10,12 +10,6 @@ import pytest
 from tests.conftest import bearer
 
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
-PGRST_BOOM = {
-    "code": "22023",
-    "message": "year must be between 1 and 9999, got 0",
-    "details": "SECRET-DETAIL-xyz",
-    "hint": None,
-}
 MONTHLY = {
     "user": {"id": 2, "name": "Amol"},
     "period": {"type": "monthly", "year": 2025, "month": 1},

@@ -10,12 +10,6 @@ import pytest
 from tests.conftest import bearer
 
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
-PGRST_BOOM = {
-    "code": "42P01",
-    "message": 'relation "secret_table" does not exist',
-    "details": "SECRET-DETAIL-xyz",
-    "hint": None,
-}
 
 
 # --------------------------------------------------------------------------------------
