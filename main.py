@@ -42,6 +42,7 @@ from routers import metrics as metrics_routes
 log = logging.getLogger("ffb")
 access_log = logging.getLogger("ffb.access")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BOOTSTRAP_RETRY_SECONDS = 10
 
 
@@ -93,6 +94,16 @@ def forwarded_client(scope: Scope, hops: int) -> tuple[str, int] | None:
         return None
 
 
+def forget_cached_reads(scope: Scope) -> None:
+    """A write went through this worker: its dashboard cache is emptied before the client
+    sees the response, so the client's next read here is never older than its write, for
+    every write route there is or will be (the other workers empty theirs when the write's
+    NOTIFY arrives, dashboard_cache.py)."""
+    state = getattr(scope["app"].state, "app_state", None)
+    if state is not None:
+        state.dashboard_cache.invalidate()
+
+
 class GatewayMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings):
         self.app = app
@@ -130,6 +141,8 @@ class GatewayMiddleware:
                 status = message["status"]
                 response_started = True
                 message["headers"] = [*message.get("headers", []), *extra_headers]
+                if scope["method"] not in SAFE_METHODS:
+                    forget_cached_reads(scope)
             await send(message)
 
         try:

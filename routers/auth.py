@@ -15,7 +15,7 @@ from auth import (
     set_session_cookie,
 )
 from database import execute
-from deps import AppSettings, CurrentUser, DashCache, Db, Limits, Passwords
+from deps import AppSettings, CurrentUser, Db, Limits, Passwords
 from models import (
     ApiError,
     JsonResponse,
@@ -145,14 +145,13 @@ async def me(user: CurrentUser, db: Db) -> JsonResponse:
     responses=error_responses(401, 500, 503),
     summary="Revoke the token (refused from now on) and clear the cookie",
 )
-async def logout(user: CurrentUser, db: Db, cache: DashCache, request: Request) -> JsonResponse:
+async def logout(user: CurrentUser, db: Db, request: Request) -> JsonResponse:
     await execute(
         db.service.rpc(
             "revoke_token", {"p_jti": user.jti, "p_expires_at": user.expires_at.isoformat()}
         ),
         audit_headers(request, user),
     )
-    cache.invalidate()  # this worker at once; the others through the NOTIFY it caused
     response = JsonResponse({"message": "Logout successful"})
     clear_session_cookie(response, db.settings)
     return response

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from auth import audit_headers, session_headers
 from database import execute, rpc_passthrough
-from deps import CurrentUser, DashCache, Db
+from deps import CurrentUser, Db
 from models import (
     ApiError,
     Expense,
@@ -102,7 +102,6 @@ async def create_expense(
     body: ExpenseCreate,
     user: CurrentUser,
     db: Db,
-    cache: DashCache,
     request: Request,
     idempotency_key: Annotated[
         str | None,
@@ -133,7 +132,6 @@ async def create_expense(
         status_code=201,
         stream=False,
     )
-    cache.invalidate()  # read-your-writes on this worker; the others through the NOTIFY
     return response
 
 

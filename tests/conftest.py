@@ -171,8 +171,16 @@ def fresh_db(dsn) -> str:
 # The app, in process (real stack) — httpx over ASGI
 # --------------------------------------------------------------------------------------
 def stack_settings(**overrides) -> Settings:
-    """Settings of the test stack; rate limits off unless a test turns them on."""
-    base = {"rate_limit_enabled": False, "bcrypt_rounds": 4, "bcrypt_concurrency": 2}
+    """Settings of the test stack; rate limits off unless a test turns them on. The
+    dashboard cache too: many tests write straight in SQL and read at once, which the cache
+    answers fresh only once the NOTIFY has arrived (milliseconds); it has its own tests
+    (test_dashboard_cache.py) and the servers the suite starts with gunicorn keep it on."""
+    base = {
+        "rate_limit_enabled": False,
+        "bcrypt_rounds": 4,
+        "bcrypt_concurrency": 2,
+        "dashboard_cache": False,
+    }
     return load_settings(**{**base, **overrides})
 
 

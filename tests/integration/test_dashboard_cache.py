@@ -240,3 +240,45 @@ class _Deaf:
 
     def __getattr__(self, name):
         return getattr(self._conn, name)
+
+
+async def test_every_write_through_the_api_is_seen_by_the_very_next_read(
+    cached_api, fresh_db, auth_headers, monkeypatch
+):
+    """Read-your-writes on the worker that took the write: create, update and delete each
+    empty its cache before their response leaves. The NOTIFY path is cut for this test
+    (under load it can arrive after the next read), so only that can make it pass."""
+    await settled(cached_api.cache, lambda: add_expense(fresh_db, "100.00"))
+
+    def probes_only(conn, probe: str) -> bool:
+        channels = {notify.channel for notify in conn.notifies}
+        conn.notifies.clear()
+        return probe in channels
+
+    monkeypatch.setattr(cached_api.cache, "_drain", probes_only)
+
+    async def cached_total() -> float:
+        hits = cached_api.cache.hits
+        while cached_api.cache.hits == hits:  # until the next read comes from the cache
+            value = await total(cached_api, auth_headers)
+        return value
+
+    assert await cached_total() == 100
+    created = await cached_api.post(
+        "/api/expenses",
+        json={"amount": 50, "category_id": 2, "date": "2025-01-12"},
+        headers=auth_headers,
+    )
+    assert created.status_code == 201
+    assert await total(cached_api, auth_headers) == 150
+    expense = created.json()["id"]
+    assert await cached_total() == 150
+    updated = await cached_api.put(
+        f"/api/expenses/{expense}", json={"amount": 20}, headers=auth_headers
+    )
+    assert updated.status_code == 200
+    assert await total(cached_api, auth_headers) == 120
+    assert await cached_total() == 120
+    deleted = await cached_api.delete(f"/api/expenses/{expense}", headers=auth_headers)
+    assert deleted.status_code == 200
+    assert await total(cached_api, auth_headers) == 100
