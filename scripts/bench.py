@@ -68,6 +68,8 @@ import subprocess
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -602,29 +604,40 @@ class DataChoice:
     year_rows: int
 
 
+@contextmanager
+def db_cursor(dsn: str, autocommit: bool = False) -> Iterator[Any]:
+    """A cursor on its own short connection to DATABASE_URL: one transaction, committed
+    when the block ends (rolled back on an error), or autocommit (VACUUM)."""
+    conn = psycopg2.connect(dsn, connect_timeout=10, application_name=PROG)
+    try:
+        if autocommit:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                yield cur
+        else:
+            with conn, conn.cursor() as cur:
+                yield cur
+    finally:
+        conn.close()
+
+
 def choose_data(dsn: str) -> DataChoice:
     """The busiest demo user; for (b) the latest window (one month, narrowed when the
     month holds more than 100 rows) with 30-100 rows; for (c) its fullest year and month."""
-    conn = psycopg2.connect(dsn, connect_timeout=10, application_name=PROG)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "select id from public.users where lower(name) = lower(%s)", (BUSIEST_USER,)
-            )
-            row = cur.fetchone()
-            if row is None:
-                raise BenchError(f"demo user {BUSIEST_USER} is missing; run scripts/seed_demo.py")
-            user_id = row[0]
-            cur.execute("select count(*) from public.expenses")
-            total = cur.fetchone()[0]
-            cur.execute(
-                "select date, count(*) from public.expenses where user_id = %s "
-                "group by date order by date",
-                (user_id,),
-            )
-            per_day = cur.fetchall()
-    finally:
-        conn.close()
+    with db_cursor(dsn) as cur:
+        cur.execute("select id from public.users where lower(name) = lower(%s)", (BUSIEST_USER,))
+        row = cur.fetchone()
+        if row is None:
+            raise BenchError(f"demo user {BUSIEST_USER} is missing; run scripts/seed_demo.py")
+        user_id = row[0]
+        cur.execute("select count(*) from public.expenses")
+        total = cur.fetchone()[0]
+        cur.execute(
+            "select date, count(*) from public.expenses where user_id = %s "
+            "group by date order by date",
+            (user_id,),
+        )
+        per_day = cur.fetchall()
     if not per_day:
         raise BenchError(f"{BUSIEST_USER} has no expenses; run scripts/seed_demo.py")
     days = dict(per_day)
@@ -667,24 +680,16 @@ def choose_data(dsn: str) -> DataChoice:
 
 
 def max_expense_id(dsn: str) -> int:
-    conn = psycopg2.connect(dsn, connect_timeout=10, application_name=PROG)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("select coalesce(max(id), 0) from public.expenses")
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+    with db_cursor(dsn) as cur:
+        cur.execute("select coalesce(max(id), 0) from public.expenses")
+        return cur.fetchone()[0]
 
 
 def delete_expenses_after(dsn: str, last_id: int) -> int:
     """Undo a quick run's seeding (the totals trigger keeps the dashboards exact)."""
-    conn = psycopg2.connect(dsn, connect_timeout=10, application_name=PROG)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("delete from public.expenses where id > %s", (last_id,))
-            return cur.rowcount
-    finally:
-        conn.close()
+    with db_cursor(dsn) as cur:
+        cur.execute("delete from public.expenses where id > %s", (last_id,))
+        return cur.rowcount
 
 
 def run_async(coroutine):
@@ -716,14 +721,9 @@ def settle(dsn: str) -> None:
     from whichever case is measuring then (seen: (b) at ~1,000 rows fell from ~110 % to 85 %
     when it landed on the gateway's half of the pair)."""
     started = time.perf_counter()
-    conn = psycopg2.connect(dsn, connect_timeout=10, application_name=PROG)
-    try:
-        conn.autocommit = True  # VACUUM cannot run inside a transaction
-        with conn.cursor() as cur:
-            for table in SETTLE_TABLES:
-                cur.execute(f"vacuum (analyze) public.{table}")
-    finally:
-        conn.close()
+    with db_cursor(dsn, autocommit=True) as cur:  # VACUUM cannot run in a transaction
+        for table in SETTLE_TABLES:
+            cur.execute(f"vacuum (analyze) public.{table}")
     say(
         f"settled: VACUUM ANALYZE of {len(SETTLE_TABLES)} tables in {time.perf_counter() - started:.1f}s"
     )
@@ -732,19 +732,15 @@ def settle(dsn: str) -> None:
 def clear_login_limits(dsn: str) -> None:
     """Forget earlier login attempts of the demo accounts from this machine (an interrupted
     run or a typo would otherwise lock the storm's accounts out for the limit's window)."""
-    conn = psycopg2.connect(dsn, connect_timeout=10, application_name=PROG)
-    try:
-        with conn, conn.cursor() as cur:
-            # the login limit counts per client address and account (ratelimit.py:
-            # login_account_key: "user:<id>" once the name resolves to an account)
-            cur.execute(
-                "delete from public.rate_limits where key like %s and "
-                "split_part(key, '/', 4) in (select 'user:' || id from public.users "
-                "where lower(email) = any(%s))",
-                ("LIMITER/login/127.0.0.1/%", STORM_ACCOUNTS),
-            )
-    finally:
-        conn.close()
+    with db_cursor(dsn) as cur:
+        # the login limit counts per client address and account (ratelimit.py:
+        # login_account_key: "user:<id>" once the name resolves to an account)
+        cur.execute(
+            "delete from public.rate_limits where key like %s and "
+            "split_part(key, '/', 4) in (select 'user:' || id from public.users "
+            "where lower(email) = any(%s))",
+            ("LIMITER/login/127.0.0.1/%", STORM_ACCOUNTS),
+        )
 
 
 class ApiServer:
