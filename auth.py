@@ -25,7 +25,7 @@ from starlette.responses import Response
 from typing_extensions import TypeIs  # Python 3.13 has it in typing
 
 from config import Settings
-from models import ApiError
+from errors import ApiError
 
 ALGORITHM = "HS256"
 COOKIE_NAME = "jwt"

@@ -30,8 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psycopg2
-import psycopg2.extensions
+from database import connect
 
 log = logging.getLogger("ffb.dashboard_cache")
 
@@ -114,38 +113,37 @@ class DashboardCache:
     def _listen(self) -> None:
         last_problem = ""
         while not self._stop.is_set():
-            conn = None
             try:
-                conn = psycopg2.connect(
+                with connect(
                     self._dsn,
-                    connect_timeout=5,
                     application_name="ffb-cache-listener",
+                    timeout=5,
+                    autocommit=True,
                     keepalives=1,
                     keepalives_idle=10,
                     keepalives_interval=5,
                     keepalives_count=3,
-                )
-                conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-                probe = f"{CHANNEL}_probe_{secrets.token_hex(8)}"
-                with conn.cursor() as cur:
-                    cur.execute(f"listen {CHANNEL}")
-                    cur.execute(f"listen {probe}")
-                    cur.execute("select pg_backend_pid()")
-                    backend = cur.fetchone()[0]
-                self._probe(conn, probe, backend)
-                self._call(self._set_listening, True)
-                if last_problem:
-                    log.info("dashboard cache listener up again")
-                    last_problem = self.problem = ""
-                next_probe = time.monotonic() + PROBE_SECONDS
-                while not self._stop.is_set():
-                    wait = min(0.5, max(0.0, next_probe - time.monotonic()))
-                    if select.select([conn], [], [], wait)[0]:
-                        conn.poll()  # raises when the connection was lost
-                        self._drain(conn, probe)
-                    if time.monotonic() >= next_probe:
-                        self._probe(conn, probe, backend)
-                        next_probe = time.monotonic() + PROBE_SECONDS
+                ) as conn:
+                    probe = f"{CHANNEL}_probe_{secrets.token_hex(8)}"
+                    with conn.cursor() as cur:
+                        cur.execute(f"listen {CHANNEL}")
+                        cur.execute(f"listen {probe}")
+                        cur.execute("select pg_backend_pid()")
+                        backend = cur.fetchone()[0]
+                    self._probe(conn, probe, backend)
+                    self._call(self._set_listening, True)
+                    if last_problem:
+                        log.info("dashboard cache listener up again")
+                        last_problem = self.problem = ""
+                    next_probe = time.monotonic() + PROBE_SECONDS
+                    while not self._stop.is_set():
+                        wait = min(0.5, max(0.0, next_probe - time.monotonic()))
+                        if select.select([conn], [], [], wait)[0]:
+                            conn.poll()  # raises when the connection was lost
+                            self._drain(conn, probe)
+                        if time.monotonic() >= next_probe:
+                            self._probe(conn, probe, backend)
+                            next_probe = time.monotonic() + PROBE_SECONDS
             except Exception as exc:  # noqa: BLE001 - logged; retried after a pause
                 problem = str(exc) if isinstance(exc, ListenerUnsafe) else type(exc).__name__
                 if not self._stop.is_set() and problem != last_problem:
@@ -153,8 +151,6 @@ class DashboardCache:
                 last_problem = self.problem = problem
             finally:
                 self._call(self._set_listening, False)
-                if conn is not None:
-                    conn.close()
             self._stop.wait(RECONNECT_SECONDS)
 
     def _drain(self, conn: Any, probe: str) -> bool:

@@ -1,23 +1,29 @@
-"""Every long-lived HTTP client, and `execute`.
+"""Every long-lived HTTP client, `execute`, and the one way to open a Postgres connection.
 
 `Database.connect()` runs in the app's lifespan: one supabase-py client with the anon key
 (public reference data) and one with the service-role key (users, expenses, dashboards),
 sharing one keep-alive HTTP pool. Importing this module performs no I/O.
 
-The schema bootstrap (psycopg2 on DATABASE_URL) is `schema.py`.
+`connect()` is the psycopg2 connection (DATABASE_URL, as the schema owner) that the
+bootstrap (migrate.py), the drift check (schema.py), the dashboard cache's listener, the
+readiness probe and every script in scripts/ open: a bounded connect time, an
+`application_name` that says who it is in `pg_stat_activity`, always closed.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import aiohttp
 import httpx
 import orjson
+import psycopg2
+import psycopg2.extensions
 from postgrest import APIError
 from postgrest.base_request_builder import RequestConfig
 from starlette.responses import Response, StreamingResponse
@@ -26,7 +32,7 @@ from yarl import URL
 
 import metrics
 from config import Settings
-from models import ApiError
+from errors import ApiError
 
 log = logging.getLogger("ffb.database")
 JSON_MEDIA_TYPE = "application/json"
@@ -42,6 +48,45 @@ _HTTP_STATUS_CODE = {
     "PT409": 409,
     "PT412": 412,
 }
+
+
+# --------------------------------------------------------------------------------------
+# Postgres (psycopg2), for everything that is not a request's data call
+# --------------------------------------------------------------------------------------
+class Unreachable(psycopg2.OperationalError):
+    """Postgres could not be connected to; the message is one line without the password."""
+
+
+@contextmanager
+def connect(
+    dsn: str,
+    *,
+    application_name: str = "ffb",
+    timeout: int = 5,
+    autocommit: bool = False,
+    **options: Any,
+) -> Iterator[psycopg2.extensions.connection]:
+    """A psycopg2 connection that is always closed when the block ends (transactions are
+    the caller's: `with conn:` commits or rolls back). `options` go to libpq (keepalives).
+    A connection that cannot be made raises `Unreachable` with libpq's first line."""
+    try:
+        conn = psycopg2.connect(
+            dsn, connect_timeout=timeout, application_name=application_name, **options
+        )
+    except psycopg2.ProgrammingError as exc:  # libpq could not parse the DSN
+        raise Unreachable(f"not a valid connection string: {connect_error(exc)}") from None
+    except psycopg2.OperationalError as exc:
+        raise Unreachable(connect_error(exc)) from None
+    try:
+        conn.autocommit = autocommit
+        yield conn
+    finally:
+        conn.close()
+
+
+def connect_error(exc: psycopg2.Error) -> str:
+    """The first line of why a connection failed (libpq never puts the password in it)."""
+    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
 
 
 # --------------------------------------------------------------------------------------

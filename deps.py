@@ -23,7 +23,7 @@ from auth import TOKEN_MISSING, TokenUser, decode_token, token_from_request
 from config import Settings
 from dashboard_cache import DashboardCache
 from database import Database
-from models import ApiError
+from errors import ApiError
 from passwords import PasswordHasher
 from ratelimit import AuthLimits
 from reference_cache import ReferenceCache

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from config import Settings
-from models import ApiError
+from errors import ApiError
 
 UNMATCHED = "unmatched"  # every path no route matched: one label value, not one per URL
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

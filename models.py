@@ -1,4 +1,4 @@
-"""Request and response models (the HTTP contract of DESIGN.md) and the one error type."""
+"""Request and response models: the HTTP contract (docs/CONTRACT.md) as Pydantic models."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -19,48 +18,6 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import PydanticCustomError
-from starlette.responses import JSONResponse
-
-
-class JsonResponse(JSONResponse):
-    """JSON rendered by orjson (also accepts bytes that are already JSON)."""
-
-    def render(self, content: object) -> bytes:
-        if isinstance(content, bytes):
-            return content
-        return orjson.dumps(content)
-
-
-class ApiError(Exception):
-    """Raised anywhere; one handler turns it into `{"error": message}` with `status`."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
-
-
-class ErrorBody(BaseModel):
-    error: str = Field(description="Human-readable message; each operation documents its own")
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict]:
-    """OpenAPI `responses=` entries documenting the `{"error": ...}` body."""
-    described = {
-        400: "Invalid input",
-        401: "Missing, invalid, expired or revoked token",
-        403: "Forbidden",
-        404: "Not found",
-        409: "Conflict",
-        413: "Request body too large",
-        412: "Changed since the If-Match ETag was read; nothing changed",
-        429: "Too many requests (see Retry-After)",
-        500: "Internal error",
-        503: "Database unavailable",
-    }
-    return {s: {"model": ErrorBody, "description": described[s]} for s in statuses}
-
 
 CANONICAL_INT_RE = re.compile(r"0|-?[1-9][0-9]{0,17}")
 

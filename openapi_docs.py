@@ -20,6 +20,7 @@ from typing import Any
 import fastapi_offline
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
@@ -28,6 +29,7 @@ from starlette.responses import HTMLResponse
 from auth import TOKEN_INVALID, TOKEN_MISSING
 from database import DB_UNAVAILABLE
 from deps import current_user
+from errors import ErrorBody
 from metrics import OPERATOR_TOKEN_REQUIRED, OPERATOR_TOKEN_UNSET
 from ratelimit import TOO_MANY
 from routers.expenses import NOTHING_TO_UPDATE
@@ -453,3 +455,34 @@ def install(app: FastAPI) -> None:
         )
         page.headers["Content-Security-Policy"] = DOCS_CSP
         return page
+
+
+def custom_openapi(app: FastAPI):
+    """FastAPI documents validation errors as 422; we answer them as 400 {"error"}."""
+
+    def build():
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None:
+                    responses.setdefault(
+                        "400",
+                        {
+                            "description": "Invalid input",
+                            "content": {"application/json": {"schema": error_ref}},
+                        },
+                    )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        components.setdefault("ErrorBody", ErrorBody.model_json_schema())
+        app.openapi_schema = document(app, schema)
+        return schema
+
+    return build

@@ -19,7 +19,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 import database
 import metrics
 from config import Settings
-from models import ApiError
+from errors import ApiError
 
 TOO_MANY = "Too many attempts, please try again later"
 

@@ -16,16 +16,14 @@ from auth import (
 )
 from database import execute
 from deps import AppSettings, CurrentUser, Db, Limits, Passwords
+from errors import ApiError, JsonResponse, error_responses
 from models import (
-    ApiError,
-    JsonResponse,
     LoginRequest,
     LoginResponse,
     MessageResponse,
     PublicUser,
     RegisterRequest,
     RegisterResponse,
-    error_responses,
 )
 from ratelimit import login_account_key
 
@@ -51,7 +49,12 @@ def public_user(row: dict) -> dict:
     summary="Log in with email (or username) and password; sets the `jwt` cookie",
 )
 async def login(
-    body: LoginRequest, request: Request, db: Db, passwords: Passwords, limits: Limits
+    body: LoginRequest,
+    request: Request,
+    db: Db,
+    passwords: Passwords,
+    limits: Limits,
+    settings: AppSettings,
 ) -> JsonResponse:
     client = client_of(request)
     rows = await execute(db.service.rpc("find_login_user", {"p_login": body.email}))
@@ -71,11 +74,11 @@ async def login(
     if account is None or not verified:
         raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
     await limits.login_succeeded(client, counted_as)
-    token, _ = create_token(db.settings, account)
+    token, _ = create_token(settings, account)
     response = JsonResponse(
         {"message": "Login successful", "token": token, "user": public_user(account)}
     )
-    set_session_cookie(response, db.settings, token)
+    set_session_cookie(response, settings, token)
     return response
 
 
@@ -100,10 +103,15 @@ async def registration_allowed(settings: AppSettings) -> None:
     "it is 403",
 )
 async def register(
-    body: RegisterRequest, request: Request, db: Db, passwords: Passwords, limits: Limits
+    body: RegisterRequest,
+    request: Request,
+    db: Db,
+    passwords: Passwords,
+    limits: Limits,
+    settings: AppSettings,
 ) -> JsonResponse:
     await limits.register_attempt(client_of(request))
-    invited = db.settings.registration_mode == "invite"
+    invited = settings.registration_mode == "invite"
     if invited:
         if not body.invite_code:
             raise ApiError(400, INVITE_REQUIRED)
@@ -145,7 +153,9 @@ async def me(user: CurrentUser, db: Db) -> JsonResponse:
     responses=error_responses(401, 500, 503),
     summary="Revoke the token (refused from now on) and clear the cookie",
 )
-async def logout(user: CurrentUser, db: Db, request: Request) -> JsonResponse:
+async def logout(
+    user: CurrentUser, db: Db, request: Request, settings: AppSettings
+) -> JsonResponse:
     await execute(
         db.service.rpc(
             "revoke_token", {"p_jti": user.jti, "p_expires_at": user.expires_at.isoformat()}
@@ -153,5 +163,5 @@ async def logout(user: CurrentUser, db: Db, request: Request) -> JsonResponse:
         audit_headers(request, user),
     )
     response = JsonResponse({"message": "Logout successful"})
-    clear_session_cookie(response, db.settings)
+    clear_session_cookie(response, settings)
     return response

@@ -9,7 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from deps import Db, RefCache
-from models import Category, JsonResponse, PaymentMethod, error_responses
+from errors import JsonResponse, error_responses
+from models import Category, PaymentMethod
 
 router = APIRouter(prefix="/api", tags=["reference data"])
 

@@ -15,16 +15,8 @@ from starlette.responses import Response
 from auth import session_headers
 from database import JSON_MEDIA_TYPE, execute, rpc_passthrough
 from deps import CurrentUser, DashCache, Db
-from models import (
-    ApiError,
-    Id,
-    JsonResponse,
-    MonthlyDashboard,
-    PublicUser,
-    YearlyDashboard,
-    canonical_int,
-    error_responses,
-)
+from errors import ApiError, JsonResponse, error_responses
+from models import Id, MonthlyDashboard, PublicUser, YearlyDashboard, canonical_int
 
 router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
 MIN_YEAR, MAX_YEAR = 1900, 2200

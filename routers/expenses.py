@@ -19,9 +19,9 @@ from starlette.responses import Response
 
 from auth import audit_headers, session_headers
 from database import execute, rpc_passthrough
-from deps import CurrentUser, Db
+from deps import AppSettings, CurrentUser, Db
+from errors import ApiError, JsonResponse, error_responses
 from models import (
-    ApiError,
     Expense,
     ExpenseChanges,
     ExpenseCreate,
@@ -30,9 +30,7 @@ from models import (
     ExpenseUpdated,
     Id,
     IsoDate,
-    JsonResponse,
     canonical_int,
-    error_responses,
 )
 
 router = APIRouter(prefix="/api/expenses", tags=["expenses"])
@@ -102,6 +100,7 @@ async def create_expense(
     body: ExpenseCreate,
     user: CurrentUser,
     db: Db,
+    settings: AppSettings,
     request: Request,
     idempotency_key: Annotated[
         str | None,
@@ -126,7 +125,7 @@ async def create_expense(
             "p_date": body.date.isoformat() if body.date else None,
             "p_idempotency_key": idempotency_key,
             "p_request_hash": request_hash(user.id, body) if idempotency_key else None,
-            "p_ttl_hours": db.settings.idempotency_ttl_hours,
+            "p_ttl_hours": settings.idempotency_ttl_hours,
         },
         audit_headers(request, user),
         status_code=201,

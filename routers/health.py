@@ -7,10 +7,10 @@ import asyncio
 from fastapi import APIRouter, Depends
 
 import database
-import schema
 import shadow
-from deps import Db, Shadow
-from models import HealthStatus, JsonResponse, error_responses
+from deps import AppSettings, Db, Shadow
+from errors import JsonResponse, error_responses
+from models import HealthStatus
 from routers.metrics import operator_access
 
 router = APIRouter(tags=["health"])
@@ -19,6 +19,13 @@ router = APIRouter(tags=["health"])
 @router.get("/health", response_model=HealthStatus, summary="Liveness: the process answers")
 async def health() -> JsonResponse:
     return JsonResponse({"status": "ok"})
+
+
+def check_postgres(dsn: str) -> None:
+    """Readiness: Postgres answers a query (in a thread: psycopg2 blocks)."""
+    with database.connect(dsn, application_name="ffb-ready", timeout=2) as conn:
+        with conn.cursor() as cur:
+            cur.execute("select 1")
 
 
 async def _check(coro) -> str:
@@ -35,10 +42,10 @@ async def _check(coro) -> str:
     responses={503: {"model": HealthStatus, "description": "Postgres or PostgREST down"}},
     summary="Readiness: Postgres and PostgREST both reachable",
 )
-async def ready(db: Db) -> JsonResponse:
-    dsn = db.settings.database_url.get_secret_value()
+async def ready(db: Db, settings: AppSettings) -> JsonResponse:
+    dsn = settings.database_url.get_secret_value()
     postgres, postgrest = await asyncio.gather(
-        _check(asyncio.to_thread(schema.check_postgres, dsn)),
+        _check(asyncio.to_thread(check_postgres, dsn)),
         _check(database.execute(db.anon.table("categories").select("id").limit(1))),
     )
     checks = {"postgres": postgres, "postgrest": postgrest}

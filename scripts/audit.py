@@ -34,6 +34,8 @@ sys.path.insert(0, str(ROOT))
 import psycopg2
 import psycopg2.extras
 
+from database import Unreachable, connect
+
 ACTIONS = (
     "expense.create",
     "expense.update",
@@ -204,26 +206,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     dsn, days = settings_value(args)
     try:
-        conn = psycopg2.connect(dsn, connect_timeout=5, application_name="ffb-audit")
-    except psycopg2.OperationalError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        print(f"audit: cannot connect to the database: {first}", file=sys.stderr)
+        with connect(dsn, application_name="ffb-audit") as conn, conn:
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                if args.prune:
+                    print(f"==> deleting audit rows older than {days} days", file=sys.stderr)
+                    cur.execute("select public.prune_audit_log(%s) as deleted", (days,))
+                    print(f"deleted {cur.fetchone()['deleted']} rows")
+                    return 0
+                cur.execute(*query(args))
+                rows = cur.fetchall()
+    except Unreachable as exc:
+        print(f"audit: cannot connect to the database: {exc}", file=sys.stderr)
         return 2
-    try:
-        with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            if args.prune:
-                print(f"==> deleting audit rows older than {days} days", file=sys.stderr)
-                cur.execute("select public.prune_audit_log(%s) as deleted", (days,))
-                print(f"deleted {cur.fetchone()['deleted']} rows")
-                return 0
-            cur.execute(*query(args))
-            rows = cur.fetchall()
     except psycopg2.Error as exc:
         message = (exc.pgerror or str(exc)).strip().splitlines()[0]
         print(f"audit: query failed: {message}", file=sys.stderr)
         return 2
-    finally:
-        conn.close()
     (print_jsonl if args.format == "jsonl" else print_table)(rows)
     return 0
 

@@ -76,7 +76,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 import httpx
-import psycopg2
+
+from database import connect
 
 PROG = "bench"
 OUT_DIR = ROOT / ".bench"
@@ -608,17 +609,13 @@ class DataChoice:
 def db_cursor(dsn: str, autocommit: bool = False) -> Iterator[Any]:
     """A cursor on its own short connection to DATABASE_URL: one transaction, committed
     when the block ends (rolled back on an error), or autocommit (VACUUM)."""
-    conn = psycopg2.connect(dsn, connect_timeout=10, application_name=PROG)
-    try:
+    with connect(dsn, application_name=PROG, timeout=10, autocommit=autocommit) as conn:
         if autocommit:
-            conn.autocommit = True
             with conn.cursor() as cur:
                 yield cur
         else:
             with conn, conn.cursor() as cur:
                 yield cur
-    finally:
-        conn.close()
 
 
 def choose_data(dsn: str) -> DataChoice:

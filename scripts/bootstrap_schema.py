@@ -44,6 +44,8 @@ from pathlib import Path
 import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run by path: the app's modules
+import catalog
+import migrate
 import schema
 from config import ConfigError, load_database_url
 
@@ -74,7 +76,7 @@ def print_report(report: schema.SchemaReport) -> None:
     )
     print(f"  objects in public: {kinds}")
     for version, name, applied_at, applied_by in report.applied:
-        label = "repeatable" if version == schema.REPEATABLE_VERSION else f"migration {version}"
+        label = "repeatable" if version == catalog.REPEATABLE_VERSION else f"migration {version}"
         print(f"  {label:<14} sql/{name}  applied {applied_at[:19]} by {applied_by}")
     print(f"  pre-request session check on authenticator: {'yes' if report.hook else 'NO'}")
     drift = "unknown" if report.totals_drift is None else report.totals_drift
@@ -95,7 +97,7 @@ def hook_instructions() -> None:
         "else is applied. Run this one statement in Supabase's SQL editor, then --check:",
         file=sys.stderr,
     )
-    print(f"  {schema.PRE_REQUEST_SQL}", file=sys.stderr)
+    print(f"  {catalog.PRE_REQUEST_SQL}", file=sys.stderr)
 
 
 def run(args, dsn: str) -> int:
@@ -121,13 +123,13 @@ def run(args, dsn: str) -> int:
         print("==> schema matches sql/")
         return EXIT_OK
     print(f"==> bootstrapping {where(dsn)}")
-    result = schema.apply_schema(dsn, progress=progress)
+    result = migrate.apply_schema(dsn, progress=progress)
     progress("checking the result against sql/ (scratch database)")
     report = schema.inspect_schema(dsn)
     repairable = [p for p in report.problems if not p.startswith("pre-request hook missing")]
     if repairable and not result.hook_refused:
         progress("the database drifted from the repeatable files: re-applying them")
-        schema.apply_schema(dsn, progress=progress, reapply=True)
+        migrate.apply_schema(dsn, progress=progress, reapply=True)
         report = schema.inspect_schema(dsn)
     print_report(report)
     if not result.done:
@@ -160,18 +162,18 @@ def main() -> int:
     parser.add_argument(
         "--sql-dir",
         type=Path,
-        default=schema.SQL_DIR,
+        default=catalog.SQL_DIR,
         help="the sql/ directory to apply (default: this checkout's; tests use a copy)",
     )
     args = parser.parse_args()
-    schema.use_sql_dir(args.sql_dir)
+    catalog.use_sql_dir(args.sql_dir)
     dsn = database_url(args.database_url)
     try:
         return run(args, dsn)
-    except schema.SchemaRefused as exc:
+    except catalog.SchemaRefused as exc:
         print(f"bootstrap_schema: refused, nothing changed: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    except (schema.MigrationFailed, schema.ReferenceUnavailable) as exc:
+    except (migrate.MigrationFailed, schema.ReferenceUnavailable) as exc:
         print(f"bootstrap_schema: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except psycopg2.OperationalError as exc:

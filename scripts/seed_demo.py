@@ -30,6 +30,7 @@ import random
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import cast
 
@@ -39,6 +40,7 @@ import psycopg2.extensions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run by path: the app's modules
 from config import ConfigError, load_database_url
+from database import Unreachable, connect
 from passwords import hash_password
 
 PROG = "seed_demo"
@@ -156,19 +158,17 @@ def describe_target(url: str) -> str:
     return text
 
 
-def connect(url: str) -> psycopg2.extensions.connection:
+@contextmanager
+def connected(url: str) -> Iterator[psycopg2.extensions.connection]:
+    """The database, closed at the end (which also releases the advisory lock)."""
     target = describe_target(url)
-    try:
-        conn = psycopg2.connect(url, connect_timeout=10, application_name=PROG)
-    except psycopg2.OperationalError as error:
-        first = next((ln.strip() for ln in str(error).splitlines() if ln.strip()), "")
-        raise SeedError(f"cannot connect to PostgreSQL at {target}: {first}") from None
-    except psycopg2.ProgrammingError as error:
-        raise SeedError(
-            f"DATABASE_URL is not a valid connection string: {str(error).splitlines()[0]}"
-        ) from None
-    say(f"connected to {target}")
-    return conn
+    with ExitStack() as stack:
+        try:
+            conn = stack.enter_context(connect(url, application_name=PROG, timeout=10))
+        except Unreachable as error:
+            raise SeedError(f"cannot connect to PostgreSQL at {target}: {error}") from None
+        say(f"connected to {target}")
+        yield conn
 
 
 def check_schema(conn: psycopg2.extensions.connection) -> None:
@@ -572,8 +572,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> None:
-    conn = connect(database_url())
-    try:
+    with connected(database_url()) as conn:
         check_schema(conn)
         with conn.cursor() as cur:
             cur.execute("select pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
@@ -589,8 +588,6 @@ def run(args: argparse.Namespace) -> None:
                 conn, args.expenses, user_ids, categories, methods, args.batch_size, args.seed
             )
         summary(conn)
-    finally:
-        conn.close()  # also releases the advisory lock
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 import psycopg2
 from psycopg2.extras import Json
 
-from config import ConfigError, Settings, load_settings
+from config import ConfigError, load_settings
+from database import Unreachable, connect
 from models import check_email, check_password, check_username
 from passwords import hash_password
 
@@ -62,16 +63,6 @@ class Refused(Exception):
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-def connect(settings: Settings):
-    try:
-        return psycopg2.connect(
-            settings.database_url.get_secret_value(),
-            connect_timeout=10,
-            application_name="ffb-users",
-        )
-    except psycopg2.OperationalError as exc:
-        first = (str(exc).strip().splitlines() or ["unreachable"])[0]
-        raise Refused(f"cannot connect to the database: {first}") from None
 
 
 def audit(cur, action: str, user_id: int | None, before: dict | None, after: dict | None) -> None:
@@ -321,12 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = {"database_url": args.database_url} if args.database_url else {}
         settings = load_settings(**overrides)
-        conn = connect(settings)
-        try:
+        dsn = settings.database_url.get_secret_value()
+        with connect(dsn, application_name="ffb-users", timeout=10) as conn:
             with conn, conn.cursor() as cur:
                 args.handler(args, settings, cur)
-        finally:
-            conn.close()
+    except Unreachable as exc:
+        print(f"users.py: cannot connect to the database: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except ConfigError as exc:
         print(f"users.py: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -8,7 +8,7 @@ import asyncio
 import psycopg2
 import pytest
 
-import schema
+import background
 from tests.conftest import bearer, count_rows, data_state, sql, token_for
 
 ALOK, AMOL, ATUL = 1, 2, 3
@@ -426,7 +426,7 @@ async def test_retention_prunes_rows_older_than_the_setting(fresh_db, api, alok)
             "(now() - interval '400 days', 'auth.login'), "
             "(now() - interval '10 days', 'auth.login')"
         )
-    assert schema.prune_audit_log(fresh_db, 365) == 1
+    assert background.prune_audit_log(fresh_db, 365) == 1
     assert count_rows(fresh_db, "audit_log") == 2
-    assert schema.prune_audit_log(fresh_db, 5) == 1
+    assert background.prune_audit_log(fresh_db, 5) == 1
     assert count_rows(fresh_db, "audit_log") == 1

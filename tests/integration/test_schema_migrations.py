@@ -24,7 +24,8 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-import schema
+import catalog
+import migrate
 from tests.conftest import ROOT, Dsn, password_hash, sql
 
 OLD_RELEASE = "73f7ccd"  # the release before versioned migrations
@@ -34,7 +35,7 @@ alter default privileges in schema public grant all on tables to anon, authentic
 alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
 """
-ALL_TABLES = schema.BASELINE_TABLES  # the tables of the release before migrations
+ALL_TABLES = migrate.BASELINE_TABLES  # the tables of the release before migrations
 
 
 # --------------------------------------------------------------------------------------
@@ -88,7 +89,7 @@ def old_release_sql(name: str) -> str:
 def privilege_table(dsn: str) -> dict[str, dict[str, list[str]]]:
     """role -> kind -> sorted 'PRIV object' items, read from pg_catalog."""
     with sql(dsn) as cur:
-        privileges = schema.read_privileges(cur)
+        privileges = catalog.read_privileges(cur)
     table: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for p in privileges:
         table[p.grantee][p.kind].append(f"{p.privilege} {p.object}")
@@ -189,8 +190,8 @@ def test_the_whole_bootstrap_succeeds_as_the_non_superuser_postgres(database):
 # --------------------------------------------------------------------------------------
 def test_privileges_read_from_pg_catalog_equal_the_allow_list(dsn):
     with sql(dsn) as cur:
-        actual = schema.read_privileges(cur)
-    assert actual == schema.allowed_privileges()
+        actual = catalog.read_privileges(cur)
+    assert actual == catalog.allowed_privileges()
 
 
 def test_anon_holds_reference_reads_and_the_hook_only(dsn):
@@ -274,7 +275,7 @@ def test_a_new_migration_applies_once_and_is_recorded(database, sql_copy):
         (
             "0900",
             "migrations/0900_expense_note.sql",
-            schema.SqlFile(
+            catalog.SqlFile(
                 "x", "0900", (sql_copy / "migrations/0900_expense_note.sql").read_text()
             ).sha256,
             "postgres",
@@ -287,7 +288,7 @@ def test_concurrent_start_ups_apply_each_file_once(database):
     """Several workers start at once (BOOTSTRAP_ON_STARTUP): the advisory lock lets one
     apply and the others find nothing left to do."""
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: schema.apply_schema(database), range(4)))
+        results = list(pool.map(lambda _: migrate.apply_schema(database), range(4)))
     assert sum(1 for r in results if any("applied sql/migrations/0001" in d for d in r.done)) == 1
     with sql(database) as cur:
         cur.execute(
@@ -296,8 +297,8 @@ def test_concurrent_start_ups_apply_each_file_once(database):
         )
         assert cur.fetchall() == []
         cur.execute("select count(*) from public.schema_migrations")
-        assert cur.fetchone()[0] == len(schema.migration_files()) + len(schema.repeatable_files())
-    assert schema.ensure_schema(database) == []  # a later start-up has nothing to do
+        assert cur.fetchone()[0] == len(catalog.migration_files()) + len(catalog.repeatable_files())
+    assert migrate.ensure_schema(database) == []  # a later start-up has nothing to do
 
 
 def test_migrations_run_in_order_each_in_its_own_transaction(database, sql_copy):
@@ -340,9 +341,9 @@ def test_a_migration_that_creates_a_function_is_rolled_back_with_the_reason(data
 def test_an_edited_applied_migration_is_refused_naming_file_and_checksums(database, sql_copy):
     ok(bootstrap(database, sql_dir=sql_copy))
     baseline = sql_copy / "migrations" / "0001_baseline.sql"
-    before = schema.SqlFile("x", "0001", baseline.read_text()).sha256
+    before = catalog.SqlFile("x", "0001", baseline.read_text()).sha256
     baseline.write_text(baseline.read_text().replace("numeric(12, 2)", "numeric(14, 2)"))
-    after = schema.SqlFile("x", "0001", baseline.read_text()).sha256
+    after = catalog.SqlFile("x", "0001", baseline.read_text()).sha256
     (sql_copy / "migrations" / "0900_later.sql").write_text(
         "create table public.later (id int primary key);\n"
     )
@@ -488,8 +489,8 @@ def test_refused_hook_keeps_everything_else_prints_the_statement_and_exits_3(dat
         assert "applied sql/migrations/0001_baseline.sql" in result.stdout
         with sql(database) as cur:  # everything else is there
             cur.execute("select count(*) from public.schema_migrations")
-            assert cur.fetchone()[0] == len(schema.migration_files()) + len(
-                schema.repeatable_files()
+            assert cur.fetchone()[0] == len(catalog.migration_files()) + len(
+                catalog.repeatable_files()
             )
             cur.execute("select to_regprocedure('public.check_gateway_session()') is not null")
             assert cur.fetchone()[0]
@@ -611,13 +612,13 @@ def test_upgrade_from_the_release_before_migrations_keeps_every_row(database, ca
             "select version, applied_by from public.schema_migrations "
             "where version <> 'R' order by version"
         )
-        later = [(m.version, "postgres") for m in schema.migration_files() if m.version != "0001"]
+        later = [(m.version, "postgres") for m in catalog.migration_files() if m.version != "0001"]
         assert cur.fetchall() == [("0001", "postgres (baseline)"), *later]  # later ones ran
     assert json.loads(dashboards_before[0])["total_spent"] > 0
     privileges_after = privilege_table(database)
     assert privileges_after != privileges_before
     with sql(database) as cur:
-        assert schema.read_privileges(cur) == schema.allowed_privileges()
+        assert catalog.read_privileges(cur) == catalog.allowed_privileges()
     with capsys.disabled():
         counts = ", ".join(f"{t} {len(r)}" for t, r in rows_before.items())
         print(f"\n[upgrade] rows before = after: {counts}")

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
 from database import AiohttpSender, Database, HttpxSender, execute
-from models import ApiError
+from errors import ApiError
 from tests.unit.conftest import unit_settings
 
 NGINX_502 = (

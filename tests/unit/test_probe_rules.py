@@ -61,7 +61,7 @@ def scope(*forwarded: str, peer: str = "10.0.0.9") -> dict:
     ],
 )
 def test_forwarded_client_takes_the_entry_the_trusted_hops_appended(headers, hops, client):
-    from main import forwarded_client  # importing main builds the app: needs the unit env
+    from edge import forwarded_client
 
     found = forwarded_client(scope(*headers), hops)
     assert (found[0] if found else None) == client

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from auth import create_token
-from models import ApiError
+from errors import ApiError
 from routers.expenses import CSV_HEADER, EXPORT_PAGE_ROWS, if_match_tags
 from tests.unit.conftest import unit_settings
 
