@@ -5,8 +5,8 @@ path wrote - here plain SQL, as the SQL editor or a COPY would."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-import types
 
 import pytest
 
@@ -208,13 +208,14 @@ async def test_a_listener_whose_probe_never_comes_back_caches_nothing(
     import dashboard_cache
 
     monkeypatch.setattr(dashboard_cache, "PROBE_TIMEOUT_SECONDS", 0.2)
-    real = dashboard_cache.psycopg2
+    real = dashboard_cache.connect
 
+    @contextlib.contextmanager
     def deaf_connect(*args, **kwargs):  # LISTEN is accepted, nothing is ever delivered
-        return _Deaf(real.connect(*args, **kwargs))
+        with real(*args, **kwargs) as conn:
+            yield _Deaf(conn)
 
-    fake = types.SimpleNamespace(connect=deaf_connect, extensions=real.extensions)
-    monkeypatch.setattr(dashboard_cache, "psycopg2", fake)  # this module's use only
+    monkeypatch.setattr(dashboard_cache, "connect", deaf_connect)  # this module's use only
     async with app_client(stack_settings(dashboard_cache=True)) as api:
         cache = deps.app_state(api.app).dashboard_cache
         await asyncio.sleep(1.0)  # several connect-probe-fail rounds
