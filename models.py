@@ -1,4 +1,4 @@
-"""Request and response models (the HTTP contract of DESIGN.md) and the one error type."""
+"""Request and response models (the HTTP contract of docs/CONTRACT.md) and the one error type."""
 
 from __future__ import annotations
 
