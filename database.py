@@ -129,7 +129,7 @@ class AiohttpSender:
     answer with orjson, skipping httpx's request/response objects and postgrest-py's
     response models. Measured by scripts/bench.py: about 0.15 ms of CPU per PostgREST
     call instead of 0.48 ms, the difference between ~30 % and ~60 % of direct PostgREST
-    (README, Performance)."""
+    (docs/performance.md)."""
 
     def __init__(self, settings: Settings):
         self.session = aiohttp.ClientSession(
@@ -200,7 +200,7 @@ async def _supabase_client(settings: Settings, key: str, http: PostgrestHttpClie
 
 @dataclass
 class Database:
-    """The two supabase-py clients of the card, created once per worker."""
+    """The two supabase-py clients (anon key, service-role key), created once per worker."""
 
     settings: Settings
     http: PostgrestHttpClient

@@ -7,7 +7,7 @@ once with `AppState.start(settings)` and closes it on shutdown. Routes never rea
     async def login(body: LoginRequest, db: Db, passwords: Passwords) -> JsonResponse:
 
 The dependency functions are `async` on purpose: FastAPI runs a sync dependency in a
-worker thread, a thread hop on every request (README, Performance).
+worker thread, a thread hop on every request (docs/performance.md).
 """
 
 from __future__ import annotations

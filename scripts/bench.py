@@ -1218,7 +1218,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="scripts/bench.py",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Benchmark the gateway against direct PostgREST in one run and print "
-        "the ratios (see the README, Performance).",
+        "the ratios (see docs/performance.md).",
         epilog=(
             "examples:\n"
             "  ./scripts/dev start && scripts/bench.py      the full run (~5 minutes)\n"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Seed the demo data of DESIGN.md into the database named by DATABASE_URL.
+"""Seed the demo family (docs/local-stack.md) into the database named by DATABASE_URL.
 
 What it writes (idempotent: running it again changes nothing):
   * users Alok (1), Amol (2), Atul (3), Rashmi (4), e-mail <name>@example.com,

@@ -1,7 +1,7 @@
 """The fixed dataset behind the contract goldens (tests/contract/golden, tests/contract/legacy).
 
 Every id, date, amount and timestamp is explicit, so every response of the contract is the
-same on every run. Chosen to exercise the rules of DESIGN.md:
+same on every run. Chosen to exercise the rules of docs/CONTRACT.md:
   - 7 categories, all spent on by Alok in January 2025 -> top_categories is cut at 5;
   - ties: Transportation = Entertainment (750) in 2025-01, Food = Utilities (500) for Amol;
   - integer and decimal amounts (120.50 -> 120.5, 0.01, 1234.56 + 65.44 = 1300 -> integer);

@@ -6,7 +6,7 @@ not 400.0), same list order. Volatile values are normalised first with contract_
 rules (token, created_at, ids of rows the case created; a defaulted `date` of today).
 
 Regenerate after an intended contract change, then review every changed file by hand
-against DESIGN.md:  UPDATE_GOLDEN=1 ./scripts/dev test tests/contract
+against docs/CONTRACT.md:  UPDATE_GOLDEN=1 ./scripts/dev test tests/contract
 """
 
 from __future__ import annotations

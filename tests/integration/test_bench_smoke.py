@@ -1,6 +1,6 @@
 """scripts/bench.py --quick runs end to end against the test stack, so the benchmark
 cannot rot. Timings are not asserted here: the suite shares the machine with other work;
-the targets are checked by the full run (README, Performance)."""
+the targets are checked by the full run (docs/performance.md)."""
 
 from __future__ import annotations
 
