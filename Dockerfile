@@ -18,8 +18,11 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
-# Code stays owned by root: the app user can read it, not change it.
+# Code stays owned by root: the app user can read it, not change it. The project itself is
+# installed (no dependencies of its own) so that scripts run by path, e.g.
+# `python scripts/bootstrap_schema.py`, import the app's modules.
 COPY . .
+RUN pip install --no-deps -e .
 USER app
 
 EXPOSE 8000

@@ -26,10 +26,6 @@ import argparse
 import datetime as dt
 import json
 import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import psycopg2
 import psycopg2.extras

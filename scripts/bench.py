@@ -53,7 +53,6 @@ if (
     and not os.environ.get("BENCH_NO_REEXEC")
 ):
     os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
-sys.path.insert(0, str(ROOT))
 
 import argparse
 import asyncio

@@ -43,7 +43,6 @@ from pathlib import Path
 
 import psycopg2
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run by path: the app's modules
 import catalog
 import migrate
 import schema

@@ -53,7 +53,6 @@ from urllib.parse import urlencode
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run by path: the app's modules
 from jsondiff import Difference, diff_json  # the differ shadow compare uses too
 
 USER_AGENT = "contract-diff/1"

@@ -31,14 +31,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import cast
 
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run by path: the app's modules
 from config import ConfigError, load_database_url
 from database import Unreachable, connect
 from passwords import hash_password

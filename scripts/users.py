@@ -40,10 +40,6 @@ import getpass
 import hashlib
 import secrets
 import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import psycopg2
 from psycopg2.extras import Json

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import load_contract_dataset
+from tests.helpers import load_contract_dataset
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import argparse
 import os
 import sys
 
-from tests.conftest import (
+from tests.helpers import (
     DEMO_PASSWORD,
     PAYMENT_METHODS,
     empty_and_load_reference,

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from contract_diff import normalise
 from jsondiff import diff_json
-from tests.conftest import load_contract_dataset
+from scripts.contract_diff import normalise
+from tests.helpers import load_contract_dataset
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import load_contract_dataset
 from tests.contract.test_contract import login
+from tests.helpers import load_contract_dataset
 
 GOLDEN = Path(__file__).parent / "golden" / "changes"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, count_rows, sql
+from tests.helpers import ROOT, count_rows, sql
 
 DAY = dt.date.today()
 SCRIPT = [sys.executable, str(ROOT / "scripts" / "audit.py")]

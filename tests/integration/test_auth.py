@@ -10,7 +10,7 @@ import uuid
 import pytest
 from jose import jwt
 
-from tests.conftest import DEMO_PASSWORD, bearer, cookie, count_rows, sql, token_for
+from tests.helpers import DEMO_PASSWORD, bearer, cookie, count_rows, sql, token_for
 
 STRONG = "Str0ng!pass"
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, count_rows
+from tests.helpers import ROOT, count_rows
 
 pytestmark = pytest.mark.slow
 

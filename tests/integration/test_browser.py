@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import sql
+from tests.helpers import sql
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

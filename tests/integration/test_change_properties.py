@@ -14,7 +14,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import bearer, sql, token_for
+from tests.helpers import bearer, sql, token_for
 from tests.integration.test_dashboard_properties import (  # noqa: F401 - fixture
     CATEGORY_NAMES,
     as_decimal,

@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-import contract_diff
-from tests.conftest import ROOT, free_port, load_contract_dataset
+from scripts import contract_diff
 from tests.contract import dataset
+from tests.helpers import ROOT, free_port, load_contract_dataset
 
 OURS = "http://ours.test"
 LEGACY_RECORDING = ROOT / "tests" / "contract" / "legacy"

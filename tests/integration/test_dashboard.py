@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from tests.conftest import bearer, insert_expenses, sql, token_for
+from tests.helpers import bearer, insert_expenses, sql, token_for
 
 MONTHS = [
     "January",

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import deps
-from tests.conftest import app_client, sql, stack_settings, token_for
+from tests.helpers import app_client, sql, stack_settings, token_for
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import load_contract_dataset, sql
 from tests.contract import dataset
+from tests.helpers import load_contract_dataset, sql
 
 CATEGORY_NAMES = {cid: name for cid, name, _ in dataset.CATEGORIES}
 USERS = [1, 2, 3]

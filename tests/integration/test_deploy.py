@@ -21,7 +21,7 @@ import pytest
 from pydantic_core import PydanticUndefined
 
 from config import ConfigError, Settings, load_settings
-from tests.conftest import ROOT, free_port
+from tests.helpers import ROOT, free_port
 
 # Read by gunicorn.conf.py from the environment; documented in .env.example as comments.
 PLATFORM_VARIABLES = {

@@ -29,7 +29,7 @@ import aiohttp
 import httpx
 import pytest
 
-from tests.conftest import ROOT, app_client, bearer, gunicorn_server, stack_settings
+from tests.helpers import ROOT, app_client, bearer, gunicorn_server, stack_settings
 
 GOLDEN = ROOT / "tests" / "contract" / "golden"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

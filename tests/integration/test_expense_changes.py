@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 
 import background
-from tests.conftest import bearer, count_rows, data_state, sql, token_for
+from tests.helpers import bearer, count_rows, data_state, sql, token_for
 
 ALOK, AMOL, ATUL = 1, 2, 3
 

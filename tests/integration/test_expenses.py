@@ -8,7 +8,7 @@ import os
 import httpx
 import pytest
 
-from tests.conftest import count_rows, insert_expenses, sql, token_for
+from tests.helpers import count_rows, insert_expenses, sql, token_for
 
 FIELDS = [
     "id",

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from tests.conftest import sql
+from tests.helpers import sql
 
 HEADER = ["id", "date", "user", "category", "payment_method", "amount", "description", "created_at"]
 TRICKY = [

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import PROCFILE_CMD, ROOT, bearer, free_port, sql, wait_http
+from tests.helpers import PROCFILE_CMD, ROOT, bearer, free_port, sql, wait_http
 
 ROWS = 100_000
 MAX_GROWTH_MB = 40  # the worker holds one 5,000-row page (~0.6 MB of CSV) at a time

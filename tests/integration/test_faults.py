@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import bearer, dev_script, token_for
+from tests.helpers import bearer, dev_script, token_for
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import ROOT, count_rows, dev_script, forget_reference_data, sql
+from tests.helpers import ROOT, count_rows, dev_script, forget_reference_data, sql
 
 
 async def test_categories_come_from_postgres_by_id(api, fresh_db):

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 MAX_EXAMPLES = 30
 CHECKS = [

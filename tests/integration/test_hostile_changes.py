@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import data_state, sql, token_for
+from tests.helpers import data_state, sql, token_for
 from tests.integration.test_hostile_input import (
     BIG,
     DROP,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from jose import jwt
 
-from tests.conftest import count_rows, sql
+from tests.helpers import count_rows, sql
 
 WATCHED = ("expenses", "users", "revoked_tokens", "idempotency_keys")
 FILTER = "1,or(id.gt.0)"

@@ -13,7 +13,7 @@ import uuid
 
 import httpx
 
-from tests.conftest import bearer, count_rows, sql, token_for
+from tests.helpers import bearer, count_rows, sql, token_for
 
 BODY = {
     "amount": 42.5,

@@ -6,7 +6,7 @@ import time
 
 from jose import jwt
 
-from tests.conftest import bearer, stack_settings
+from tests.helpers import bearer, stack_settings
 
 
 def legacy_token(user_id: int = 2, name: str = "Amol", iat_offset: int = 0) -> str:
@@ -41,7 +41,7 @@ async def test_logout_revokes_a_legacy_token_and_only_that_one(api, fresh_db):
 
 
 async def test_legacy_token_of_a_deleted_user_is_401(api, fresh_db):
-    from tests.conftest import sql
+    from tests.helpers import sql
 
     with sql(fresh_db) as cur:
         cur.execute("delete from public.users where id = 4")

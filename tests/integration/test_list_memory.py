@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import sql
+from tests.helpers import sql
 
 pytestmark = pytest.mark.slow
 

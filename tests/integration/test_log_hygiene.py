@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import ROOT, sql
+from tests.helpers import ROOT, sql
 
 PASSWORD = "Hyg1ene!Secret#Pw"
 WRONG_PASSWORD = "Wr0ng!Secret#Pw"

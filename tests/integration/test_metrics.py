@@ -16,7 +16,7 @@ import httpx
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import app_client, bearer, gunicorn_server, stack_settings
+from tests.helpers import app_client, bearer, gunicorn_server, stack_settings
 
 OPS = "metrics-test-operator-token"
 CATEGORIES_OK = (

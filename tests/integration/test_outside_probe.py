@@ -18,7 +18,7 @@ import httpx
 import pytest
 from jose import jwt
 
-from tests.conftest import app_client, count_rows, sql, stack_settings, token_for
+from tests.helpers import app_client, count_rows, sql, stack_settings, token_for
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 TOO_MANY = {"error": "Too many attempts, please try again later"}

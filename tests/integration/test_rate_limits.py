@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import count_rows, gunicorn_server
+from tests.helpers import count_rows, gunicorn_server
 
 LOGIN_WINDOW = 15 * 60
 REGISTER_WINDOW = 60 * 60

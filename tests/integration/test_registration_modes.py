@@ -16,7 +16,7 @@ import secrets
 
 import pytest
 
-from tests.conftest import app_client, bearer, cookie, count_rows, sql, stack_settings
+from tests.helpers import app_client, bearer, cookie, count_rows, sql, stack_settings
 
 STRONG = "Str0ng!pass"
 OUTSIDER = {"username": "mallory", "password": STRONG, "email": "mallory@evil.test"}

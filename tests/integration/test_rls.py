@@ -16,7 +16,7 @@ import httpx
 import pytest
 from jose import jwt
 
-from tests.conftest import count_rows, sql, token_for
+from tests.helpers import count_rows, sql, token_for
 
 ALOK, AMOL = 1, 2
 

@@ -26,7 +26,7 @@ import pytest
 
 import catalog
 import migrate
-from tests.conftest import ROOT, Dsn, password_hash, sql
+from tests.helpers import ROOT, Dsn, password_hash, sql
 
 OLD_RELEASE = "73f7ccd"  # the release before versioned migrations
 OLD_FILES = ("supabase_schema.sql", "supabase_functions.sql", "gateway_functions.sql")

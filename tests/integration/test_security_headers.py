@@ -7,7 +7,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from tests.conftest import app_client, stack_settings, token_for
+from tests.helpers import app_client, stack_settings, token_for
 
 ALWAYS = {
     "x-content-type-options": "nosniff",

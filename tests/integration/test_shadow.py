@@ -22,7 +22,7 @@ import uvicorn
 
 from deps import app_state
 from shadow import ShadowMiddleware, body_diff, diff_paths
-from tests.conftest import (
+from tests.helpers import (
     app_client,
     forget_reference_data,
     free_port,

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import gunicorn_server, reset_database, token_for
+from tests.helpers import gunicorn_server, reset_database, token_for
 
 ACCESS_FIELDS = {"method", "path", "status", "duration_ms", "request_id", "user_id"}
 

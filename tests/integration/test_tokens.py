@@ -20,7 +20,7 @@ import uuid
 import pytest
 from jose import jwt
 
-from tests.conftest import ROOT, count_rows, free_port, sql
+from tests.helpers import ROOT, count_rows, free_port, sql
 
 EXPENSE = {"amount": 12.5, "category_id": 1, "description": "token test"}
 

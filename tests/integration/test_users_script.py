@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, app_client, cookie, count_rows, sql, stack_settings
+from tests.helpers import ROOT, app_client, cookie, count_rows, sql, stack_settings
 
 STRONG = "Str0ng!pass"
 NEWER = "N3wer!pass"

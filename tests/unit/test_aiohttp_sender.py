@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 
 from database import AiohttpSender, Database, HttpxSender, execute
 from errors import ApiError
-from tests.unit.conftest import unit_settings
+from tests.unit.helpers import unit_settings
 
 NGINX_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config import ConfigError, load_settings
-from tests.unit.conftest import unit_settings
+from tests.unit.helpers import unit_settings
 
 STRONG = "x" * 16 + "Q9!" + "y" * 20
 

@@ -9,7 +9,7 @@ import pytest
 from postgrest import APIError
 
 from database import translate_api_error
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 
 def api_error(code: str, message: str = "msg", details=None, hint=None) -> APIError:

@@ -9,7 +9,7 @@ import pytest
 
 from auth import is_canonical
 from ratelimit import canonical_login, login_account_key
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ import pytest
 from jose import jwt
 
 from passwords import hash_password, verify_password
-from tests.conftest import bearer, cookie, token_for
-from tests.unit.conftest import UNIT_ENV
+from tests.helpers import bearer, cookie, token_for
+from tests.unit.helpers import UNIT_ENV
 
 SECRET = UNIT_ENV["JWT_SECRET"]
 PASSWORD = "Correct-Horse-9"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
 MONTHLY = {

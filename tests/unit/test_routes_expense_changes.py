@@ -13,7 +13,7 @@ import pytest
 from auth import create_token
 from errors import ApiError
 from routers.expenses import CSV_HEADER, EXPORT_PAGE_ROWS, if_match_tags
-from tests.unit.conftest import unit_settings
+from tests.unit.helpers import unit_settings
 
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
 EXPENSE = {

@@ -52,7 +52,7 @@ async def test_reference_cache_expires_after_its_ttl(rest):
     from asgi_lifespan import LifespanManager
 
     from main import create_app
-    from tests.unit.conftest import unit_settings
+    from tests.unit.helpers import unit_settings
 
     app = create_app(unit_settings(reference_cache_ttl_seconds=0))
     route = rest.get("/categories").respond(200, json=CATEGORIES)

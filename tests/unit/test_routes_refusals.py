@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 # (client method, path, JSON body, PostgREST method, PostgREST path)
 ROUTES = [
