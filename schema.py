@@ -5,12 +5,12 @@ applied once, in order, in its own transaction, and recorded in the ledger
 `public.schema_migrations (version, name, sha256, applied_at, applied_by)`. An applied
 migration whose file changed (or vanished) is refused before anything runs.
 
-The repeatable files (`sql/*.sql`: roles, grants, RLS, policies, functions, triggers) are
-re-applied together, in one transaction, whenever one of them changed, a migration ran, or
-the database drifted from them; in that same transaction every function of `public` that
-they did not (re)create is dropped (an old overload, a function sql/ no longer defines),
-and every privilege of anon/authenticated/service_role/PUBLIC beyond the allow-list
-`sql/privileges.txt` is revoked. PostgREST's pre-request hook is set last, on its own: when
+The repeatable files (`sql/RNN_*.sql`, in file-name order: roles, grants, RLS, policies,
+functions, triggers) are re-applied together, in one transaction, whenever one of them
+changed, a migration ran, or the database drifted from them; in that same transaction
+every function of `public` that they did not (re)create is dropped (an old overload, a
+function sql/ no longer defines), and every privilege of anon/authenticated/service_role/
+PUBLIC beyond the allow-list `sql/privileges.txt` is revoked. PostgREST's pre-request hook is set last, on its own: when
 the database refuses it (hosted Supabase without supautils' permission) everything else
 stays applied and the caller gets the one statement an admin must run by hand.
 
@@ -43,15 +43,9 @@ log = logging.getLogger("ffb.schema")
 
 # sql/ of this checkout; `use_sql_dir` points the bootstrap at another (tests, --sql-dir)
 SQL_DIR = Path(__file__).resolve().parent / "sql"
-# Repeatable files run in this order (tables' grants and policies first, then the functions
-# that use them); any other sql/*.sql follows in name order.
-REPEATABLE_ORDER = (
-    "supabase_schema.sql",
-    "supabase_functions.sql",
-    "login_canonical.sql",
-    "gateway_functions.sql",
-)
 MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Repeatable files run in file-name order, which their number prefix sets (sql/README.md).
+REPEATABLE_FILE = re.compile(r"^R(\d{2})_([a-z0-9_]+)\.sql$")
 REPEATABLE_VERSION = "R"  # ledger rows of repeatable files carry this version
 
 PRE_REQUEST_ROLE = "authenticator"
@@ -152,8 +146,14 @@ def migration_files() -> list[SqlFile]:
 
 
 def repeatable_files() -> list[SqlFile]:
-    names = [n for n in REPEATABLE_ORDER if (SQL_DIR / n).exists()]
-    names += sorted(p.name for p in SQL_DIR.glob("*.sql") if p.name not in REPEATABLE_ORDER)
+    """sql/RNN_name.sql in file-name order: a file runs after those it depends on."""
+    names = sorted(p.name for p in SQL_DIR.glob("*.sql"))
+    for name in names:
+        if not REPEATABLE_FILE.match(name):
+            raise SchemaRefused(
+                f"sql/{name}: a repeatable file is named RNN_short_name.sql (R, 2 digits "
+                f"that set its place in the apply order, lower-case words)"
+            )
     return [SqlFile(n, REPEATABLE_VERSION, (SQL_DIR / n).read_text()) for n in names]
 
 

@@ -368,20 +368,20 @@ def snapshot_ledger(dsn: str) -> list[tuple]:
 
 def test_a_function_sql_no_longer_defines_is_dropped_with_its_old_overloads(database, sql_copy):
     ok(bootstrap(database, sql_dir=sql_copy))
-    gateway = sql_copy / "gateway_functions.sql"
+    rate_limits = sql_copy / "R60_rate_limits.sql"
     # an overload, as an earlier version of the file would have left behind
     with sql(database) as cur:
         cur.execute(
             "create function public.rate_limit_get(p_key text, p_extra int) returns json "
             "language sql as 'select null::json'"
         )
-    text = gateway.read_text()
+    text = rate_limits.read_text()
     start = text.index("create or replace function public.rate_limit_clear")
     end = text.index("$$;", start) + 3
     text = text[:start] + text[end:]
     assert ",\n  public.rate_limit_clear(text)\n" in text
     text = text.replace(",\n  public.rate_limit_clear(text)\n", "\n")
-    gateway.write_text(text)
+    rate_limits.write_text(text)
     allow = sql_copy / "privileges.txt"
     allow.write_text(
         "".join(
