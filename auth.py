@@ -4,7 +4,7 @@ Tokens are the legacy ones: HS256 with JWT_SECRET, claims {userId, name, email} 
 (24 h), iat and jti. Only HS256 is accepted. Tokens the legacy functions issued (no jti)
 are accepted too, so nobody is logged out at the cut-over. Whether the user still exists and the token
 was not logged out is checked by Postgres on the same round trip as the request's data
-(see `session_headers` and sql/gateway_functions.sql: check_gateway_session).
+(see `session_headers` and sql/R31_auth_sessions.sql: check_gateway_session).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ TOKEN_MISSING = "Authentication required"
 REQUIRED_CLAIMS = {"require_exp": True, "require_iat": True}
 LEGACY_JTI_PREFIX = "legacy-"
 # The one jti format: what create_token issues (uuid4 hex). The session header and the
-# revocation table carry nothing else (see check_gateway_session in sql/gateway_functions.sql).
+# revocation table carry nothing else (see check_gateway_session in sql/R31_auth_sessions.sql).
 JTI_RE = re.compile(r"[0-9a-f]{32}")
 # A token's iat may be this far in the future (clock skew between issuers), no further.
 IAT_LEEWAY_SECONDS = 60
@@ -202,7 +202,7 @@ def session_headers(user: TokenUser) -> dict[str, str]:
 
 def audit_headers(request: Request, user: TokenUser | None = None) -> dict[str, str]:
     """session_headers plus what Postgres writes into audit_log in the same transaction as
-    a change: this request's id and the end user's address (sql/expense_changes.sql)."""
+    a change: this request's id and the end user's address (sql/R20_audit.sql)."""
     headers = session_headers(user) if user is not None else {}
     headers["X-Request-ID"] = getattr(request.state, "request_id", "") or ""
     headers["X-Client-Address"] = request.client.host if request.client else ""

@@ -14,15 +14,9 @@ from pathlib import Path
 
 # sql/ of this checkout; `use_sql_dir` points the bootstrap at another (tests, --sql-dir)
 SQL_DIR = Path(__file__).resolve().parent / "sql"
-# Repeatable files run in this order (tables' grants and policies first, then the functions
-# that use them); any other sql/*.sql follows in name order.
-REPEATABLE_ORDER = (
-    "supabase_schema.sql",
-    "supabase_functions.sql",
-    "login_canonical.sql",
-    "gateway_functions.sql",
-)
 MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Repeatable files run in file-name order, which their number prefix sets (sql/README.md).
+REPEATABLE_FILE = re.compile(r"^R(\d{2})_([a-z0-9_]+)\.sql$")
 REPEATABLE_VERSION = "R"  # ledger rows of repeatable files carry this version
 
 PRE_REQUEST_ROLE = "authenticator"
@@ -80,8 +74,14 @@ def migration_files() -> list[SqlFile]:
 
 
 def repeatable_files() -> list[SqlFile]:
-    names = [n for n in REPEATABLE_ORDER if (SQL_DIR / n).exists()]
-    names += sorted(p.name for p in SQL_DIR.glob("*.sql") if p.name not in REPEATABLE_ORDER)
+    """sql/RNN_name.sql in file-name order: a file runs after those it depends on."""
+    names = sorted(p.name for p in SQL_DIR.glob("*.sql"))
+    for name in names:
+        if not REPEATABLE_FILE.match(name):
+            raise SchemaRefused(
+                f"sql/{name}: a repeatable file is named RNN_short_name.sql (R, 2 digits "
+                f"that set its place in the apply order, lower-case words)"
+            )
     return [SqlFile(n, REPEATABLE_VERSION, (SQL_DIR / n).read_text()) for n in names]
 
 

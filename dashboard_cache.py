@@ -2,7 +2,7 @@
 
 Every write that can change a dashboard or a session - to expenses, users, categories or
 revoked_tokens, from any path: this API, PostgREST, the SQL editor, a COPY - fires a
-statement-level trigger that sends `NOTIFY ffb_cache` (sql/supabase_functions.sql). Each
+statement-level trigger that sends `NOTIFY ffb_cache` (sql/R50_dashboards.sql). Each
 worker LISTENs on its own direct connection from DATABASE_URL, in a thread, and empties its
 cache when a notification arrives. While that connection is down (not yet up, lost,
 reconnecting) nothing is served from the cache and nothing is stored in it.

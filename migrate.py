@@ -5,11 +5,13 @@ applied once, in order, in its own transaction, and recorded in the ledger
 `public.schema_migrations (version, name, sha256, applied_at, applied_by)`. An applied
 migration whose file changed (or vanished) is refused before anything runs.
 
-The repeatable files (`sql/*.sql`: roles, grants, RLS, policies, functions, triggers) are
-re-applied together, in one transaction, whenever one of them changed, a migration ran, or
-the database drifted from them; in that same transaction every function of `public` that
-they did not (re)create is dropped (an old overload, a function sql/ no longer defines),
-and every privilege of anon/authenticated/service_role/PUBLIC beyond the allow-list
+The repeatable files (`sql/RNN_*.sql`, in file-name order: roles, grants, RLS, policies,
+functions, triggers) are re-applied together, in one transaction, whenever one of them
+changed, was added or was removed (a rename is both), a migration ran, or the database
+drifted from them; in that same transaction their ledger rows are rewritten (the rows of
+files sql/ no longer has are deleted), every function of `public` that they did not
+(re)create is dropped (an old overload, a function sql/ no longer defines), and every
+privilege of anon/authenticated/service_role/PUBLIC beyond the allow-list
 `sql/privileges.txt` is revoked. PostgREST's pre-request hook is set last, on its own: when
 the database refuses it (hosted Supabase without supautils' permission) everything else
 stays applied and the caller gets the one statement an admin must run by hand.
@@ -102,9 +104,13 @@ class MigrationFailed(Exception):
 class Plan:
     baseline: list[SqlFile]  # recorded as applied without running (earlier release)
     pending: list[SqlFile]  # migrations to run, in order
-    changed: list[SqlFile]  # repeatable files changed since last applied
+    changed: list[SqlFile]  # repeatable files changed (or never applied) since last applied
     ledger_exists: bool
     notes: list[str] = field(default_factory=list)
+    # repeatable files the ledger records that sql/ no longer has (removed or renamed): the
+    # apply of the others deletes their rows
+    removed: list[str] = field(default_factory=list)
+    unrecorded: set[str] = field(default_factory=set)  # names of changed without a ledger row
 
 
 def make_plan(cur) -> Plan:
@@ -161,6 +167,8 @@ def make_plan(cur) -> Plan:
                 )
     recorded = {n: s for (v, n), s in (ledger or {}).items() if v == REPEATABLE_VERSION}
     plan.changed = [r for r in repeatables if recorded.get(r.name) != r.sha256]
+    plan.unrecorded = {r.name for r in plan.changed if r.name not in recorded}
+    plan.removed = sorted(recorded.keys() - {r.name for r in repeatables})
     return plan
 
 
@@ -244,7 +252,14 @@ def apply_schema(
                 done(f"applied sql/{m.name}")
             missing_privileges = allowed - read_privileges(cur)
             conn.commit()
-            if plan.pending or plan.baseline or plan.changed or reapply or missing_privileges:
+            if (
+                plan.pending
+                or plan.baseline
+                or plan.changed
+                or plan.removed
+                or reapply
+                or missing_privileges
+            ):
                 _apply_repeatables(conn, cur, allowed, progress, done)
             else:
                 extra = enforce_privileges(cur, allowed)
@@ -315,7 +330,7 @@ def _apply_repeatables(conn, cur, allowed, progress, done) -> None:
                 "applied_by = current_user",
                 (r.version, r.name, r.sha256),
             )
-        # a repeatable file that was removed from sql/ is no longer applied
+        # a repeatable file removed from sql/ (or renamed) is no longer applied: its row goes
         cur.execute(
             "delete from public.schema_migrations where version = %s and name <> all(%s)",
             (REPEATABLE_VERSION, [r.name for r in repeatable_files()]),
@@ -372,10 +387,17 @@ def ledger_problems(plan: Plan) -> list[str]:
         for m in plan.baseline
     ]
     problems += [
-        f"sql/{r.name} changed since it was last applied"
-        if plan.ledger_exists
-        else f"sql/{r.name} not recorded as applied"
+        f"sql/{r.name} not recorded as applied"
+        if not plan.ledger_exists
+        else f"sql/{r.name} not applied yet (a new or renamed repeatable file)"
+        if r.name in plan.unrecorded
+        else f"sql/{r.name} changed since it was last applied"
         for r in plan.changed
+    ]
+    problems += [
+        f"sql/{name} is recorded as applied but no longer exists (removed or renamed; the "
+        f"apply re-applies the repeatable files and deletes its ledger row)"
+        for name in plan.removed
     ]
     return problems
 

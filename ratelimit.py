@@ -2,7 +2,7 @@
 
 The counters must be shared by every gunicorn worker (a per-worker counter would multiply
 the limit by the worker count), so `PostgrestStorage` stores them in `public.rate_limits`
-through PostgREST RPCs (sql/gateway_functions.sql); `limits` supplies the fixed-window
+through PostgREST RPCs (sql/R60_rate_limits.sql); `limits` supplies the fixed-window
 strategy and the "5/15minutes" notation of the settings.
 """
 

@@ -211,9 +211,13 @@ def dry_run(dsn: str) -> list[str]:
             )
         )
     ]
-    if plan.pending or plan.baseline or plan.changed or repeatable_drift:
+    if plan.pending or plan.baseline or plan.changed or plan.removed or repeatable_drift:
         why = (
-            [f"sql/{r.name} changed" for r in plan.changed]
+            [
+                f"sql/{r.name} {'is new' if r.name in plan.unrecorded else 'changed'}"
+                for r in plan.changed
+            ]
+            + [f"sql/{name} no longer exists (its ledger row goes)" for name in plan.removed]
             + (["a migration runs"] if plan.pending or plan.baseline else [])
             + (["the database drifted from them"] if repeatable_drift else [])
         )

@@ -1,6 +1,6 @@
 """GET /api/dashboard/users, /{user_id}/monthly and /{user_id}/yearly.
 
-The aggregation is Postgres' (sql/supabase_functions.sql): each dashboard is one RPC that
+The aggregation is Postgres' (sql/R50_dashboards.sql): each dashboard is one RPC that
 returns the complete response JSON; Python only validates the input.
 """
 

@@ -1,5 +1,5 @@
 """GET /api/expenses and POST /api/expenses: Postgres builds each response body
-(sql/gateway_functions.sql: list_expenses, create_expense_response), the gateway validates
+(sql/R40_expenses.sql: list_expenses, create_expense_response), the gateway validates
 the input and passes the bytes through. Also (issue 12) GET/PUT/DELETE
 /api/expenses/{id} and GET /api/expenses/export.csv."""
 

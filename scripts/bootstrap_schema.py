@@ -14,9 +14,10 @@ examples:
   .venv/bin/python scripts/bootstrap_schema.py --database-url postgresql://...
 
 What is applied: sql/migrations/NNNN_*.sql (each once, in order, in its own transaction,
-recorded in public.schema_migrations), then the repeatable files sql/*.sql when they changed
-(functions sql/ no longer defines are dropped, privileges beyond sql/privileges.txt
-revoked), then `alter role authenticator set pgrst.db_pre_request`, then NOTIFY pgrst.
+recorded in public.schema_migrations), then the repeatable files sql/RNN_*.sql in file-name
+order when they changed (functions sql/ no longer defines are dropped, privileges beyond
+sql/privileges.txt revoked, ledger rows of removed files deleted; sql/README.md), then
+`alter role authenticator set pgrst.db_pre_request`, then NOTIFY pgrst.
 A database made by the release before migrations is recognised and baselined.
 --check and the report after an apply build sql/ in a scratch database (needs CREATEDB,
 which `postgres` has on hosted Supabase) and compare the catalogs with it.
@@ -32,7 +33,8 @@ exit status:
   3  applied, except PostgREST's pre-request hook: permission denied to set it. Run the
      printed statement in Supabase's SQL editor, then --check again
   4  refused, nothing changed: an applied migration was edited or removed, two migrations
-     share a number, or public holds only part of the tables of 0001
+     share a number, a file in sql/ is not named RNN_short_name.sql, or public holds only
+     part of the tables of 0001
 """
 
 from __future__ import annotations

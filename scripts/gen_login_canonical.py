@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write sql/login_canonical.sql: Postgres' copy of the login names' canonical form.
+"""Write sql/R30_auth_login_canonical.sql: Postgres' copy of the login names' canonical form.
 
 A login name (email or username) is compared, and rate-limited when it names no account,
 in one canonical form: NFKC, then Unicode case folding, then NFKC again — in Python
@@ -26,7 +26,7 @@ import unicodedata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET = ROOT / "sql" / "login_canonical.sql"
+TARGET = ROOT / "sql" / "R30_auth_login_canonical.sql"
 PROG = "gen_login_canonical"
 
 

@@ -186,7 +186,7 @@ def check_schema(conn: psycopg2.extensions.connection) -> None:
         )
     if no_functions:
         raise SeedError(
-            "sql/supabase_functions.sql not applied (no totals trigger); run "
+            "sql/R50_dashboards.sql not applied (no totals trigger); run "
             "scripts/bootstrap_schema.py or start the app once, then seed"
         )
 

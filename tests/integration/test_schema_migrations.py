@@ -15,12 +15,14 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import pytest
 
@@ -142,7 +144,16 @@ def database(dsn):
     with sql(db) as cur:
         cur.execute(HOSTED_DEFAULT_PRIVILEGES)
     yield db
-    autocommit(dsn, f"drop database if exists {name} with (force)")
+    for attempt in range(20):
+        try:
+            autocommit(dsn, f"drop database if exists {name} with (force)")
+            break
+        except psycopg2.errors.InsufficientPrivilege:
+            # an autovacuum worker on it (after many applies): `with (force)` may not end
+            # it as a non-superuser (PostgreSQL 15); it finishes on its own
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture
@@ -369,20 +380,20 @@ def snapshot_ledger(dsn: str) -> list[tuple]:
 
 def test_a_function_sql_no_longer_defines_is_dropped_with_its_old_overloads(database, sql_copy):
     ok(bootstrap(database, sql_dir=sql_copy))
-    gateway = sql_copy / "gateway_functions.sql"
+    rate_limits = sql_copy / "R60_rate_limits.sql"
     # an overload, as an earlier version of the file would have left behind
     with sql(database) as cur:
         cur.execute(
             "create function public.rate_limit_get(p_key text, p_extra int) returns json "
             "language sql as 'select null::json'"
         )
-    text = gateway.read_text()
+    text = rate_limits.read_text()
     start = text.index("create or replace function public.rate_limit_clear")
     end = text.index("$$;", start) + 3
     text = text[:start] + text[end:]
     assert ",\n  public.rate_limit_clear(text)\n" in text
     text = text.replace(",\n  public.rate_limit_clear(text)\n", "\n")
-    gateway.write_text(text)
+    rate_limits.write_text(text)
     allow = sql_copy / "privileges.txt"
     allow.write_text(
         "".join(
@@ -627,3 +638,183 @@ def test_upgrade_from_the_release_before_migrations_keeps_every_row(database, ca
         for role in ("public", "anon", "authenticated"):
             print(f"[upgrade] {role} before: {json.dumps(privileges_before.get(role, {}))}")
             print(f"[upgrade] {role} after:  {json.dumps(privileges_after.get(role, {}))}")
+
+
+# --------------------------------------------------------------------------------------
+# Upgrade from the release before the repeatable files were regrouped by domain
+# --------------------------------------------------------------------------------------
+# The last release whose repeatable files were named by history (supabase_schema.sql,
+# supabase_functions.sql, login_canonical.sql, gateway_functions.sql, expense_changes.sql;
+# order in its schema.REPEATABLE_ORDER): its ledger holds rows for those names.
+PRE_REGROUP_RELEASE = "288a48d"
+PRE_REGROUP_FILES = (
+    "supabase_schema.sql",
+    "supabase_functions.sql",
+    "login_canonical.sql",
+    "gateway_functions.sql",
+    "expense_changes.sql",
+)
+
+
+def release_tree(commit: str, target: Path) -> Path:
+    """The files of `commit` its schema runner needs: schema.py, config.py, the bootstrap
+    script and sql/ (read from git, so the test runs that release's own runner)."""
+    names = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", commit, "--", "schema.py", "config.py"]
+        + ["scripts/bootstrap_schema.py", "sql"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in names:
+        content = subprocess.run(
+            ["git", "show", f"{commit}:{name}"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_bytes(content)
+    return target
+
+
+def bootstrap_with_release(tree: Path, dsn: str) -> subprocess.CompletedProcess:
+    """That release's scripts/bootstrap_schema.py, importing its own schema.py."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, "scripts/bootstrap_schema.py", "--database-url", dsn],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def repeatable_ledger(dsn: str) -> dict[str, str]:
+    with sql(dsn) as cur:
+        cur.execute(
+            "select name, sha256 from public.schema_migrations where version = %s",
+            (catalog.REPEATABLE_VERSION,),
+        )
+        return dict(cur.fetchall())
+
+
+def audit_rows(dsn: str) -> list[tuple]:
+    with sql(dsn) as cur:
+        cur.execute("select id, actor_id, action, target_id from public.audit_log order by id")
+        return cur.fetchall()
+
+
+def test_upgrade_from_the_release_before_the_sql_regroup(database, tmp_path):
+    old = release_tree(PRE_REGROUP_RELEASE, tmp_path / "release")
+    assert sorted(p.name for p in (old / "sql").glob("*.sql")) == sorted(PRE_REGROUP_FILES)
+    ok(bootstrap_with_release(old, database))
+    assert repeatable_ledger(database).keys() == set(PRE_REGROUP_FILES)
+    seed_like_the_old_release(database)
+    with sql(database) as cur:  # an audit row and an invite, as that release writes them
+        cur.execute("select public.record_login(1, true)")
+        cur.execute(
+            "insert into public.invites (code_sha256, expires_at) "
+            "values (repeat('a', 64), now() + interval '1 day')"
+        )
+        cur.execute(
+            "select public.get_yearly_dashboard(1, 2025)::text, "
+            "public.get_monthly_dashboard(1, 2024, 3)::text"
+        )
+        dashboards_before = cur.fetchone()
+    columns = table_columns(database)
+    rows_before = snapshot_rows(database, columns)
+    audit_before = audit_rows(database)
+    migrations_before = [row for row in snapshot_ledger(database) if row[0] != "R"]
+
+    # before the upgrade: the ledger names files sql/ no longer has, and the new ones are
+    # not applied yet; nothing else differs (the functions are the same)
+    check = ok(bootstrap(database, "--check"), 1)
+    problems = [line[4:] for line in check.stderr.splitlines() if line.startswith("  - ")]
+    assert sorted(problems) == sorted(
+        [
+            f"sql/{name} is recorded as applied but no longer exists (removed or renamed; the "
+            f"apply re-applies the repeatable files and deletes its ledger row)"
+            for name in PRE_REGROUP_FILES
+        ]
+        + [
+            f"sql/{r.name} not applied yet (a new or renamed repeatable file)"
+            for r in catalog.repeatable_files()
+        ]
+    ), check.stderr
+    dry = ok(bootstrap(database, "--dry-run"))
+    assert "would re-apply the repeatable files" in dry.stdout
+    assert "sql/gateway_functions.sql no longer exists (its ledger row goes)" in dry.stdout
+
+    upgraded = ok(bootstrap(database))
+    assert "applied the repeatable files (sql/R10_roles_privileges.sql" in upgraded.stdout
+    # the regroup moved functions and grants: none is dropped, nothing revoked
+    assert "dropped function" not in upgraded.stdout, upgraded.stdout
+    assert "\n  revoked " not in upgraded.stdout, upgraded.stdout
+    ok(bootstrap(database, "--check"))
+
+    # the ledger: one row per current file with its checksum, none for the old names, and
+    # the migrations' rows untouched
+    assert repeatable_ledger(database) == {r.name: r.sha256 for r in catalog.repeatable_files()}
+    assert [row for row in snapshot_ledger(database) if row[0] != "R"] == migrations_before
+    # every row kept, the dashboards unchanged, the totals exact
+    assert snapshot_rows(database, columns) == rows_before
+    assert audit_rows(database) == audit_before
+    with sql(database) as cur:
+        cur.execute(
+            "select public.get_yearly_dashboard(1, 2025)::text, "
+            "public.get_monthly_dashboard(1, 2024, 3)::text"
+        )
+        assert cur.fetchone() == dashboards_before
+        cur.execute("select count(*) from public.expense_totals_drift()")
+        assert cur.fetchone()[0] == 0
+        cur.execute("select count(*) from public.invites")
+        assert cur.fetchone()[0] == 1
+        assert catalog.read_privileges(cur) == catalog.allowed_privileges()
+    assert migrate.ensure_schema(database) == []  # a later start-up has nothing to do
+
+
+def test_a_renamed_or_removed_repeatable_file_leaves_no_ledger_row(database, sql_copy, monkeypatch):
+    ok(bootstrap(database, sql_dir=sql_copy))
+    # a file that defines one function, applied and then removed with nothing else changed
+    (sql_copy / "R99_scratch.sql").write_text(
+        "create or replace function public.scratch_r99() returns int language sql "
+        "as 'select 1';\nrevoke all on function public.scratch_r99() "
+        "from public, anon, authenticated, service_role;\n"
+    )
+    ok(bootstrap(database, sql_dir=sql_copy))
+    assert "R99_scratch.sql" in repeatable_ledger(database)
+    (sql_copy / "R99_scratch.sql").unlink()
+    check = ok(bootstrap(database, "--check", sql_dir=sql_copy), 1)
+    assert "sql/R99_scratch.sql is recorded as applied but no longer exists" in check.stderr
+    # the app's start-up sees it from the ledger alone, and the apply drops what it defined
+    monkeypatch.setattr(catalog, "SQL_DIR", sql_copy)
+    found = migrate.ensure_schema(database)
+    assert any(p.startswith("sql/R99_scratch.sql is recorded as applied") for p in found)
+    assert "R99_scratch.sql" not in repeatable_ledger(database)
+    with sql(database) as cur:
+        cur.execute("select to_regprocedure('public.scratch_r99()')")
+        assert cur.fetchone()[0] is None
+    assert migrate.ensure_schema(database) == []
+
+    # a rename: the new name is recorded, the old one's row goes, in the same apply
+    (sql_copy / "R60_rate_limits.sql").rename(sql_copy / "R65_rate_limits.sql")
+    check = ok(bootstrap(database, "--check", sql_dir=sql_copy), 1)
+    assert "sql/R65_rate_limits.sql not applied yet" in check.stderr
+    assert "sql/R60_rate_limits.sql is recorded as applied but no longer exists" in check.stderr
+    applied = ok(bootstrap(database, sql_dir=sql_copy))
+    assert "dropped function" not in applied.stdout
+    ledger = repeatable_ledger(database)
+    assert "R65_rate_limits.sql" in ledger and "R60_rate_limits.sql" not in ledger
+    ok(bootstrap(database, "--check", sql_dir=sql_copy))
+
+
+def test_repeatable_files_run_in_file_name_order_and_must_say_where(tmp_path, monkeypatch):
+    names = [r.name for r in catalog.repeatable_files()]
+    assert names == sorted(names) and names[0] == "R10_roles_privileges.sql"
+    (tmp_path / "R20_b.sql").write_text("select 2;\n")
+    (tmp_path / "R05_a.sql").write_text("select 1;\n")
+    monkeypatch.setattr(catalog, "SQL_DIR", tmp_path)
+    assert [r.name for r in catalog.repeatable_files()] == ["R05_a.sql", "R20_b.sql"]
+    (tmp_path / "gateway_functions.sql").write_text("select 3;\n")
+    with pytest.raises(catalog.SchemaRefused, match="sql/gateway_functions.sql: a repeatable"):
+        catalog.repeatable_files()

@@ -90,6 +90,6 @@ def test_generated_sql_folding_table_is_up_to_date():
     spec = importlib.util.spec_from_file_location("gen", path)
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
-    assert (ROOT / "sql" / "login_canonical.sql").read_text(encoding="utf-8") == gen.render(), (
+    assert gen.TARGET.read_text(encoding="utf-8") == gen.render(), (
         "run scripts/gen_login_canonical.py"
     )

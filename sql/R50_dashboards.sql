@@ -1,14 +1,19 @@
--- Family Financial Backend: Postgres functions (RPC) and the totals trigger.
--- Idempotent: applied after sql/supabase_schema.sql at every app start-up (under an advisory
--- lock) and by the schema bootstrap script; safe to run any number of times against the
--- local stack or a hosted Supabase project (PostgreSQL 15).
+-- Dashboards: the per user / month / category totals, kept exact by a trigger on expenses,
+-- the two dashboard RPCs that read them, and the NOTIFY that empties the gateway's
+-- dashboard cache. Repeatable (sql/README.md): re-applied by the bootstrap (the app at
+-- start-up under an advisory lock, and scripts/bootstrap_schema.py); safe to run any number
+-- of times against the local stack or a hosted Supabase project (PostgreSQL 15).
 --
 -- Contents
 --   expense_totals_sync()            trigger: keeps expense_monthly_totals exact
+--   expense_totals_truncate()        trigger: empties it when expenses is truncated
 --   rebuild_expense_monthly_totals() back-fill / repair of the totals table
 --   expense_totals_drift()           raw sums vs the totals table (bootstrap --check)
+--   dashboard_categories(...)        total, top 5 and breakdown shared by both dashboards
+--   dashboard_user(...)              argument checks and the user's name
 --   get_monthly_dashboard(...)       JSON of GET /api/dashboard/{user_id}/monthly
 --   get_yearly_dashboard(...)        JSON of GET /api/dashboard/{user_id}/yearly
+--   notify_dashboard_cache()         trigger: NOTIFY ffb_cache for the dashboard cache
 -- All of them are SECURITY DEFINER with a pinned search_path, and only service_role may
 -- execute them (the API calls the dashboards with the service-role client).
 

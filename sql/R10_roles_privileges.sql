@@ -1,8 +1,9 @@
--- Family Financial Backend: Supabase roles, grants, row level security and policies.
--- A repeatable file: re-applied by the bootstrap (scripts/bootstrap_schema.py, and the app
--- at start-up) whenever it changes or a migration ran, after every sql/migrations/NNNN_*.sql
--- and before the function files. Tables, columns, constraints and indexes live in the
--- migrations, never here. Safe to run any number of times, locally or on hosted Supabase.
+-- Roles and table privileges: the API roles, what each may do with every table, row level
+-- security and its policies. Repeatable (sql/README.md): applied first of the repeatable
+-- files, after every sql/migrations/NNNN_*.sql, whenever one of them changed or a migration
+-- ran. Tables, columns, constraints and indexes live in the migrations, never here; a
+-- function's EXECUTE grant sits beside the function in its own file. Safe to run any
+-- number of times, locally or on hosted Supabase.
 
 -- ---------------------------------------------------------------------------------------
 -- Roles. Hosted Supabase already has them; the local stack creates them at init. We only
@@ -52,8 +53,16 @@ grant select, insert, update, delete on public.users, public.categories,
 -- Public reference data (GET /api/categories, /api/payment-methods use the anon key).
 grant select on public.categories, public.payment_methods to anon, authenticated;
 -- A Supabase JWT user ({"role":"authenticated","userId":N}) sees and adds its own expenses
--- (policies below); changing and deleting (owner or recorder): sql/expense_changes.sql.
+-- (policies below); a member changes (these columns only) or deletes what they own or
+-- recorded (issue 12; policies expenses_owner_or_recorder_update/_delete below).
 grant select, insert on public.expenses to authenticated;
+grant update (amount, category_id, payment_method_id, description, date, user_id),
+  delete on public.expenses to authenticated;
+-- The audit log is append-only for every API role: nobody but its owner may read, change
+-- or delete it. Rows are written only by public.audit_write (R20_audit.sql), a SECURITY
+-- DEFINER function.
+revoke all on public.audit_log from public, anon, authenticated, service_role;
+revoke all on sequence public.audit_log_id_seq from public, anon, authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------
 -- Row level security on every table
@@ -98,5 +107,32 @@ create policy expenses_owner_read on public.expenses
 drop policy if exists expenses_owner_insert on public.expenses;
 create policy expenses_owner_insert on public.expenses
   for insert to authenticated with check (user_id = public.request_user_id());
+
+-- ---------------------------------------------------------------------------------------
+-- Row level security for members writing through PostgREST with an `authenticated` JWT:
+-- the same rule as update_expense/delete_expense — the owner (user_id) or the recorder
+-- (created_by) may change or delete an expense, nobody else; and a member records as
+-- themselves. Only the columns the API lets a member change are updatable.
+-- ---------------------------------------------------------------------------------------
+drop policy if exists expenses_recorder_read on public.expenses;
+create policy expenses_recorder_read on public.expenses
+  for select to authenticated using (created_by = public.request_user_id());
+
+drop policy if exists expenses_owner_or_recorder_update on public.expenses;
+create policy expenses_owner_or_recorder_update on public.expenses
+  for update to authenticated
+  using (user_id = public.request_user_id() or created_by = public.request_user_id())
+  with check (true);
+
+drop policy if exists expenses_owner_or_recorder_delete on public.expenses;
+create policy expenses_owner_or_recorder_delete on public.expenses
+  for delete to authenticated
+  using (user_id = public.request_user_id() or created_by = public.request_user_id());
+
+drop policy if exists expenses_recorded_by_caller on public.expenses;
+create policy expenses_recorded_by_caller on public.expenses
+  as restrictive for insert to authenticated
+  with check (created_by = public.request_user_id());
+
 -- users, totals, revoked_tokens, idempotency_keys, rate_limits: no policy at all, so only
 -- the service role (BYPASSRLS) reads or writes them.

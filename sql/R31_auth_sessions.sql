@@ -1,0 +1,192 @@
+-- Logins, registration and sessions: the functions behind /api/auth/* that the gateway
+-- calls through PostgREST with the service-role key, and PostgREST's pre-request hook that
+-- refuses a logged-out or revoked session. Repeatable (sql/README.md), idempotent; applied
+-- after R20_audit.sql (audit_write, request_actor_id) and R30_auth_login_canonical.sql
+-- (login_canonical), which these call.
+-- Errors meant for the API user are raised as SQLSTATE 'PTxyz', which PostgREST answers
+-- with HTTP status xyz and which the gateway passes on as {"error": message}.
+
+-- POST /api/auth/login: the account a login name refers to. The `email` field of the legacy
+-- login may hold an email or a username; both match in their canonical form (NFKC + case
+-- folding, public.login_canonical: the same rule as the rate limit's key in Python), email
+-- first. (A family-sized table: the canonical forms are computed per row, no index.)
+create or replace function public.find_login_user(p_login text)
+returns table (id bigint, name text, email text, password_hash text)
+language sql stable security definer set search_path = public, pg_temp
+as $$
+  select u.id, u.name, u.email, u.password_hash
+  from public.users u, public.login_canonical(p_login) as k(login)
+  where public.login_canonical(u.email) = k.login or public.login_canonical(u.name) = k.login
+  order by (public.login_canonical(u.email) = k.login) is true desc, u.id
+  limit 1
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- record_login(user_id, success): the audit row of POST /api/auth/login. A login writes
+-- nothing else, so this is its own transaction. user_id is the account the login name
+-- matched (null if none); a failed login has no actor.
+-- ---------------------------------------------------------------------------------------
+create or replace function public.record_login(p_user_id bigint, p_success boolean)
+returns void
+language sql volatile security definer set search_path = public, pg_temp
+as $$
+  select public.audit_write(case when p_success then 'auth.login' else 'auth.login_failed' end,
+                            p_user_id, null, null,
+                            case when p_success then p_user_id end);
+$$;
+
+-- POST /api/auth/register -> {"id","name","email"}. The unique indexes on lower(name) and
+-- lower(email) decide races between concurrent registrations. The audit row (actor: the new
+-- user) is written in the same transaction.
+create or replace function public.register_user(p_name text, p_email text, p_password_hash text)
+returns json
+language plpgsql volatile security definer set search_path = public, pg_temp
+as $$
+declare
+  new_user public.users;
+  violated text;
+begin
+  insert into public.users (name, email, password_hash)
+  values (p_name, nullif(p_email, ''), p_password_hash)
+  returning * into new_user;
+  perform public.audit_write('auth.register', new_user.id, null,
+                             jsonb_build_object('id', new_user.id, 'name', new_user.name,
+                                                'email', new_user.email),
+                             new_user.id);
+  return json_build_object('id', new_user.id, 'name', new_user.name, 'email', new_user.email);
+exception when unique_violation then
+  get stacked diagnostics violated = constraint_name;
+  if violated like 'users_email%' then
+    raise sqlstate 'PT400' using message = 'Email already exists';
+  end if;
+  raise sqlstate 'PT400' using message = 'Username already exists';
+end
+$$;
+
+-- POST /api/auth/register with REGISTRATION_MODE=invite: is this code (its SHA-256) unused
+-- and unexpired? Checked before the password is hashed, so a made-up code costs no bcrypt.
+create or replace function public.invite_is_usable(p_code_sha256 text)
+returns boolean
+language sql stable security definer set search_path = public, pg_temp
+as $$
+  select exists (select 1 from public.invites
+                 where code_sha256 = p_code_sha256 and used_at is null and expires_at > now())
+$$;
+
+-- POST /api/auth/register with REGISTRATION_MODE=invite -> the user as register_user.
+-- Consumes the invite and creates the user in one transaction: two registrations racing on
+-- one code cannot both succeed (the row lock), and a refused registration (name taken)
+-- leaves the code unused.
+create or replace function public.register_user_invited(
+  p_name text, p_email text, p_password_hash text, p_code_sha256 text)
+returns json
+language plpgsql volatile security definer set search_path = public, pg_temp
+as $$
+declare
+  invite_id bigint;
+  new_user json;
+begin
+  select id into invite_id from public.invites
+  where code_sha256 = p_code_sha256 and used_at is null and expires_at > now()
+  for update;
+  if invite_id is null then
+    raise sqlstate 'PT400' using message = 'Invalid or expired invite code';
+  end if;
+  new_user := public.register_user(p_name, p_email, p_password_hash);
+  update public.invites set used_at = now(), used_by = (new_user ->> 'id')::bigint
+  where id = invite_id;
+  return new_user;
+end
+$$;
+
+-- GET /api/auth/me, and every authenticated request (through check_gateway_session):
+-- the token's user still exists, the token was not logged out, and it was issued after the
+-- user's sessions were last revoked (scripts/users.py revoke-sessions; p_issued_at = iat).
+-- PL/pgSQL, not SQL: a security definer SQL function is never inlined and its query is
+-- planned again on every call (PostgreSQL 15), which cost each request ~0.1-0.3 ms of
+-- Postgres CPU; PL/pgSQL keeps the plan for the connection's life.
+create or replace function public.session_is_valid(p_user_id bigint, p_jti text, p_issued_at bigint)
+returns boolean
+language plpgsql stable security definer set search_path = public, pg_temp
+as $$
+begin
+  return exists (select 1 from public.users
+                 where id = p_user_id
+                   and (sessions_revoked_at is null
+                        or to_timestamp(p_issued_at) > sessions_revoked_at))
+     and not exists (select 1 from public.revoked_tokens where jti = p_jti);
+end
+$$;
+
+-- PostgREST pre-request hook (authenticator's pgrst.db_pre_request): runs inside the same
+-- transaction as every request. When the gateway names the caller's session in the
+-- X-Gateway-Session header ("<userId>:<jti>:<iat>"), a deleted user, a logged-out token or
+-- a token issued before the user's sessions were revoked (scripts/users.py revoke-sessions)
+-- turns the whole request into 401 without a second round trip. Requests without it pass.
+-- Only the service role (the gateway) is checked: for anon or authenticated callers the
+-- header is ignored, or anyone holding the public anon key could probe which user ids
+-- exist and which tokens were revoked. SECURITY INVOKER, so current_user is the role
+-- PostgREST switched to for this request. The jti has one format: 32 hex digits (our
+-- tokens) or "legacy-" + 40 hex digits (tokens the legacy functions issued).
+create or replace function public.check_gateway_session()
+returns void
+language plpgsql stable security invoker set search_path = public, pg_temp
+as $$
+declare
+  session text;
+  parts text[];
+begin
+  if current_user <> 'service_role' then
+    return;
+  end if;
+  session := nullif(current_setting('request.headers', true), '')::json ->> 'x-gateway-session';
+  if session is null then
+    return;
+  end if;
+  parts := regexp_match(session,
+                        '^([0-9]{1,18}):([0-9a-f]{32}|legacy-[0-9a-f]{40}):([0-9]{1,12})$');
+  if parts is null
+     or not public.session_is_valid(parts[1]::bigint, parts[2], parts[3]::bigint) then
+    raise sqlstate 'PT401' using message = 'Invalid or expired token';
+  end if;
+end
+$$;
+
+-- POST /api/auth/logout: the token is refused from now until it would have expired.
+-- Each call also drops up to 100 revocations that have expired (bounded work per call, and
+-- the table stays bounded by the tokens still valid). The audit row names the session's
+-- user (X-Gateway-Session) and is written in this transaction.
+create or replace function public.revoke_token(p_jti text, p_expires_at timestamptz)
+returns void
+language plpgsql volatile security definer set search_path = public, pg_temp
+as $$
+begin
+  delete from public.revoked_tokens where jti in (
+    select jti from public.revoked_tokens where expires_at < now()
+    order by expires_at limit 100 for update skip locked);
+  insert into public.revoked_tokens (jti, expires_at) values (p_jti, p_expires_at)
+  on conflict (jti) do nothing;
+  perform public.audit_write('auth.logout', public.request_actor_id(), null, null,
+                             public.request_actor_id());
+end
+$$;
+
+-- Only the service role may call these; the pre-request hook runs for every role.
+revoke execute on function public.find_login_user(text), public.record_login(bigint, boolean),
+  public.register_user(text, text, text), public.invite_is_usable(text),
+  public.register_user_invited(text, text, text, text),
+  public.session_is_valid(bigint, text, bigint), public.revoke_token(text, timestamptz)
+  from public, anon, authenticated;
+grant execute on function public.find_login_user(text), public.record_login(bigint, boolean),
+  public.register_user(text, text, text), public.invite_is_usable(text),
+  public.register_user_invited(text, text, text, text),
+  public.session_is_valid(bigint, text, bigint), public.revoke_token(text, timestamptz)
+  to service_role;
+-- The pre-request hook runs as whatever role the request's JWT names, before every request.
+revoke all on function public.check_gateway_session() from public;
+grant execute on function public.check_gateway_session() to anon, authenticated, service_role;
+
+-- PostgREST's pre-request hook itself (`alter role authenticator set pgrst.db_pre_request
+-- to 'public.check_gateway_session'`) is set by the bootstrap as a separate last step
+-- (schema.py, PRE_REQUEST_SQL): on hosted Supabase it may be refused, and then everything
+-- else must stay applied.
