@@ -1,5 +1,5 @@
-"""The project's virtualenv (.venv) with requirements-dev.txt, reinstalled only when the
-requirements change."""
+"""The project's virtualenv (.venv): requirements-dev.txt, then the project itself as an
+editable install; each step reruns only when the files it depends on change."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from .paths import REPO, VENV, VENV_PY
 from .proc import run
 
 VENV_STAMP = VENV / ".requirements.sha256"  # hash of requirements*.txt last installed
+PROJECT_STAMP = VENV / ".project.sha256"  # hash of pyproject.toml last installed
 
 
 def requirements_hash(repo: Path = REPO) -> str:
@@ -21,6 +22,10 @@ def requirements_hash(repo: Path = REPO) -> str:
     for path in sorted(repo.glob("requirements*.txt")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def project_hash(repo: Path = REPO) -> str:
+    return hashlib.sha256((repo / "pyproject.toml").read_bytes()).hexdigest()
 
 
 def stamped(stamp: Path, wanted: str) -> bool:
@@ -51,3 +56,13 @@ def ensure_venv() -> None:
             "see the pip output above; check that PyPI is reachable and the pins exist",
         )
         VENV_STAMP.write_text(wanted + "\n")
+    # the app's modules, routers/ and scripts/ import as installed packages (pyproject.toml)
+    wanted = project_hash()
+    if not stamped(PROJECT_STAMP, wanted):
+        step("installing the project into the virtualenv (pip install --no-deps -e .)")
+        run(
+            pip("--no-deps", "-e", str(REPO)),
+            "pip install --no-deps -e .",
+            "see the pip output above; check [project] and [tool.setuptools] in pyproject.toml",
+        )
+        PROJECT_STAMP.write_text(wanted + "\n")
