@@ -174,11 +174,27 @@ def test_stack_connects_as_a_postgres_role_shaped_like_hosted_supabase(dsn):
             "rolreplication, rolbypassrls from pg_roles where rolname = current_user"
         )
         assert cur.fetchone() == ("postgres", False, True, True, True, True, True)
+        cur.execute("select current_setting('server_version_num')::int / 10000")
+        major = cur.fetchone()[0]
         cur.execute(
-            "select r.rolname from pg_auth_members m join pg_roles r on r.oid = m.roleid "
-            "where m.member = 'postgres'::regrole order by 1"
+            "select r.rolname, m.admin_option from pg_auth_members m "
+            "join pg_roles r on r.oid = m.roleid where m.member = 'postgres'::regrole order by 1"
         )
-        assert [r[0] for r in cur.fetchall()] == ["anon", "authenticated", "service_role"]
+        if major >= 16:
+            # hosted Supabase's 17 images: ADMIN OPTION on the API roles and authenticator,
+            # which PostgreSQL 16+ requires to `alter role authenticator set ...`
+            assert cur.fetchall() == [
+                ("anon", True),
+                ("authenticated", True),
+                ("authenticator", True),
+                ("service_role", True),
+            ]
+        else:  # hosted Supabase's 15 layout: a plain member of the API roles only
+            assert cur.fetchall() == [
+                ("anon", False),
+                ("authenticated", False),
+                ("service_role", False),
+            ]
         cur.execute("select has_parameter_privilege('postgres', 'pgrst.db_pre_request', 'SET')")
         assert cur.fetchone()[0] is True
 
