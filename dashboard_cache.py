@@ -12,11 +12,12 @@ check has accepted since the last notification: a logout (revoked_tokens) or a d
 user notifies too, so a refused session is never answered from the cache.
 A body fetched while a notification arrived is not stored (generation counter).
 
-"Listening" is proven, not assumed: after LISTEN, and again every PROBE_SECONDS, the
-listener sends a notification to a channel of its own and must receive it within
-PROBE_TIMEOUT_SECONDS on the same backend (same pg_backend_pid). Behind a transaction-mode
-pooler (or any proxy that moves the session between backends or drops notifications) the
-probe fails, the cache stays off and the log says why.
+"Listening" is proven, not assumed: after LISTEN a second connection sends a notification
+to a channel of the listener's own, and again every PROBE_SECONDS the listener sends one
+itself; each must come back within PROBE_TIMEOUT_SECONDS on the same backend (same
+pg_backend_pid). Behind a transaction-mode pooler (or any proxy that moves the session
+between backends or drops notifications) the probe fails, the cache stays off and the log
+says why.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ MAX_ENTRIES = 4096
 RECONNECT_SECONDS = 1.0
 PROBE_SECONDS = 5.0
 PROBE_TIMEOUT_SECONDS = 2.0
+
+
+NEEDS = "LISTEN needs the session pooler (5432) or a direct connection"
+MOVED = (
+    "DATABASE_URL moves sessions between database backends (a transaction pooler, e.g. "
+    f"Supabase's on port 6543); {NEEDS}"
+)
 
 
 class ListenerUnsafe(Exception):
@@ -130,7 +138,7 @@ class DashboardCache:
                         cur.execute(f"listen {probe}")
                         cur.execute("select pg_backend_pid()")
                         backend = cur.fetchone()[0]
-                    self._probe(conn, probe, backend)
+                    self._probe(conn, probe, backend, from_elsewhere=True)
                     self._call(self._set_listening, True)
                     if last_problem:
                         log.info("dashboard cache listener up again")
@@ -161,22 +169,40 @@ class DashboardCache:
             self._call(self.invalidate)
         return probe in channels
 
-    def _probe(self, conn: Any, probe: str, backend: int) -> None:
-        """Prove that this connection still receives notifications, or raise."""
+    def _probe(self, conn: Any, probe: str, backend: int, from_elsewhere: bool = False) -> None:
+        """Prove that this connection still receives notifications, or raise.
+
+        `from_elsewhere` (once per connection, after LISTEN): the probe is sent from a
+        second connection, as the triggers' notifications are. A transaction pooler hands
+        that second connection the listener's idle backend (then the pids match), or drops
+        a notification that arrives while the listener holds no backend (pgbouncer: "got
+        packet 'A' from server when not linked"); a probe the listener sends itself would
+        come back either way."""
         with conn.cursor() as cur:
             cur.execute("select pg_backend_pid()")
             if cur.fetchone()[0] != backend:
-                raise ListenerUnsafe(
-                    "DATABASE_URL moves this session between database backends (a "
-                    "transaction-mode pooler?); LISTEN needs a direct or session connection"
-                )
-            cur.execute(f"notify {probe}")
+                raise ListenerUnsafe(MOVED)
+            if not from_elsewhere:
+                cur.execute(f"notify {probe}")
+        if from_elsewhere:
+            with connect(self._dsn, application_name="ffb-cache-probe", autocommit=True) as other:
+                with other.cursor() as cur:
+                    cur.execute("select pg_backend_pid()")
+                    if cur.fetchone()[0] == backend:
+                        raise ListenerUnsafe(MOVED)
+                    cur.execute(f"notify {probe}")
         deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
         while not self._drain(conn, probe):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ListenerUnsafe(
                     f"a probe notification did not come back within {PROBE_TIMEOUT_SECONDS:g} s"
+                    + (
+                        f" from another connection (a transaction pooler, e.g. Supabase's on "
+                        f"port 6543?); {NEEDS}"
+                        if from_elsewhere
+                        else ""
+                    )
                 )
             if select.select([conn], [], [], remaining)[0]:
                 conn.poll()
