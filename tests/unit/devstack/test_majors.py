@@ -150,3 +150,15 @@ def test_both_passes_run_on_request_or_on_ci():
         assert wants_both(False, {"CI": value})
     assert not wants_both(False, {"CI": "false"})
     assert SECOND_PASS == ["tests/integration", "tests/contract"]
+
+
+def test_starting_one_major_while_the_other_runs_is_refused(monkeypatch):
+    from scripts.devstack import stack as stack_module
+
+    profile = dataclasses.replace(PROFILES["test9"], name="unit-devstack-none")
+    monkeypatch.setattr(stack_module, "running_major", lambda p: 15)
+    with pytest.raises(StackError, match="PostgreSQL 15 of profile unit-devstack-none") as e:
+        stack_for(profile, 17, starting=True)
+    assert e.value.hint and "stop" in e.value.hint
+    assert stack_for(profile, 15, starting=True).major == 15  # the same one: fine
+    assert stack_for(profile, None, starting=False).major == 15  # stop/status: the running one
