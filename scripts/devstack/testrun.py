@@ -60,11 +60,19 @@ def split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return head, tail[1:] if tail[:1] == ["--"] else tail
 
 
-def wants_both(flag: bool, env: Mapping[str, str] | None = None) -> bool:
-    """Run the second pass on the other major: --both, or on CI ($CI set to true/1/yes, as
-    GitHub Actions, GitLab CI and most others do)."""
+def wants_both(
+    flag: bool,
+    pytest_args: list[str],
+    major_named: bool,
+    env: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether `test` adds the second pass on the other major: a plain `scripts/dev test`
+    (no pytest args, no major named) runs what CI runs, both; so does --both, or $CI set
+    to true/1/yes (GitHub Actions, GitLab CI and most others set it). Pytest args or a
+    named major (--postgres, $DEV_POSTGRES) alone mean one targeted pass."""
     source = os.environ if env is None else env
-    return flag or source.get("CI", "").strip().lower() in ("true", "1", "yes")
+    on_ci = source.get("CI", "").strip().lower() in ("true", "1", "yes")
+    return flag or on_ci or (not pytest_args and not major_named)
 
 
 def processes_of_run(run_id: str, proc: Path = Path("/proc")) -> list[tuple[int, str]]:

@@ -143,12 +143,14 @@ def test_tests_own_options_come_right_after_test(argv, expected):
     assert split_pytest_args(argv) == expected
 
 
-def test_both_passes_run_on_request_or_on_ci():
-    assert wants_both(True, {})
-    assert not wants_both(False, {})
+def test_a_plain_test_run_does_both_passes_a_targeted_one_only_when_asked():
+    assert wants_both(False, [], major_named=False, env={})  # `scripts/dev test`: as CI
+    assert not wants_both(False, ["-x"], major_named=False, env={})
+    assert not wants_both(False, [], major_named=True, env={})  # --postgres 15: that one
+    assert wants_both(True, ["-x"], major_named=True, env={})
     for value in ("true", "1", "yes", "TRUE"):
-        assert wants_both(False, {"CI": value})
-    assert not wants_both(False, {"CI": "false"})
+        assert wants_both(False, ["-x"], major_named=True, env={"CI": value})
+    assert not wants_both(False, ["-x"], major_named=False, env={"CI": "false"})
     assert SECOND_PASS == ["tests/integration", "tests/contract"]
 
 
