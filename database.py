@@ -374,6 +374,33 @@ async def rpc_passthrough(
     )
 
 
+async def postgrest_version(db: Database) -> str:
+    """PostgREST's version, for GET /health/versions: its `Server` header when nothing in
+    front of it replaced that (nginx does), else `info.version` of its OpenAPI root (the
+    service-role key may read it); "unknown" when neither says."""
+    key = db.settings.supabase_service_role_key.get_secret_value()
+    try:
+        answer = await db.http.get(
+            f"{db.service.rest_url}/",
+            headers={
+                "apikey": key,
+                "Authorization": f"Bearer {key}",
+                "Accept": "application/openapi+json",
+                "Accept-Profile": SCHEMA,
+            },
+        )
+    except (httpx.TransportError, OSError):
+        raise ApiError(503, DB_UNAVAILABLE) from None
+    server = answer.headers.get("server", "")
+    if server.lower().startswith("postgrest/"):
+        return server.partition("/")[2]
+    try:
+        version = answer.json()["info"]["version"]
+    except (ValueError, KeyError, TypeError):
+        return "unknown"
+    return str(version) if isinstance(version, str | int | float) else "unknown"
+
+
 def _note_retry(exc: APIError) -> None:
     log.warning("PostgREST code %s (transaction rolled back): retrying once", exc.code)
 

@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 import shadow
-from deps import AppState, Shadow, app_state
+from auth import session_headers
+from database import execute, postgrest_version
+from deps import AppState, CurrentUser, Db, Shadow, app_state
 from errors import JsonResponse, error_responses
-from models import HealthStatus
+from models import HealthStatus, Versions
 from routers.metrics import operator_access
 
 router = APIRouter(tags=["health"])
@@ -42,6 +44,18 @@ async def health() -> JsonResponse:
 async def ready(state: State) -> JsonResponse:
     status, body = await state.readiness.answer()
     return JsonResponse(body, status_code=status)
+
+
+@router.get(
+    "/health/versions",
+    response_model=Versions,
+    responses=error_responses(401, 500, 503),
+    summary="The PostgreSQL and PostgREST versions behind the API (any logged-in member; "
+    "scripts/smoke.py prints them)",
+)
+async def versions(user: CurrentUser, db: Db) -> JsonResponse:
+    found = await execute(db.service.rpc("server_versions", {}), session_headers(user))
+    return JsonResponse({"postgres": found["postgres"], "postgrest": await postgrest_version(db)})
 
 
 @router.get(
