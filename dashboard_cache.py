@@ -7,10 +7,14 @@ worker LISTENs on its own direct connection from DATABASE_URL, in a thread, and 
 cache when a notification arrives. While that connection is down (not yet up, lost,
 reconnecting) nothing is served from the cache and nothing is stored in it.
 
-A cached body is only served to a session (user id, jti) that PostgREST's pre-request
-check has accepted since the last notification: a logout (revoked_tokens) or a deleted
-user notifies too, so a refused session is never answered from the cache.
-A body fetched while a notification arrived is not stored (generation counter).
+A cached body is only served to a session (user id, jti) that Postgres has accepted since
+the last notification, and only after Postgres accepts it once more for this very request
+(routers/dashboard.py: one `gateway_session_check` round trip per hit): a logout on another
+worker or instance reaches this cache only with its notification, milliseconds later, so
+without that check a logged-out token could be answered meanwhile (issue 24, item 3).
+A body fetched while a notification arrived is not stored (generation counter). Between a
+write elsewhere and its notification a hit may still serve the previous dashboard: measured
+in docs/architecture.md ("Several instances").
 
 "Listening" is proven, not assumed: after LISTEN a second connection sends a notification
 to a channel of the listener's own, and again every PROBE_SECONDS the listener sends one

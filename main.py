@@ -51,12 +51,18 @@ async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         bootstrap = asyncio.create_task(bootstrap_until_done(settings))
         await asyncio.wait({bootstrap}, timeout=15)
     await warm_up
+    # Prove that a refused session is refused before serving a logged-in user (after the
+    # bootstrap's first attempt, which creates the probe's function); re-proven in the
+    # background, authenticated routes answer 503 while it does not hold (readiness.py).
+    await state.revocation.probe(state.db)
+    watch = asyncio.create_task(state.revocation.watch(state.db))
     # after the bootstrap's first attempt, which creates audit_log on a new database
     prune = asyncio.create_task(prune_audit_periodically(settings))
     try:
         yield
     finally:
         prune.cancel()
+        watch.cancel()
         if bootstrap is not None:
             bootstrap.cancel()
         deps.attach(app, None)

@@ -332,3 +332,13 @@ class YearlyDashboard(BaseModel):
 class HealthStatus(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+class Versions(BaseModel):
+    """GET /health/versions: what scripts/smoke.py prints after a deploy."""
+
+    postgres: str = Field(description="PostgreSQL's server_version", examples=["17.6"])
+    postgrest: str = Field(
+        description="PostgREST's version (its Server header or OpenAPI root), or `unknown`",
+        examples=["14.1"],
+    )

@@ -324,8 +324,9 @@ SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
     ("GET", "/health"): (200, {"status": "ok"}),
     ("GET", "/health/ready"): (
         200,
-        {"status": "ready", "checks": {"postgres": "ok", "postgrest": "ok"}},
+        {"status": "ready", "checks": {"postgres": "ok", "postgrest": "ok", "revocation": "ok"}},
     ),
+    ("GET", "/health/versions"): (200, {"postgres": "17.6", "postgrest": "14.1"}),
     ("GET", "/health/shadow"): (
         200,
         {
@@ -359,7 +360,7 @@ EXTRA_RESPONSES: dict[tuple[str, str], dict[int, Any]] = {
         503: {
             "error": DB_UNAVAILABLE,
             "status": "unavailable",
-            "checks": {"postgres": "ok", "postgrest": "unreachable"},
+            "checks": {"postgres": "ok", "postgrest": "unreachable", "revocation": "ok"},
         }
     },
 }

@@ -139,12 +139,11 @@ async def register(
     summary="The logged-in user, read fresh from the database",
 )
 async def me(user: CurrentUser, db: Db) -> JsonResponse:
-    rows = await execute(
-        db.service.table("users").select("id,name,email").eq("id", user.id), session_headers(user)
-    )
-    if not rows:
+    # auth_me checks the session itself (sql/R31_auth_sessions.sql), hook or no hook
+    row = await execute(db.service.rpc("auth_me", {}), session_headers(user))
+    if not row:
         raise ApiError(401, TOKEN_INVALID)
-    return JsonResponse(public_user(rows[0]))
+    return JsonResponse(public_user(row))
 
 
 @router.post(

@@ -811,10 +811,23 @@ def free_port() -> int:
 # --------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------
+def direct_session(token: str) -> dict[str, str]:
+    """The session header the gateway sends with `token` (auth.session_headers): the
+    functions called with a session refuse a service-role call without one (issue 21)."""
+    from jose import jwt
+
+    claims = jwt.get_unverified_claims(token)
+    return {"X-Gateway-Session": f"{claims['userId']}:{claims['jti']}:{claims['iat']}"}
+
+
 def check_equivalence(api: str, stack: Stack, token: str, data: DataChoice) -> dict:
     """Each pair must return the same data, or the comparison means nothing."""
     anon = {"apikey": stack.anon_key, "Authorization": f"Bearer {stack.anon_key}"}
-    service = {"apikey": stack.service_key, "Authorization": f"Bearer {stack.service_key}"}
+    service = {
+        "apikey": stack.service_key,
+        "Authorization": f"Bearer {stack.service_key}",
+        **direct_session(token),
+    }
     jwt = {"Authorization": f"Bearer {token}"}
     with httpx.Client(timeout=30) as client:
         gateway = client.get(f"{api}/api/categories").json()
@@ -904,7 +917,11 @@ async def run_cases(
 ) -> dict[str, Result]:
     seconds, warmup, conns = args.duration, args.warmup, args.connections
     anon = {"apikey": stack.anon_key, "Authorization": f"Bearer {stack.anon_key}"}
-    service = {"apikey": stack.service_key, "Authorization": f"Bearer {stack.service_key}"}
+    service = {
+        "apikey": stack.service_key,
+        "Authorization": f"Bearer {stack.service_key}",
+        **direct_session(token),
+    }
     jwt = {"Authorization": f"Bearer {token}"}
     results: dict[str, Result] = {}
 

@@ -80,6 +80,7 @@ as $$
 declare
   body text;
 begin
+  perform public.require_gateway_session();
   if p_limit is not null and p_limit < 1 or p_offset is null or p_offset < 0 then
     raise sqlstate 'PT400' using message = 'limit must be at least 1 and offset at least 0';
   end if;
@@ -119,6 +120,7 @@ declare
   new_id bigint;
   result json;
 begin
+  perform public.require_gateway_session();
   if p_idempotency_key is not null then
     -- this key if it expired, and up to 20 other expired keys (bounded work per call; the
     -- table stays bounded by the keys still remembered)
@@ -191,6 +193,7 @@ as $$
 declare
   found_row public.expenses;
 begin
+  perform public.require_gateway_session();
   select * into found_row from public.expenses where id = p_id;
   if not found then
     raise sqlstate 'PT404' using message = 'Expense not found';
@@ -211,6 +214,7 @@ declare
   actor bigint := public.request_actor_id();
   current_row public.expenses;
 begin
+  perform public.require_gateway_session();  -- update_expense and delete_expense start here
   select * into current_row from public.expenses where id = p_id for update;
   if not found then
     raise sqlstate 'PT404' using message = 'Expense not found';
@@ -314,6 +318,7 @@ as $$
 declare
   result json;
 begin
+  perform public.require_gateway_session();
   with page as (
     select e.id, e.date,
            e.id || ',' || e.date || ',' || public.csv_cell(u.name) || ','
