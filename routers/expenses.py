@@ -20,6 +20,7 @@ from starlette.responses import Response
 from auth import audit_headers, session_headers
 from database import execute, rpc_passthrough
 from deps import AppSettings, CurrentUser, Db
+from edge import JsonRoute
 from errors import ApiError, JsonResponse, error_responses
 from models import (
     Expense,
@@ -33,7 +34,7 @@ from models import (
     canonical_int,
 )
 
-router = APIRouter(prefix="/api/expenses", tags=["expenses"])
+router = APIRouter(prefix="/api/expenses", tags=["expenses"], route_class=JsonRoute)
 
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -260,6 +261,14 @@ NOTHING_TO_UPDATE = (
 MAX_IF_MATCH_TAGS = 32
 
 
+def if_match_value(request: Request) -> str | None:
+    """Every If-Match line, combined as RFC 9110 (5.3) says a list header is: two lines
+    `"a"` and `"b"` mean `"a", "b"`, never only the first (the `if_match` parameter of the
+    routes only documents the header)."""
+    lines = request.headers.getlist("if-match")
+    return ", ".join(lines) if lines else None
+
+
 def if_match_tags(value: str | None) -> list[str] | None:
     """If-Match as the list of opaque tags to compare strongly (None: no condition)."""
     if value is None or value.strip() == "*":
@@ -319,7 +328,11 @@ async def update_expense(
     result = await execute(
         db.service.rpc(
             "update_expense",
-            {"p_id": expense_id, "p_changes": changes, "p_if_match": if_match_tags(if_match)},
+            {
+                "p_id": expense_id,
+                "p_changes": changes,
+                "p_if_match": if_match_tags(if_match_value(request)),
+            },
         ),
         audit_headers(request, user),
     )
@@ -339,7 +352,8 @@ async def delete_expense(
 ) -> JsonResponse:
     result = await execute(
         db.service.rpc(
-            "delete_expense", {"p_id": expense_id, "p_if_match": if_match_tags(if_match)}
+            "delete_expense",
+            {"p_id": expense_id, "p_if_match": if_match_tags(if_match_value(request))},
         ),
         audit_headers(request, user),
     )

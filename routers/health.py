@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends
 import database
 import shadow
 from deps import AppSettings, Db, Shadow
+from edge import JsonRoute
 from errors import JsonResponse, error_responses
 from models import HealthStatus
 from routers.metrics import operator_access
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=JsonRoute)
 
 
 @router.get("/health", response_model=HealthStatus, summary="Liveness: the process answers")
