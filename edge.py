@@ -213,7 +213,7 @@ class JsonRoute(APIRoute):
                     # Starlette's Request.json() returns `_json` when it is set; FastAPI then
                     # validates these values. Malformed JSON is left to FastAPI (400).
                     request._json = parse_json_body(body)
-                except ValueError:
+                except (ValueError, RecursionError):  # FastAPI's own parse answers 400
                     pass
             return await handler(request)
 

@@ -285,11 +285,11 @@ class ExpenseChanges(BaseModel):
 
     model_config = StrictInput
     amount: Amount = None  # type: ignore[assignment]
-    category_id: BodyId = Field(None, examples=[1])
+    category_id: BodyId = Field(None, examples=[1])  # type: ignore[assignment]
     payment_method_id: BodyId | None = Field(None, examples=[4])
     description: Description | None = Field(None, examples=["Groceries and fruit"])
     date: ExpenseDate = Field(None, examples=["2025-01-16"])  # type: ignore[assignment]
-    user_id: BodyId = Field(None, description="Moves the expense to this member")
+    user_id: BodyId = Field(None, description="Moves the expense to this member")  # type: ignore[assignment]
 
     def changes(self) -> dict[str, object]:
         """Only the fields the client sent, as JSON values for update_expense()."""

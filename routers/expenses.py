@@ -250,8 +250,8 @@ IfMatch = Annotated[
     str | None,
     Header(
         description="The ETag of GET/PUT; when none of the tags is current the answer is 412 and "
-        "nothing changes. Without it the last write wins.",
-        examples=['"5d41402abc4b2a76b9719d911017c592"'],
+        "nothing changes. Without it the last write wins. Several If-Match lines are one list.",
+        examples=['"42-3"'],
     ),
 ]
 NOTHING_TO_UPDATE = (
@@ -286,7 +286,7 @@ def with_etag(body: dict[str, Any], etag: str) -> JsonResponse:
 
 ETAG_HEADER = {
     "ETag": {
-        "description": "Strong entity tag; send it back in If-Match",
+        "description": "Strong, opaque entity tag (do not parse it); send it back in If-Match",
         "schema": {"type": "string"},
     }
 }

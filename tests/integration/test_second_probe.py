@@ -14,10 +14,20 @@ import json
 import httpx
 import pytest
 
-from tests.helpers import app_client, data_state, sql, stack_settings
-from tests.integration.test_expense_changes import ALOK, alok, amol, create  # noqa: F401
+from tests.helpers import app_client, bearer, data_state, sql, stack_settings, token_for
+from tests.integration.test_expense_changes import ALOK, AMOL, create
 from tests.integration.test_registration_modes import start_warnings
 from tests.integration.test_rls import rest, user_headers
+
+
+@pytest.fixture
+def alok():
+    return bearer(token_for(ALOK, "Alok"))
+
+
+@pytest.fixture
+def amol():
+    return bearer(token_for(AMOL, "Amol"))
 
 
 def audit_context(dsn: str, expense_id: int) -> tuple:
@@ -57,7 +67,7 @@ def test_a_direct_postgrest_write_cannot_choose_its_audit_address_or_id(
     assert stored == (stored_id, "127.0.0.1")
 
 
-async def test_the_gateway_still_records_its_request_id_and_client(api, fresh_db, alok):  # noqa: F811
+async def test_the_gateway_still_records_its_request_id_and_client(api, fresh_db, alok):
     response = await api.post(
         "/api/expenses",
         json={"amount": 5, "category_id": 1},
@@ -72,15 +82,20 @@ async def test_the_gateway_still_records_its_request_id_and_client(api, fresh_db
 # --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("amount", ["99.999999999999999999", "0.0100000000000000001", "1.005"])
 async def test_amounts_with_more_than_two_decimals_are_refused_however_long(
-    api, fresh_db, alok, amount  # noqa: F811
+    api,
+    fresh_db,
+    alok,
+    amount,
 ):
     expense = await create(api, alok)
     before = data_state(fresh_db)
-    raw = ('{"amount": %s, "category_id": 1}' % amount).encode()
+    raw = b'{"amount": ' + amount.encode() + b', "category_id": 1}'
     headers = {**alok, "Content-Type": "application/json"}
     created = await api.post("/api/expenses", content=raw, headers=headers)
     changed = await api.put(
-        f"/api/expenses/{expense['id']}", content=b'{"amount": %s}' % amount.encode(), headers=headers
+        f"/api/expenses/{expense['id']}",
+        content=b'{"amount": %s}' % amount.encode(),
+        headers=headers,
     )
     for response in (created, changed):
         assert response.status_code == 400, response.text
@@ -88,7 +103,7 @@ async def test_amounts_with_more_than_two_decimals_are_refused_however_long(
     assert data_state(fresh_db) == before
 
 
-async def test_exact_amounts_are_stored_as_sent(api, fresh_db, alok):  # noqa: F811
+async def test_exact_amounts_are_stored_as_sent(api, fresh_db, alok):
     headers = {**alok, "Content-Type": "application/json"}
     for raw, stored in ((b"12.50", 12.5), (b"1e2", 100), (b"0.010000", 0.01)):
         response = await api.post(
@@ -135,7 +150,9 @@ PLAIN = [" plain text", "\u00a0groceries", "1+1=2", "a=b", "\u200bzero width fir
 
 
 async def test_export_neutralises_formula_triggers_after_invisible_characters(
-    api, fresh_db, alok  # noqa: F811
+    api,
+    fresh_db,
+    alok,
 ):
     with sql(fresh_db) as cur:
         for text in TRIGGERS + PLAIN:
@@ -154,7 +171,10 @@ async def test_export_neutralises_formula_triggers_after_invisible_characters(
 # 10. The ETag tells nothing about the row
 # --------------------------------------------------------------------------------------
 async def test_the_etag_cannot_be_recomputed_to_learn_who_recorded_an_expense(
-    api, fresh_db, alok, amol  # noqa: F811
+    api,
+    fresh_db,
+    alok,
+    amol,
 ):
     expense = await create(api, amol, user_id=ALOK)  # recorded by Amol for Alok
     etag = (await api.get(f"/api/expenses/{expense['id']}", headers=alok)).headers["etag"]
@@ -175,7 +195,7 @@ async def test_the_etag_cannot_be_recomputed_to_learn_who_recorded_an_expense(
 # --------------------------------------------------------------------------------------
 # 11. One spelling per path
 # --------------------------------------------------------------------------------------
-async def test_a_trailing_slash_is_404_without_a_redirect(api, fresh_db, alok):  # noqa: F811
+async def test_a_trailing_slash_is_404_without_a_redirect(api, fresh_db, alok):
     expense = await create(api, alok)
     for path in (f"/api/expenses/{expense['id']}/", "/api/expenses/", "/api/categories/"):
         response = await api.get(path, headers={**alok, "Host": "evil.example"})
@@ -186,7 +206,10 @@ async def test_a_trailing_slash_is_404_without_a_redirect(api, fresh_db, alok): 
 
 @pytest.mark.parametrize("escape", ["%2f", "%2F", "%31", "%5c"])
 async def test_percent_escapes_in_the_path_never_reach_another_path(
-    api, fresh_db, alok, escape  # noqa: F811
+    api,
+    fresh_db,
+    alok,
+    escape,
 ):
     expense = await create(api, alok)
     before = data_state(fresh_db)
@@ -208,7 +231,7 @@ async def test_percent_escapes_in_the_path_never_reach_another_path(
 # --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("spelling", ['"1"', "2.0", "1e0", "true"])
 @pytest.mark.parametrize("field", ["category_id", "user_id", "payment_method_id"])
-async def test_ids_in_bodies_are_json_integers_only(api, fresh_db, alok, field, spelling):  # noqa: F811
+async def test_ids_in_bodies_are_json_integers_only(api, fresh_db, alok, field, spelling):
     expense = await create(api, alok)
     before = data_state(fresh_db)
     headers = {**alok, "Content-Type": "application/json"}
@@ -224,7 +247,7 @@ async def test_ids_in_bodies_are_json_integers_only(api, fresh_db, alok, field, 
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
-async def test_a_body_not_declared_json_is_415(api, fresh_db, alok, content_type):  # noqa: F811
+async def test_a_body_not_declared_json_is_415(api, fresh_db, alok, content_type):
     expense = await create(api, alok)
     before = data_state(fresh_db)
     headers = {**alok, **({"Content-Type": content_type} if content_type else {})}
@@ -241,7 +264,7 @@ async def test_a_body_not_declared_json_is_415(api, fresh_db, alok, content_type
     assert data_state(fresh_db) == before
 
 
-async def test_two_if_match_lines_count_as_one_list(api, fresh_db, alok):  # noqa: F811
+async def test_two_if_match_lines_count_as_one_list(api, fresh_db, alok):
     expense = await create(api, alok)
     path = f"/api/expenses/{expense['id']}"
     current = (await api.get(path, headers=alok)).headers["etag"]
@@ -262,7 +285,11 @@ async def test_two_if_match_lines_count_as_one_list(api, fresh_db, alok):  # noq
     + [("2200-12-31", 201), ("1900-01-01", 201)],
 )
 async def test_expense_dates_stay_within_the_years_dashboards_show(
-    api, fresh_db, alok, date, status  # noqa: F811
+    api,
+    fresh_db,
+    alok,
+    date,
+    status,
 ):
     expense = await create(api, alok)
     created = await api.post(

@@ -43,7 +43,10 @@ def test_json_numbers_are_read_exactly():
         ("ok\n2026 forged\x1b[1A\x1b[2K\rX", "ok\\n2026 forged\\x1b[1A\\x1b[2K\\rX"),
         ("evil\x1b]0;pwned\x07@e.co", "evil\\x1b]0;pwned\\x07@e.co"),
         ("\x7f\x85\x9b", "\\x7f\\x85\\x9b"),
-        ("abc\u202egnp.exe\u2066\u2028\u2029\u200e\u061c", "abc\\u202egnp.exe\\u2066\\u2028\\u2029\\u200e\\u061c"),
+        (
+            "abc\u202egnp.exe\u2066\u2028\u2029\u200e\u061c",
+            "abc\\u202egnp.exe\\u2066\\u2028\\u2029\\u200e\\u061c",
+        ),
         ("a\\x1b", "a\\\\x1b"),  # a typed backslash cannot pass for an escape
         ("Rashmi अमोल é", "Rashmi अमोल é"),
         (None, "-"),
@@ -58,3 +61,10 @@ def test_json_line_escapes_what_json_lets_through_and_stays_json():
     value = {"d": "x\x1b\x85\u2028\u202e é"}
     line = json_line(value)
     assert line.isprintable() and json.loads(line) == value and "é" in line
+
+
+def test_contract_diff_and_shadow_reports_escape_control_characters():
+    from jsondiff import short
+
+    text = short({"description": "x\x1b]0;t\x07\x85\u202e é"})
+    assert text.isprintable() and json.loads(text) == {"description": "x\x1b]0;t\x07\x85\u202e é"}
