@@ -16,6 +16,7 @@ from auth import (
 )
 from database import execute
 from deps import AppSettings, CurrentUser, Db, Limits, Passwords
+from edge import JsonRoute
 from errors import ApiError, JsonResponse, error_responses
 from models import (
     LoginRequest,
@@ -27,7 +28,7 @@ from models import (
 )
 from ratelimit import login_account_key
 
-router = APIRouter(prefix="/api/auth", tags=["auth"])
+router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=JsonRoute)
 BAD_LOGIN = "Invalid email or password"
 REGISTRATION_CLOSED = "Registration is closed"
 INVITE_REQUIRED = "An invite code is required"

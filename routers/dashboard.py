@@ -15,11 +15,19 @@ from starlette.responses import Response
 from auth import session_headers
 from database import JSON_MEDIA_TYPE, execute, rpc_passthrough
 from deps import CurrentUser, DashCache, Db
+from edge import JsonRoute
 from errors import ApiError, JsonResponse, error_responses
-from models import Id, MonthlyDashboard, PublicUser, YearlyDashboard, canonical_int
+from models import (
+    MAX_YEAR,
+    MIN_YEAR,
+    Id,
+    MonthlyDashboard,
+    PublicUser,
+    YearlyDashboard,
+    canonical_int,
+)
 
-router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
-MIN_YEAR, MAX_YEAR = 1900, 2200
+router = APIRouter(prefix="/api/dashboard", tags=["dashboard"], route_class=JsonRoute)
 SESSION_CHECK = "gateway_session_check"  # sql/R31_auth_sessions.sql
 
 UserId = Annotated[Id, Path(description="The user whose spending is summarised")]

@@ -10,11 +10,12 @@ import shadow
 from auth import session_headers
 from database import execute, postgrest_version
 from deps import AppState, CurrentUser, Db, Shadow, app_state
+from edge import JsonRoute
 from errors import JsonResponse, error_responses
 from models import HealthStatus, Versions
 from routers.metrics import operator_access
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=JsonRoute)
 
 
 async def get_state(request: Request) -> AppState:
