@@ -152,16 +152,17 @@ def running_major(profile: Profile) -> int | None:
     return None
 
 
-def stack_for(profile: Profile, wanted: int | None, starting: bool) -> Stack:
+def stack_for(profile: Profile, wanted: int | None, command: str) -> Stack:
     """The stack a command acts on. `wanted`: --postgres or $DEV_POSTGRES (None: neither).
 
-    Starting it (up, start): the wanted major, else the default (17); refused while this
-    profile's Postgres of the other major runs (one port). Acting on what is there (stop,
+    `up`, `start`: the wanted major, else the default (17); refused while this profile's
+    Postgres of the other major runs (one port). `test`: the wanted major, else the
+    default (it stops leftovers of either major itself). Acting on what is there (stop,
     status, start-/stop-service): the wanted major, else the one that runs, else the one
     last started, else the default."""
-    if starting:
+    if command in ("up", "start", "test"):
         major = wanted or DEFAULT_MAJOR
-        other = running_major(profile)
+        other = running_major(profile) if command != "test" else None
         if other is not None and other != major:
             flag = "" if profile.name == "dev" else f" --profile {profile.name}"
             raise StackError(

@@ -95,10 +95,10 @@ def test_each_major_keeps_its_own_cluster_directory(tmp_stack):
 
 def test_stack_for_starts_the_wanted_major_or_17():
     profile = dataclasses.replace(PROFILES["test9"], name="unit-devstack-none")
-    assert stack_for(profile, None, starting=True).major == 17
-    assert stack_for(profile, 15, starting=True).major == 15
-    assert stack_for(profile, None, starting=False).major == 17  # nothing runs, none recorded
-    assert stack_for(profile, 15, starting=False).major == 15
+    assert stack_for(profile, None, "start").major == 17
+    assert stack_for(profile, 15, "up").major == 15
+    assert stack_for(profile, None, "status").major == 17  # nothing runs, none recorded
+    assert stack_for(profile, 15, "stop").major == 15
 
 
 def test_recorded_major_is_what_stop_and_status_fall_back_to(tmp_stack):
@@ -160,7 +160,22 @@ def test_starting_one_major_while_the_other_runs_is_refused(monkeypatch):
     profile = dataclasses.replace(PROFILES["test9"], name="unit-devstack-none")
     monkeypatch.setattr(stack_module, "running_major", lambda p: 15)
     with pytest.raises(StackError, match="PostgreSQL 15 of profile unit-devstack-none") as e:
-        stack_for(profile, 17, starting=True)
+        stack_for(profile, 17, "start")
     assert e.value.hint and "stop" in e.value.hint
-    assert stack_for(profile, 15, starting=True).major == 15  # the same one: fine
-    assert stack_for(profile, None, starting=False).major == 15  # stop/status: the running one
+    assert stack_for(profile, 15, "start").major == 15  # the same one: fine
+    assert stack_for(profile, None, "stop").major == 15  # stop/status: the running one
+    assert stack_for(profile, None, "test").major == 17  # test stops leftovers itself
+
+
+def test_test_runs_the_default_major_whatever_ran_last(tmp_path, monkeypatch):
+    """A targeted `test --postgres 15` must not make the next plain `test` run on 15."""
+    from scripts.devstack import stack as stack_module
+
+    monkeypatch.setattr(stack_module, "REPO", tmp_path)
+    profile = dataclasses.replace(PROFILES["test9"], name="unit-devstack-recorded")
+    recorded = Stack(profile, 15)
+    recorded.make_dirs()
+    recorded.major_file.write_text("15\n")
+    assert stack_for(profile, None, "stop").major == 15
+    assert stack_for(profile, None, "test").major == 17
+    assert stack_for(profile, None, "start").major == 17
