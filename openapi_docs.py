@@ -98,6 +98,7 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
         429: [TOO_MANY],
     },
     ("GET", "/api/auth/me"): NO_LOGIN,
+    ("GET", "/health/versions"): NO_LOGIN,
     ("POST", "/api/auth/logout"): NO_LOGIN,
     ("GET", "/api/categories"): {},
     ("GET", "/api/payment-methods"): {},
