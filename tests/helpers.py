@@ -45,6 +45,7 @@ TABLES = (
     "rate_limits",
     "invites",
     "audit_log",
+    "budgets",
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import subprocess
@@ -730,6 +731,14 @@ def test_upgrade_from_the_release_before_the_sql_regroup(database, tmp_path):
     # not applied yet; nothing else differs (the functions are the same)
     check = ok(bootstrap(database, "--check"), 1)
     problems = [line[4:] for line in check.stderr.splitlines() if line.startswith("  - ")]
+    # what migrations after that release add or change (tables, functions, privileges) is
+    # drift too, until the upgrade applies them; the regroup itself adds nothing else
+    later = any(p.startswith("migration sql/migrations/") for p in problems)
+    problems = [
+        p
+        for p in problems
+        if not (later and p.startswith(("migration sql/migrations/", "missing ", "extra ")))
+    ]
     assert sorted(problems) == sorted(
         [
             f"sql/{name} is recorded as applied but no longer exists (removed or renamed; the "
@@ -747,15 +756,22 @@ def test_upgrade_from_the_release_before_the_sql_regroup(database, tmp_path):
 
     upgraded = ok(bootstrap(database))
     assert "applied the repeatable files (sql/R10_roles_privileges.sql" in upgraded.stdout
-    # the regroup moved functions and grants: none is dropped, nothing revoked
-    assert "dropped function" not in upgraded.stdout, upgraded.stdout
+    # the regroup moved functions and grants: none is dropped, nothing revoked (but an
+    # older overload of a function a later release changed the arguments of)
+    dropped = re.findall(r"dropped function public\.(\w+)\(", upgraded.stdout)
+    with sql(database) as cur:
+        cur.execute("select proname from pg_proc where pronamespace = 'public'::regnamespace")
+        still_defined = {row[0] for row in cur.fetchall()}
+    assert set(dropped) <= still_defined, upgraded.stdout
     assert "\n  revoked " not in upgraded.stdout, upgraded.stdout
     ok(bootstrap(database, "--check"))
 
     # the ledger: one row per current file with its checksum, none for the old names, and
     # the migrations' rows untouched
     assert repeatable_ledger(database) == {r.name: r.sha256 for r in catalog.repeatable_files()}
-    assert [row for row in snapshot_ledger(database) if row[0] != "R"] == migrations_before
+    # (migrations after that release are added behind them)
+    migrations_after = [row for row in snapshot_ledger(database) if row[0] != "R"]
+    assert migrations_after[: len(migrations_before)] == migrations_before
     # every row kept, the dashboards unchanged, the totals exact
     assert snapshot_rows(database, columns) == rows_before
     assert audit_rows(database) == audit_before
