@@ -27,7 +27,7 @@ from deps import AppState
 from errors import JsonResponse
 from logs import configure_logging
 from routers import auth as auth_routes
-from routers import categories, dashboard, expenses, health
+from routers import budgets, categories, dashboard, expenses, health
 from routers import metrics as metrics_routes
 
 log = logging.getLogger("ffb")
@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         categories.router,
         expenses.router,
         dashboard.router,
+        budgets.router,
         metrics_routes.router,
     ):
         app.include_router(router)

@@ -106,6 +106,8 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
             "date_from must not be after date_to",
             "date_to: must be a date in YYYY-MM-DD format",
             "limit: Input should be greater than or equal to 1",
+            "min_amount: must be an amount such as 250 or 250.50 (at most 2 decimals)",
+            "min_amount must not be more than max_amount",
         ],
         **NO_LOGIN,
     },
@@ -151,6 +153,17 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
         **NO_LOGIN,
     },
     ("GET", "/api/dashboard/users"): NO_LOGIN,
+    ("PUT", "/api/budgets"): {
+        400: [
+            "Invalid category_id: category does not exist",
+            "month: must be a month in YYYY-MM format (1900-01 to 2200-12)",
+        ],
+        **NO_LOGIN,
+    },
+    ("GET", "/api/budgets"): {
+        400: ["month: Input should be less than or equal to 12"],
+        **NO_LOGIN,
+    },
     ("GET", "/api/dashboard/{user_id}/monthly"): {
         400: [
             "month: Input should be less than or equal to 12",
@@ -320,6 +333,39 @@ SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
                 for m, a in YEARLY_TRENDS.items()
             ],
         },
+    ),
+    ("PUT", "/api/budgets"): (
+        200,
+        {
+            "message": "Budget saved",
+            "category_id": 1,
+            "category": "Food",
+            "month": "2025-05",
+            "amount": 20000,
+        },
+    ),
+    ("GET", "/api/budgets"): (
+        200,
+        [
+            {
+                "category_id": 1,
+                "category": "Food",
+                "budget": 20000,
+                "spent": 21500.5,
+                "remaining": -1500.5,
+                "percentage": 107.5,
+                "over": True,
+            },
+            {
+                "category_id": 3,
+                "category": "Utilities",
+                "budget": None,
+                "spent": 3000,
+                "remaining": None,
+                "percentage": None,
+                "over": False,
+            },
+        ],
     ),
     ("GET", "/health"): (200, {"status": "ok"}),
     ("GET", "/health/ready"): (

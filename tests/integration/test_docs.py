@@ -36,6 +36,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OPS = "docs-test-operator-token"
 PLACEHOLDERS = {"<created-id>": 0, "<token>": "", "<timestamp>": ""}
 BIG = {"email": "x" * 20_000, "password": "x"}
+BUDGET = {"category_id": 1, "amount": 10, "month": "2025-01"}
 
 
 # --------------------------------------------------------------------------------------
@@ -127,6 +128,7 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
         for url in ("/api/auth/login", "/api/auth/register", "/api/expenses"):
             await call(client, "POST", url, json=BIG, headers=valid)
         await call(client, "PUT", "/api/expenses/1", json=BIG, headers=valid)
+        await call(client, "PUT", "/api/budgets", json=BIG, headers=valid)
         await call(client, "DELETE", "/api/expenses/abc", headers=valid)
         key = {**valid, "Idempotency-Key": "docs-409"}
         await call(client, "POST", "/api/expenses", json=expense, headers=key)
@@ -178,6 +180,8 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
                     if "login" in path
                     else {"username": "newcomer", "password": "Str0ng!pass"}
                     if "register" in path
+                    else BUDGET
+                    if "budgets" in path
                     else expense
                 }
                 if method in ("POST", "PUT")
@@ -193,7 +197,11 @@ async def real_responses(fresh_db) -> tuple[dict, dict]:
 
     schema = create_app(stack_settings()).openapi()
     real: dict[tuple[str, str, int], list] = defaultdict(list)
-    for path in sorted(GOLDEN.glob("*.json")) + sorted(GOLDEN.glob("changes/*.json")):
+    for path in (
+        sorted(GOLDEN.glob("*.json"))
+        + sorted(GOLDEN.glob("changes/*.json"))
+        + sorted(GOLDEN.glob("planning/*.json"))
+    ):
         golden = json.loads(path.read_text())
         method, url = golden["request"].split(" ", 1)
         template = template_of(schema, method, url.split("?")[0])
