@@ -27,7 +27,7 @@ from deps import AppState
 from errors import JsonResponse
 from logs import configure_logging
 from routers import auth as auth_routes
-from routers import budgets, categories, dashboard, expenses, health
+from routers import budgets, categories, dashboard, expense_import, expenses, health
 from routers import metrics as metrics_routes
 
 log = logging.getLogger("ffb")
@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
         auth_routes.router,
         categories.router,
+        expense_import.router,
         expenses.router,
         dashboard.router,
         budgets.router,

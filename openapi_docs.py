@@ -153,6 +153,7 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
         **NO_LOGIN,
     },
     ("GET", "/api/dashboard/users"): NO_LOGIN,
+    ("POST", "/api/expenses/import"): NO_LOGIN,
     ("PUT", "/api/budgets"): {
         400: [
             "Invalid category_id: category does not exist",
@@ -334,6 +335,7 @@ SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
             ],
         },
     ),
+    ("POST", "/api/expenses/import"): (201, {"message": "Imported 2 expenses", "imported": 2}),
     ("PUT", "/api/budgets"): (
         200,
         {
@@ -401,6 +403,24 @@ SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
     ),
 }
 EXTRA_RESPONSES: dict[tuple[str, str], dict[int, Any]] = {
+    ("POST", "/api/expenses/import"): {
+        200: {
+            "message": "Dry run: 2 expenses would be imported, nothing written",
+            "would_import": 2,
+        },
+        400: {
+            "error": "Nothing imported: 4 bad lines",
+            "lines": [
+                {"line": 2, "error": "date must be a date in YYYY-MM-DD format: 2025-02-30"},
+                {"line": 3, "error": "unknown user: Nobody"},
+                {
+                    "line": 4,
+                    "error": "amount must be a number above 0 with at most 2 decimals: 1.234",
+                },
+                {"line": 5, "error": "expected 4 fields, found 3"},
+            ],
+        },
+    },
     ("GET", "/health/ready"): {
         503: {
             "error": DB_UNAVAILABLE,

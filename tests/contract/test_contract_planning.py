@@ -25,6 +25,7 @@ GOLDEN = Path(__file__).parent / "golden" / "planning"
 class Case(ChangesCase):
     # requests sent (as the logged-in member) before the one compared
     before: list[tuple[str, str, Any]] = field(default_factory=list)
+    csv: str | None = None  # a text/csv body instead of JSON
 
 
 BUDGETS = [
@@ -32,6 +33,19 @@ BUDGETS = [
     ("PUT", "/api/budgets", {"category_id": 1, "amount": 2500.5, "month": "2025-01"}),
     ("PUT", "/api/budgets", {"category_id": 2, "amount": 100, "month": "2025-01"}),
 ]
+
+IMPORT = (
+    "id,date,user,category,payment_method,amount,description,created_at\r\n"
+    ',2025-03-01,Alok,Food,UPI,250.5,"Groceries, fruit",\r\n'
+    ",2025-03-02,amol,3,,1200,'=1+1,\r\n"
+)
+IMPORT_BAD = (
+    "date,user,category,amount\r\n"
+    "2025-02-30,Alok,Food,10\r\n"
+    "2025-03-01,Nobody,Food,10\r\n"
+    "2025-03-01,Alok,Food,1.234\r\n"
+    "2025-03-01,Alok,Food\r\n"
+)
 
 CASES = [
     Case(
@@ -86,6 +100,18 @@ CASES = [
         params={"min_amount": "10", "max_amount": "9"},
     ),
     Case("export_search", "GET", "/api/expenses/export.csv", params={"q": "food"}),
+    Case("import", "POST", "/api/expenses/import", csv=IMPORT),
+    Case("import_dry_run", "POST", "/api/expenses/import", params={"dry_run": "true"}, csv=IMPORT),
+    Case(
+        "import_skip_duplicates",
+        "POST",
+        "/api/expenses/import",
+        params={"skip_duplicates": "true"},
+        csv=IMPORT + "1,2025-01-05,Alok,Utilities,Credit Card,2000,Electricity bill,x\r\n",
+    ),
+    Case("import_bad_lines", "POST", "/api/expenses/import", csv=IMPORT_BAD),
+    Case("import_no_header", "POST", "/api/expenses/import", csv=""),
+    Case("import_no_token", "POST", "/api/expenses/import", csv=IMPORT, auth=False),
 ]
 assert len({c.name for c in CASES}) == len(CASES)
 
@@ -104,6 +130,9 @@ async def test_response_matches_golden(api, dsn, case: Case):
         kwargs: dict[str, Any] = {"params": case.params, "headers": headers}
         if case.body is not None:
             kwargs["json"] = case.body
+        if case.csv is not None:
+            kwargs["content"] = case.csv
+            headers["Content-Type"] = "text/csv"
         response = await api.request(case.method, case.path, **kwargs)
     finally:
         load_contract_dataset(dsn, api)

@@ -37,6 +37,7 @@ OPS = "docs-test-operator-token"
 PLACEHOLDERS = {"<created-id>": 0, "<token>": "", "<timestamp>": ""}
 BIG = {"email": "x" * 20_000, "password": "x"}
 BUDGET = {"category_id": 1, "amount": 10, "month": "2025-01"}
+IMPORT_CSV = "date,user,category,amount\n2025-01-01,Alok,Food,1\n"
 
 
 # --------------------------------------------------------------------------------------
@@ -187,7 +188,14 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
                 if method in ("POST", "PUT")
                 else {}
             )
-            await call(client, method, concrete.get(path, path), headers=valid, **body)
+            if path == "/api/expenses/import":
+                body = {"content": IMPORT_CSV, "headers": {**valid, "Content-Type": "text/csv"}}
+            else:
+                body["headers"] = valid
+            await call(client, method, concrete.get(path, path), **body)
+    async with app_client(stack_settings(import_max_bytes=1024)) as client:
+        csv_headers = {**valid, "Content-Type": "text/csv"}
+        await call(client, "POST", "/api/expenses/import", content="x" * 2048, headers=csv_headers)
     return got
 
 
