@@ -27,7 +27,15 @@ from deps import AppState
 from errors import JsonResponse
 from logs import configure_logging
 from routers import auth as auth_routes
-from routers import budgets, categories, dashboard, expense_import, expenses, health
+from routers import (
+    budgets,
+    categories,
+    dashboard,
+    expense_import,
+    expense_xlsx,
+    expenses,
+    health,
+)
 from routers import metrics as metrics_routes
 
 log = logging.getLogger("ffb")
@@ -112,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth_routes.router,
         categories.router,
         expense_import.router,
+        expense_xlsx.router,
         expenses.router,
         dashboard.router,
         budgets.router,

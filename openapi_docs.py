@@ -154,6 +154,10 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
     },
     ("GET", "/api/dashboard/users"): NO_LOGIN,
     ("POST", "/api/expenses/import"): NO_LOGIN,
+    ("GET", "/api/expenses/export.xlsx"): {
+        400: ["date_from must not be after date_to", "date_from: is not a valid calendar date"],
+        **NO_LOGIN,
+    },
     ("PUT", "/api/budgets"): {
         400: [
             "Invalid category_id: category does not exist",

@@ -100,6 +100,18 @@ CASES = [
         params={"min_amount": "10", "max_amount": "9"},
     ),
     Case("export_search", "GET", "/api/expenses/export.csv", params={"q": "food"}),
+    Case(
+        "export_xlsx_date_from_after_date_to",
+        "GET",
+        "/api/expenses/export.xlsx",
+        params={"date_from": "2025-02-01", "date_to": "2025-01-01"},
+    ),
+    Case(
+        "export_xlsx_bad_date",
+        "GET",
+        "/api/expenses/export.xlsx",
+        params={"date_from": "2025-02-30"},
+    ),
     Case("import", "POST", "/api/expenses/import", csv=IMPORT),
     Case("import_dry_run", "POST", "/api/expenses/import", params={"dry_run": "true"}, csv=IMPORT),
     Case(
