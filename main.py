@@ -21,7 +21,11 @@ import deps
 import edge
 import openapi_docs
 import shadow
-from background import bootstrap_until_done, prune_audit_periodically
+from background import (
+    bootstrap_until_done,
+    materialize_recurring_periodically,
+    prune_audit_periodically,
+)
 from config import ConfigError, Settings, get_settings
 from deps import AppState
 from errors import JsonResponse
@@ -35,6 +39,7 @@ from routers import (
     expense_xlsx,
     expenses,
     health,
+    recurring,
 )
 from routers import metrics as metrics_routes
 
@@ -61,10 +66,17 @@ async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     await warm_up
     # after the bootstrap's first attempt, which creates audit_log on a new database
     prune = asyncio.create_task(prune_audit_periodically(settings))
+    recurring = (
+        asyncio.create_task(materialize_recurring_periodically(settings))
+        if settings.recurring_scheduler
+        else None
+    )
     try:
         yield
     finally:
         prune.cancel()
+        if recurring is not None:
+            recurring.cancel()
         if bootstrap is not None:
             bootstrap.cancel()
         deps.attach(app, None)
@@ -124,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expenses.router,
         dashboard.router,
         budgets.router,
+        recurring.router,
         metrics_routes.router,
     ):
         app.include_router(router)

@@ -154,6 +154,23 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
     },
     ("GET", "/api/dashboard/users"): NO_LOGIN,
     ("POST", "/api/expenses/import"): NO_LOGIN,
+    ("POST", "/api/recurring"): {
+        400: ["Invalid category_id: category does not exist"],
+        **NO_LOGIN,
+    },
+    ("GET", "/api/recurring"): NO_LOGIN,
+    ("PUT", "/api/recurring/{rule_id}"): {
+        400: ["Nothing to update: send at least one field of POST /api/recurring"],
+        **NO_LOGIN,
+        403: ["You can only change your own recurring expenses"],
+        404: ["Recurring expense not found"],
+    },
+    ("DELETE", "/api/recurring/{rule_id}"): {
+        400: ["rule_id: Input should be a valid integer, unable to parse string as an integer"],
+        **NO_LOGIN,
+        403: ["You can only change your own recurring expenses"],
+        404: ["Recurring expense not found"],
+    },
     ("GET", "/api/expenses/export.xlsx"): {
         400: ["date_from must not be after date_to", "date_from: is not a valid calendar date"],
         **NO_LOGIN,
@@ -223,6 +240,18 @@ EXPENSE = {
 YEARLY_TRENDS = dict(enumerate((6750.5, 0, 2999.99, 0, 0, 0, 0, 0, 0, 0, 0, 0), start=1))
 
 # Success bodies, in the contract's key order (from the goldens of tests/contract/golden).
+RULE_EXAMPLE = {
+    "id": 1,
+    "user_id": 1,
+    "amount": 15000,
+    "category_id": 3,
+    "payment_method_id": 4,
+    "description": "Rent",
+    "frequency": "monthly",
+    "start_date": "2024-10-31",
+    "end_date": "2025-02-28",
+    "next_date": None,
+}
 SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
     ("POST", "/api/auth/login"): (
         200,
@@ -338,6 +367,24 @@ SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
                 for m, a in YEARLY_TRENDS.items()
             ],
         },
+    ),
+    ("POST", "/api/recurring"): (
+        201,
+        {
+            "message": "Recurring expense created",
+            "id": 1,
+            "next_date": None,
+            "recurring": RULE_EXAMPLE,
+        },
+    ),
+    ("GET", "/api/recurring"): (200, [RULE_EXAMPLE]),
+    ("PUT", "/api/recurring/{rule_id}"): (
+        200,
+        {"message": "Recurring expense updated", "recurring": RULE_EXAMPLE},
+    ),
+    ("DELETE", "/api/recurring/{rule_id}"): (
+        200,
+        {"message": "Recurring expense deleted", "id": 1},
     ),
     ("POST", "/api/expenses/import"): (201, {"message": "Imported 2 expenses", "imported": 2}),
     ("PUT", "/api/budgets"): (

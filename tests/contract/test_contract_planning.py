@@ -26,6 +26,7 @@ class Case(ChangesCase):
     # requests sent (as the logged-in member) before the one compared
     before: list[tuple[str, str, Any]] = field(default_factory=list)
     csv: str | None = None  # a text/csv body instead of JSON
+    as_user: str | None = None  # the compared request by another member (login email)
 
 
 BUDGETS = [
@@ -46,6 +47,17 @@ IMPORT_BAD = (
     "2025-03-01,Alok,Food,1.234\r\n"
     "2025-03-01,Alok,Food\r\n"
 )
+
+# a fixed past schedule (ended), so its goldens do not depend on today's date
+RECURRING = {
+    "amount": 15000,
+    "category_id": 3,
+    "payment_method_id": 4,
+    "description": "Rent",
+    "frequency": "monthly",
+    "start_date": "2024-10-31",
+    "end_date": "2025-02-28",
+}
 
 CASES = [
     Case(
@@ -112,6 +124,41 @@ CASES = [
         "/api/expenses/export.xlsx",
         params={"date_from": "2025-02-30"},
     ),
+    Case("create_recurring", "POST", "/api/recurring", body=RECURRING),
+    Case(
+        "create_recurring_unknown_category",
+        "POST",
+        "/api/recurring",
+        body={**RECURRING, "category_id": 99},
+    ),
+    Case("create_recurring_no_token", "POST", "/api/recurring", body=RECURRING, auth=False),
+    Case("list_recurring", "GET", "/api/recurring", before=[("POST", "/api/recurring", RECURRING)]),
+    Case("list_recurring_no_token", "GET", "/api/recurring", auth=False),
+    Case(
+        "update_recurring",
+        "PUT",
+        "/api/recurring/1",
+        body={"amount": 16000, "description": "Rent (new flat)"},
+        before=[("POST", "/api/recurring", RECURRING)],
+    ),
+    Case("update_recurring_unknown", "PUT", "/api/recurring/999", body={"amount": 1}),
+    Case("update_recurring_nothing", "PUT", "/api/recurring/1", body={}),
+    Case(
+        "update_recurring_of_another_member",
+        "PUT",
+        "/api/recurring/1",
+        body={"amount": 1},
+        before=[("POST", "/api/recurring", RECURRING)],
+        as_user="amol@example.com",
+    ),
+    Case(
+        "delete_recurring",
+        "DELETE",
+        "/api/recurring/1",
+        before=[("POST", "/api/recurring", RECURRING)],
+    ),
+    Case("delete_recurring_unknown", "DELETE", "/api/recurring/999"),
+    Case("delete_recurring_id_not_a_number", "DELETE", "/api/recurring/abc"),
     Case("import", "POST", "/api/expenses/import", csv=IMPORT),
     Case("import_dry_run", "POST", "/api/expenses/import", params={"dry_run": "true"}, csv=IMPORT),
     Case(
@@ -137,7 +184,9 @@ async def test_response_matches_golden(api, dsn, case: Case):
         for method, url, body in case.before:
             done = await api.request(method, url, json=body, headers=member)
             assert done.status_code < 300, done.text
-        headers = member if case.auth else {}
+        if case.as_user:
+            member = {"Authorization": f"Bearer {await login(api, case.as_user)}"}
+        headers = dict(member) if case.auth else {}
         api.cookies.clear()
         kwargs: dict[str, Any] = {"params": case.params, "headers": headers}
         if case.body is not None:

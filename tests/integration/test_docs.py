@@ -37,6 +37,7 @@ OPS = "docs-test-operator-token"
 PLACEHOLDERS = {"<created-id>": 0, "<token>": "", "<timestamp>": ""}
 BIG = {"email": "x" * 20_000, "password": "x"}
 BUDGET = {"category_id": 1, "amount": 10, "month": "2025-01"}
+RULE = {"amount": 10, "category_id": 1, "frequency": "weekly", "start_date": "2025-01-01"}
 IMPORT_CSV = "date,user,category,amount\n2025-01-01,Alok,Food,1\n"
 
 
@@ -116,6 +117,7 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
         "/api/dashboard/{user_id}/monthly": "/api/dashboard/1/monthly?year=2025&month=1",
         "/api/dashboard/{user_id}/yearly": "/api/dashboard/1/yearly?year=2025",
         "/api/expenses/{expense_id}": "/api/expenses/1",
+        "/api/recurring/{rule_id}": "/api/recurring/1",
     }
     valid = bearer()
     expense = {"amount": 10, "category_id": 1}
@@ -130,6 +132,8 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
             await call(client, "POST", url, json=BIG, headers=valid)
         await call(client, "PUT", "/api/expenses/1", json=BIG, headers=valid)
         await call(client, "PUT", "/api/budgets", json=BIG, headers=valid)
+        await call(client, "POST", "/api/recurring", json=BIG, headers=valid)
+        await call(client, "PUT", "/api/recurring/1", json=BIG, headers=valid)
         await call(client, "DELETE", "/api/expenses/abc", headers=valid)
         key = {**valid, "Idempotency-Key": "docs-409"}
         await call(client, "POST", "/api/expenses", json=expense, headers=key)
@@ -183,6 +187,8 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
                     if "register" in path
                     else BUDGET
                     if "budgets" in path
+                    else RULE
+                    if path == "/api/recurring"
                     else expense
                 }
                 if method in ("POST", "PUT")
