@@ -158,6 +158,13 @@ CASES = [
         before=[("POST", "/api/recurring", RECURRING)],
     ),
     Case("delete_recurring_unknown", "DELETE", "/api/recurring/999"),
+    Case(
+        "delete_recurring_of_another_member",
+        "DELETE",
+        "/api/recurring/1",
+        before=[("POST", "/api/recurring", RECURRING)],
+        as_user="amol@example.com",
+    ),
     Case("delete_recurring_id_not_a_number", "DELETE", "/api/recurring/abc"),
     Case("import", "POST", "/api/expenses/import", csv=IMPORT),
     Case("import_dry_run", "POST", "/api/expenses/import", params={"dry_run": "true"}, csv=IMPORT),
