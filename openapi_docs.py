@@ -98,6 +98,7 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
         429: [TOO_MANY],
     },
     ("GET", "/api/auth/me"): NO_LOGIN,
+    ("GET", "/health/versions"): NO_LOGIN,
     ("POST", "/api/auth/logout"): NO_LOGIN,
     ("GET", "/api/categories"): {},
     ("GET", "/api/payment-methods"): {},
@@ -423,8 +424,9 @@ SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
     ("GET", "/health"): (200, {"status": "ok"}),
     ("GET", "/health/ready"): (
         200,
-        {"status": "ready", "checks": {"postgres": "ok", "postgrest": "ok"}},
+        {"status": "ready", "checks": {"postgres": "ok", "postgrest": "ok", "revocation": "ok"}},
     ),
+    ("GET", "/health/versions"): (200, {"postgres": "17.6", "postgrest": "14.1"}),
     ("GET", "/health/shadow"): (
         200,
         {
@@ -476,7 +478,7 @@ EXTRA_RESPONSES: dict[tuple[str, str], dict[int, Any]] = {
         503: {
             "error": DB_UNAVAILABLE,
             "status": "unavailable",
-            "checks": {"postgres": "ok", "postgrest": "unreachable"},
+            "checks": {"postgres": "ok", "postgrest": "unreachable", "revocation": "ok"},
         }
     },
 }

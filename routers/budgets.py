@@ -18,10 +18,11 @@ from starlette.responses import Response
 from auth import audit_headers, session_headers
 from database import rpc_passthrough
 from deps import CurrentUser, Db
+from edge import JsonRoute
 from errors import error_responses
 from models import BudgetAmount, Id, StrictInput, canonical_int
 
-router = APIRouter(prefix="/api/budgets", tags=["budgets"])
+router = APIRouter(prefix="/api/budgets", tags=["budgets"], route_class=JsonRoute)
 
 MONTH_RE = re.compile(r"(19[0-9]{2}|2[01][0-9]{2}|2200)-(0[1-9]|1[0-2])")
 

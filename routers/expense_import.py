@@ -23,9 +23,10 @@ from pydantic import BaseModel, Field
 from auth import audit_headers
 from database import rpc_passthrough
 from deps import CurrentUser, Db
+from edge import JsonRoute
 from errors import ApiError, JsonResponse, error_responses
 
-router = APIRouter(prefix="/api/expenses", tags=["expenses"])
+router = APIRouter(prefix="/api/expenses", tags=["expenses"], route_class=JsonRoute)
 
 COLUMNS = (
     "id",

@@ -23,10 +23,11 @@ from starlette.concurrency import run_in_threadpool
 from auth import session_headers
 from database import execute
 from deps import CurrentUser, Db
+from edge import JsonRoute
 from errors import error_responses
 from routers.expenses import EXPORT_PAGE_ROWS, ExpenseFilters, expense_filters
 
-router = APIRouter(prefix="/api/expenses", tags=["expenses"])
+router = APIRouter(prefix="/api/expenses", tags=["expenses"], route_class=JsonRoute)
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 COLUMNS = (

@@ -19,10 +19,11 @@ from starlette.responses import Response
 from auth import audit_headers, session_headers
 from database import rpc_passthrough
 from deps import CurrentUser, Db
+from edge import JsonRoute
 from errors import ApiError, error_responses
-from models import Amount, Description, Id, IsoDate, StrictInput
+from models import Amount, Description, ExpenseDate, Id, StrictInput
 
-router = APIRouter(prefix="/api/recurring", tags=["recurring"])
+router = APIRouter(prefix="/api/recurring", tags=["recurring"], route_class=JsonRoute)
 
 Frequency = Literal["weekly", "monthly", "yearly"]
 
@@ -35,8 +36,8 @@ class RecurringCreate(BaseModel):
     description: Description | None = Field(None, examples=["Rent"])
     user_id: Id | None = Field(None, description="Defaults to the caller")
     frequency: Frequency = Field(examples=["monthly"])
-    start_date: IsoDate = Field(examples=["2025-01-31"])
-    end_date: IsoDate | None = Field(None, examples=[None])
+    start_date: ExpenseDate = Field(examples=["2025-01-31"])
+    end_date: ExpenseDate | None = Field(None, examples=[None])
 
 
 class RecurringChanges(BaseModel):
@@ -49,8 +50,8 @@ class RecurringChanges(BaseModel):
     description: Description | None = Field(None)
     user_id: Id = Field(None)
     frequency: Frequency = Field(None)  # type: ignore[arg-type]
-    start_date: IsoDate = Field(None)  # type: ignore[assignment]
-    end_date: IsoDate | None = Field(None)
+    start_date: ExpenseDate = Field(None)  # type: ignore[assignment]
+    end_date: ExpenseDate | None = Field(None)
 
 
 class Recurring(BaseModel):

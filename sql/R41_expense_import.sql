@@ -47,7 +47,7 @@ declare
   duplicates integer;
   written integer;
 begin
-  perform public.check_gateway_session();
+  perform public.require_gateway_session();
   drop table if exists pg_temp.import_rows;
   create temp table import_rows on commit drop as
   select s.line, s.framing_error, s.date_text, s.user_text, s.category_text, s.method_text,
@@ -56,6 +56,7 @@ begin
                    and substr(s.date_text, 9, 2)::integer
                        <= extract(day from date_trunc('month', (left(s.date_text, 8) || '01')::date)
                                           + interval '1 month - 1 day')
+                   and left(s.date_text, 4)::integer between 1900 and 2200
               then s.date_text::date end as date,
          coalesce(un.id, ui.id) as user_id,
          coalesce(cn.id, ci.id) as category_id,
@@ -79,6 +80,9 @@ begin
     into bad, problems
   from (select line, case
           when framing_error is not null then framing_error
+          when date is null and date_text ~ '^[0-9]{4}-'
+               and left(date_text, 4)::integer not between 1900 and 2200
+            then 'date must be between 1900-01-01 and 2200-12-31: ' || date_text
           when date is null then 'date must be a date in YYYY-MM-DD format: ' || coalesce(date_text, '')
           when user_id is null then 'unknown user: ' || coalesce(user_text, '')
           when category_id is null then 'unknown category: ' || coalesce(category_text, '')

@@ -24,7 +24,7 @@ declare
   category_ids bigint[];
   method_ids bigint[];
 begin
-  perform public.check_gateway_session();
+  perform public.require_gateway_session();
   perform public.check_expense_filters(p_min_amount, p_max_amount, p_q);
   if p_q is not null then
     category_ids := array(select id from public.categories

@@ -130,7 +130,7 @@ declare
   rule public.recurring_expenses;
   result json;
 begin
-  perform public.check_gateway_session();
+  perform public.require_gateway_session();
   rule := jsonb_populate_record(null::public.recurring_expenses, p_rule);
   rule.user_id := coalesce(rule.user_id, p_actor_id);
   perform public.check_recurring(rule);
@@ -153,7 +153,7 @@ returns public."application/json"
 language plpgsql stable security definer set search_path = public, pg_temp
 as $$
 begin
-  perform public.check_gateway_session();
+  perform public.require_gateway_session();
   return coalesce((select json_agg(public.recurring_json(id) order by id)
                    from public.recurring_expenses), '[]')::text;
 end
@@ -188,7 +188,7 @@ declare
   old_rule public.recurring_expenses;
   rule public.recurring_expenses;
 begin
-  perform public.check_gateway_session();
+  perform public.require_gateway_session();
   old_rule := public.lock_recurring_for_change(p_id, p_actor_id);
   rule := jsonb_populate_record(old_rule, p_changes);
   perform public.check_recurring(rule);
@@ -215,7 +215,7 @@ as $$
 declare
   rule public.recurring_expenses;
 begin
-  perform public.check_gateway_session();
+  perform public.require_gateway_session();
   rule := public.lock_recurring_for_change(p_id, p_actor_id);
   delete from public.recurring_expenses where id = p_id;
   perform public.audit_write('recurring.delete', p_id, to_jsonb(rule), null, p_actor_id);

@@ -22,7 +22,7 @@ declare
   after_row public.budgets;
   category_name text;
 begin
-  perform public.check_gateway_session();
+  perform public.require_gateway_session();
   select name into category_name from public.categories where id = p_category_id;
   if not found then
     raise sqlstate 'PT400' using message = 'Invalid category_id: category does not exist';
@@ -60,7 +60,7 @@ declare
   first_day date;
   body text;
 begin
-  perform public.check_gateway_session();
+  perform public.require_gateway_session();
   if p_year is null or p_month is null or p_year not between 1900 and 2200
      or p_month not between 1 and 12 then
     raise sqlstate 'PT400' using message = 'year must be 1900-2200 and month 1-12';

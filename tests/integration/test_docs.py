@@ -140,6 +140,7 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
         await call(client, "POST", "/api/expenses", json={**expense, "amount": 11}, headers=key)
         await call(client, "GET", "/health")
         await call(client, "GET", "/health/ready")
+        await call(client, "GET", "/health/versions", headers=valid)
         await call(client, "GET", "/health/shadow", headers=valid)
     async with app_client(
         stack_settings(

@@ -323,6 +323,12 @@ SERVICE_ONLY_RPCS = {
     "rate_limit_clear": {"p_key": None},
     "rebuild_expense_monthly_totals": {},
     "expense_totals_drift": {},
+    # issue 21: the checking reads behind /api/auth/me, /api/dashboard/users, the cache hit
+    # and /health/versions
+    "auth_me": {},
+    "dashboard_users": {},
+    "gateway_session_check": {},
+    "server_versions": {},
 }
 
 
@@ -345,7 +351,12 @@ def test_service_role_may_call_the_rpcs_the_others_cannot(family_expenses):
     key = os.environ["SUPABASE_SERVICE_ROLE_KEY"]
     response = httpx.post(
         f"{rest()}/rpc/get_monthly_dashboard",
-        headers={"apikey": key, "Authorization": f"Bearer {key}"},
+        headers={
+            "apikey": key,
+            "Authorization": f"Bearer {key}",
+            # a valid session: without one the function refuses (require_gateway_session)
+            "X-Gateway-Session": f"1:{'0' * 32}:{int(time.time())}",
+        },
         json=SERVICE_ONLY_RPCS["get_monthly_dashboard"],
     )
     assert response.status_code == 200, response.text

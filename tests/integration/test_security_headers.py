@@ -73,7 +73,7 @@ EXPECTED_STATUS = {
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 async def test_security_headers_on_every_response_and_hsts_only_in_prod(fresh_db, environment):
     async with app_client(
-        stack_settings(environment=environment, registration_mode="open")
+        stack_settings(environment=environment, registration_mode="open", metrics_token="m" * 40)
     ) as client:
         got = await every_kind_of_response(client, token_for())
     for kind, response in got.items():
@@ -123,7 +123,7 @@ async def test_login_cookie_is_httponly_strict_and_secure_only_in_prod(
     fresh_db, environment, secure
 ):
     async with app_client(
-        stack_settings(environment=environment, registration_mode="open")
+        stack_settings(environment=environment, registration_mode="open", metrics_token="m" * 40)
     ) as client:
         response = await client.post("/api/auth/login", json=LOGIN)
     assert response.status_code == 200
