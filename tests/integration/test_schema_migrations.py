@@ -762,10 +762,13 @@ def test_upgrade_from_the_release_before_the_sql_regroup(database, tmp_path):
     assert set(renames) <= set(problems), check.stderr
     later = re.compile(
         r"migration sql/migrations/\d{4}_\w+\.sql not applied yet"
-        r"|missing (table|column|function|trigger|index|constraint|policy) public\."
+        r"|missing (table|sequence|column|function|trigger|constraint|policy) public\."
+        r"|missing index \w+: CREATE (UNIQUE )?INDEX "
         r"|(missing )?trigger \w+ on public\."
         r"|(missing|extra) privilege: "
-        r"|function public\.\S+ differs from its definition in sql/"
+        r"|function public\.\w+\(.*\) differs from its definition in sql/"
+        # a later release gave a function more arguments: the apply drops the old overload
+        r"|extra function public\.\w+\(.*\) \(an overload or a function sql/ does not define"
     )
     assert all(later.match(p) for p in set(problems) - set(renames)), check.stderr
     dry = ok(bootstrap(database, "--dry-run"))
