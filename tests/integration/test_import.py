@@ -137,13 +137,14 @@ async def test_every_bad_line_is_listed_and_nothing_is_written(api, fresh_db, au
         + ",2025-01-01,Alok,Food,,10,"
         + "y" * 501
         + ",\r\n"  # 12
-        + ',2025-01-01,Alok,Food,,10,"unterminated,\r\n'  # 13
+        + ",2201-01-01,Alok,Food,,10,x,\r\n"  # 13: beyond the years a dashboard shows
+        + ',2025-01-01,Alok,Food,,10,"unterminated,\r\n'  # 14
     )
     before = data_state(fresh_db)
     response = await import_csv(api, auth_headers, text)
     assert response.status_code == 400
     body = response.json()
-    assert body["error"] == "Nothing imported: 10 bad lines"
+    assert body["error"] == "Nothing imported: 11 bad lines"
     assert [(line["line"], line["error"]) for line in body["lines"]] == [
         (3, "date must be a date in YYYY-MM-DD format: 2025-02-30"),
         (4, "unknown user: Nobody"),
@@ -154,9 +155,10 @@ async def test_every_bad_line_is_listed_and_nothing_is_written(api, fresh_db, au
         (10, "amount must be a number above 0 with at most 2 decimals: 0"),
         (11, "expected 8 fields, found 6"),
         (12, "description must be at most 500 characters"),
-        (13, "malformed CSV record (unterminated or misplaced quote)"),
+        (13, "date must be between 1900-01-01 and 2200-12-31: 2201-01-01"),
+        (14, "malformed CSV record (unterminated or misplaced quote)"),
     ][: len(body["lines"])] or body
-    assert len(body["lines"]) == 10
+    assert len(body["lines"]) == 11
     assert data_state(fresh_db) == before
     # dry run of the same file: the same refusal
     assert (await import_csv(api, auth_headers, text, dry_run="true")).json() == body

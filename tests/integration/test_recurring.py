@@ -213,6 +213,8 @@ async def test_bad_rules_are_400(api, fresh_db, auth_headers):
     for body, message in (
         ({**RULE, "start_date": "2025-01-01", "frequency": "daily"}, "frequency"),
         ({**RULE, "start_date": "2025-02-30"}, "start_date"),
+        ({**RULE, "start_date": "1899-12-31"}, "start_date: must be between 1900-01-01"),
+        ({**RULE, "start_date": "2025-01-01", "end_date": "2201-01-01"}, "end_date: must be"),
         ({**RULE, "start_date": "2025-01-02", "end_date": "2025-01-01"}, "end_date must not"),
         ({**RULE, "start_date": "2025-01-01", "category_id": 99}, "Invalid category_id"),
         ({**RULE, "start_date": "2025-01-01", "amount": 0}, "amount"),
