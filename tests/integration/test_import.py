@@ -25,6 +25,11 @@ TEXTS = [
 ]
 # every prefix the export neutralises (csv_cell): restored to what was typed
 FORMULAS = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tTAB", "\rCR", '=HYPERLINK("http://x","y")']
+# the widened rule (csv_formula_trigger): fullwidth and small signs, after leading blanks or
+# invisible characters; and values that only look neutralised must come back as they were
+FORMULAS += ["\uff1d1+1", "\uff0b1", "\uff0d1", "\uff20x", "\ufe661", " =1", "\u200b=1", "\u00a0+1"]
+# ("'=x" itself is not here: the export writes it and "=x" alike, as `'=x`)
+TEXTS_WIDE = ["' x", "'\u200bplain", " 'x", "'\uff1a"]
 AMOUNTS = ["0.01", "9999999999.99", "400.00", "10.50", "1", "123456.78"]
 DATES = ["2024-02-29", "1999-12-31", "2025-01-01", "2000-02-29"]
 
@@ -50,7 +55,7 @@ async def test_export_then_import_reproduces_every_row_exactly(api, fresh_db, au
             "insert into public.users (id, name, email, password_hash) "
             "values (9, 'Zoë_Ł', null, 'x')"
         )
-    texts = TEXTS + FORMULAS + [None]
+    texts = TEXTS + TEXTS_WIDE + FORMULAS + [None]
     rows = [
         (
             1 + i % 4 if i % 5 else 9,
@@ -71,7 +76,7 @@ async def test_export_then_import_reproduces_every_row_exactly(api, fresh_db, au
         "/api/expenses/export.csv", params={"date_to": "2025-01-01"}, headers=auth_headers
     )
     assert export.status_code == 200
-    for prefix in ("'=1+1", "'+SUM", "'-2+3", "'@cmd", "'\tTAB", "'\rCR"):
+    for prefix in ("'=1+1", "'+SUM", "'-2+3", "'@cmd", "'\tTAB", "'\rCR", "'\uff1d1", "' =1"):
         assert prefix in export.text  # the file really holds neutralised cells
     with sql(fresh_db) as cur:
         cur.execute("delete from public.expenses where date <= '2025-01-01'")
