@@ -21,16 +21,24 @@ async def health() -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-def check_postgres(dsn: str) -> None:
-    """Readiness: Postgres answers a query (in a thread: psycopg2 blocks)."""
+NO_ADMIN = "none: run scripts/users.py set-role USER admin (docs/operations.md#first-admin)"
+
+
+def check_postgres(dsn: str) -> bool:
+    """Readiness: Postgres answers a query (in a thread: psycopg2 blocks). Also says whether
+    any user is an admin (a deployment without one cannot use /api/admin)."""
     with database.connect(dsn, application_name="ffb-ready", timeout=2) as conn:
         with conn.cursor() as cur:
-            cur.execute("select 1")
+            cur.execute("select exists (select 1 from public.users where role = 'admin')")
+            row = cur.fetchone()
+            return bool(row and row[0])
 
 
-async def _check(coro) -> str:
+async def _check(coro, answers: list | None = None) -> str:
     try:
-        await asyncio.wait_for(coro, timeout=3)
+        answer = await asyncio.wait_for(coro, timeout=3)
+        if answers is not None:
+            answers.append(answer)
         return "ok"
     except Exception:  # noqa: BLE001 - any failure means not ready
         return "unreachable"
@@ -40,15 +48,19 @@ async def _check(coro) -> str:
     "/health/ready",
     response_model=HealthStatus,
     responses={503: {"model": HealthStatus, "description": "Postgres or PostgREST down"}},
-    summary="Readiness: Postgres and PostgREST both reachable",
+    summary="Readiness: Postgres and PostgREST both reachable; `checks.admin` says whether "
+    "any user is an admin",
 )
 async def ready(db: Db, settings: AppSettings) -> JsonResponse:
     dsn = settings.database_url.get_secret_value()
+    has_admin: list[bool] = []
     postgres, postgrest = await asyncio.gather(
-        _check(asyncio.to_thread(check_postgres, dsn)),
+        _check(asyncio.to_thread(check_postgres, dsn), has_admin),
         _check(database.execute(db.anon.table("categories").select("id").limit(1))),
     )
     checks = {"postgres": postgres, "postgrest": postgrest}
+    if has_admin:  # details, not a condition of readiness
+        checks["admin"] = "ok" if has_admin[0] else NO_ADMIN
     if postgres == postgrest == "ok":
         return JsonResponse({"status": "ready", "checks": checks})
     return JsonResponse(

@@ -18,6 +18,8 @@ examples:
   scripts/users.py set-email Rashmi --clear
   scripts/users.py rename Kabir Kabir_K
   scripts/users.py revoke-sessions Amol
+  scripts/users.py set-role Rashmi admin      # the first admin; then /api/admin/* works
+  scripts/users.py set-role Kabir viewer      # reads everything, changes nothing
   scripts/users.py delete Kabir             # shows what goes, then asks for the name
   scripts/users.py delete 7 --yes           # no question (for scripts)
   scripts/users.py invite --hours 48 --note "for Kabir"
@@ -130,10 +132,10 @@ def cmd_list(args, settings, cur) -> None:
     cur.execute("""
         select u.id, u.name, coalesce(u.email, '-'), u.created_at::date,
                (select count(*) from public.expenses e where e.user_id = u.id),
-               coalesce(to_char(u.sessions_revoked_at, 'YYYY-MM-DD HH24:MI'), '-')
+               coalesce(to_char(u.sessions_revoked_at, 'YYYY-MM-DD HH24:MI'), '-'), u.role
         from public.users u order by u.id""")
     rows = cur.fetchall()
-    header = ("id", "name", "email", "created", "expenses", "sessions revoked")
+    header = ("id", "name", "email", "created", "expenses", "sessions revoked", "role")
     table = [header, *[tuple(str(c) for c in row) for row in rows]]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for row in table:
@@ -160,9 +162,11 @@ def cmd_reset_password(args, settings, cur) -> None:
     password = read_password(args)
     print(f"hashing the password (bcrypt, cost {settings.bcrypt_rounds})...", file=sys.stderr)
     cur.execute(
-        "update public.users set password_hash = %s, sessions_revoked_at = now() where id = %s",
+        "update public.users set password_hash = %s where id = %s",
         (hash_password(password, settings.bcrypt_rounds), user_id),
     )
+    # every session (rows and older tokens alike) ends, in this transaction
+    cur.execute("select public.revoke_user_sessions(%s, null, 'admin_reset')", (user_id,))
     audit(cur, "admin.password_reset", user_id, None, None)
     print(f"new password set for {name} (id {user_id}); their open sessions are logged out")
 
@@ -187,15 +191,23 @@ def cmd_rename(args, settings, cur) -> None:
 
 def cmd_revoke_sessions(args, settings, cur) -> None:
     user_id, name, _ = find_user(cur, args.user)
-    cur.execute("update public.users set sessions_revoked_at = now() where id = %s", (user_id,))
+    cur.execute("select public.revoke_user_sessions(%s, null, 'admin')", (user_id,))
     audit(cur, "admin.sessions_revoke", user_id, None, None)
     print(
         f"every token issued to {name} (id {user_id}) until now is refused; they can log in again"
     )
 
 
+def cmd_set_role(args, settings, cur) -> None:
+    user_id, name, _ = find_user(cur, args.user)
+    # the last-admin rule and the audit row (user.role) are Postgres' (sql/R32_accounts.sql)
+    cur.execute("select public.set_user_role(%s, %s) ->> 'role'", (user_id, args.role))
+    print(f"role of {name} (id {user_id}): {cur.fetchone()[0]}")
+
+
 def cmd_delete(args, settings, cur) -> None:
     user_id, name, email = find_user(cur, args.user)
+    cur.execute("select public.lock_admins_keeping_one(%s)", (user_id,))  # the last admin stays
     cur.execute(
         "select count(*), coalesce(sum(amount), 0) from public.expenses where user_id = %s",
         (user_id,),
@@ -292,6 +304,11 @@ def parser() -> argparse.ArgumentParser:
         "revoke-sessions", cmd_revoke_sessions, "refuse every token issued to the user so far"
     )
     revoke.add_argument("user", help="id, username or email")
+    role = command(
+        "set-role", cmd_set_role, "make a user admin, member or viewer (the last admin stays)"
+    )
+    role.add_argument("user", help="id, username or email")
+    role.add_argument("role", choices=("admin", "member", "viewer"))
     delete = command("delete", cmd_delete, "delete a user and all their expenses (asks first)")
     delete.add_argument("user", help="id, username or email")
     delete.add_argument("--yes", action="store_true", help="do not ask (for scripts)")

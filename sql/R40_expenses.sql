@@ -119,6 +119,7 @@ declare
   new_id bigint;
   result json;
 begin
+  perform public.require_write_access();  -- a viewer changes nothing (R21_access_roles.sql)
   if p_idempotency_key is not null then
     -- this key if it expired, and up to 20 other expired keys (bounded work per call; the
     -- table stays bounded by the keys still remembered)
@@ -211,6 +212,7 @@ declare
   actor bigint := public.request_actor_id();
   current_row public.expenses;
 begin
+  perform public.require_write_access();  -- a viewer changes nothing (R21_access_roles.sql)
   select * into current_row from public.expenses where id = p_id for update;
   if not found then
     raise sqlstate 'PT404' using message = 'Expense not found';
