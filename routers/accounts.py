@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -64,6 +64,7 @@ TOTP_NOT_ENABLED = "TOTP is not enabled"
 FORM = "application/x-www-form-urlencoded"
 SESSION_ID_RE = re.compile(r"[0-9a-f]{32}|legacy-[0-9a-f]{40}")
 SESSION_NOT_FOUND = "Session not found"
+SessionId = Annotated[str, Path(max_length=64)]
 
 TOKEN_BODY = {
     "requestBody": {
@@ -216,12 +217,12 @@ async def list_sessions(user: CurrentUser, db: Db) -> JsonResponse:
 @router.delete(
     "/sessions/{session_id}",
     response_model=SessionRevoked,
-    responses=error_responses(401, 404, 500, 503),
+    responses=error_responses(400, 401, 404, 500, 503),
     summary="End one of the caller's sessions: its access and refresh tokens are refused "
     "at once, on every instance",
 )
 async def revoke_session(
-    session_id: str, user: CurrentUser, db: Db, request: Request
+    session_id: SessionId, user: CurrentUser, db: Db, request: Request
 ) -> JsonResponse:
     if not SESSION_ID_RE.fullmatch(session_id):  # no such session can exist
         raise ApiError(404, SESSION_NOT_FOUND)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 
 from tests.contract.test_contract import login
@@ -28,6 +29,7 @@ from tests.helpers import load_contract_dataset, sql
 GOLDEN = Path(__file__).parent / "golden" / "accounts"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 STRONG = "N3w!passw0rd"
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 PASSWORD = "password123"
 VOLATILE = {
     "token",
@@ -135,6 +137,28 @@ async def _(api, admin):
     return await api.post("/api/auth/refresh", json={})
 
 
+def totp_enabled(user_id: int) -> None:
+    """TOTP on for a user, straight in the database (its codes are not needed here)."""
+    with sql(os.environ["DATABASE_URL"]) as cur:
+        cur.execute(
+            "update public.users set totp_secret = %s, totp_enabled_at = now() where id = %s",
+            (TOTP_SECRET, user_id),
+        )
+
+
+@case("token_totp_required", "POST /api/auth/token")
+async def _(api, admin):
+    totp_enabled(3)
+    return await api.post("/api/auth/token", json={"email": "atul", "password": PASSWORD})
+
+
+@case("token_totp_invalid", "POST /api/auth/token")
+async def _(api, admin):
+    totp_enabled(3)
+    body = {"email": "atul", "password": PASSWORD, "totp": "abcdef"}
+    return await api.post("/api/auth/token", json=body)
+
+
 # --- sessions -------------------------------------------------------------------------
 @case("session", "GET /api/auth/session")
 async def _(api, admin):
@@ -171,6 +195,11 @@ async def _(api, admin):
 @case("session_delete_bad_id", "DELETE /api/auth/sessions/{id}")
 async def _(api, admin):
     return await api.delete("/api/auth/sessions/abc", headers=h(admin))
+
+
+@case("session_delete_id_too_long", "DELETE /api/auth/sessions/{id}")
+async def _(api, admin):
+    return await api.delete("/api/auth/sessions/" + "a" * 65, headers=h(admin))
 
 
 @case("sessions_delete_others", "DELETE /api/auth/sessions")
@@ -233,6 +262,38 @@ async def _(api, admin):
 @case("totp_disable_not_enabled", "DELETE /api/auth/totp")
 async def _(api, admin):
     return await api.request("DELETE", "/api/auth/totp", json={"code": "123456"}, headers=h(admin))
+
+
+@case("totp_enable", "POST /api/auth/totp/enable")
+async def _(api, admin):
+    secret = (await api.post("/api/auth/totp/setup", headers=h(admin))).json()["secret"]
+    code = pyotp.TOTP(secret).now()
+    return await api.post("/api/auth/totp/enable", json={"code": code}, headers=h(admin))
+
+
+@case("totp_disable", "DELETE /api/auth/totp")
+async def _(api, admin):
+    totp_enabled(1)
+    code = pyotp.TOTP(TOTP_SECRET).now()
+    return await api.request("DELETE", "/api/auth/totp", json={"code": code}, headers=h(admin))
+
+
+@case("totp_setup_when_enabled", "POST /api/auth/totp/setup")
+async def _(api, admin):
+    totp_enabled(1)
+    return await api.post("/api/auth/totp/setup", headers=h(admin))
+
+
+@case("totp_enable_when_enabled", "POST /api/auth/totp/enable")
+async def _(api, admin):
+    totp_enabled(1)
+    return await api.post("/api/auth/totp/enable", json={"code": "123456"}, headers=h(admin))
+
+
+@case("totp_disable_wrong_code", "DELETE /api/auth/totp")
+async def _(api, admin):
+    totp_enabled(1)
+    return await api.request("DELETE", "/api/auth/totp", json={"code": "abcdef"}, headers=h(admin))
 
 
 # --- admin ----------------------------------------------------------------------------
@@ -299,6 +360,16 @@ async def _(api, admin):
     return await api.delete("/api/admin/users/2", headers=h(admin))
 
 
+@case("admin_delete_bad_id", "DELETE /api/admin/users/{id}")
+async def _(api, admin):
+    return await api.delete("/api/admin/users/abc", headers=h(admin))
+
+
+@case("admin_reset_bad_id", "POST /api/admin/users/{id}/reset")
+async def _(api, admin):
+    return await api.post("/api/admin/users/abc/reset", headers=h(admin))
+
+
 @case("admin_delete_last_admin", "DELETE /api/admin/users/{id}")
 async def _(api, admin):
     return await api.delete("/api/admin/users/1", headers=h(admin))
@@ -316,7 +387,18 @@ async def _(api, admin):
     )
 
 
+@case("admin_invite_bad_hours", "POST /api/admin/invites")
+async def _(api, admin):
+    return await api.post("/api/admin/invites", json={"hours": 0}, headers=h(admin))
+
+
 # --- a viewer's write -----------------------------------------------------------------
+@case("viewer_update_expense", "PUT /api/expenses/{expense_id}")
+async def _(api, admin):
+    viewer = await login(api, "amol@example.com")
+    return await api.put("/api/expenses/1", json={"amount": 1}, headers=h(viewer))
+
+
 @case("viewer_create_expense", "POST /api/expenses")
 async def _(api, admin):
     viewer = await login(api, "amol@example.com")
