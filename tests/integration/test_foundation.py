@@ -49,7 +49,12 @@ async def test_payment_methods_come_from_postgres_by_id(api, fresh_db):
 async def test_ready_is_200_with_both_checks_ok(api):
     response = await api.get("/health/ready")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"postgres": "ok", "postgrest": "ok"}
+    checks = response.json()["checks"]
+    assert {k: checks[k] for k in ("postgres", "postgrest")} == {
+        "postgres": "ok",
+        "postgrest": "ok",
+    }
+    assert list(checks) == ["postgres", "postgrest", "admin"]  # admin: details (issue 22)
 
 
 async def test_ready_turns_503_when_postgrest_is_stopped(api):
