@@ -730,7 +730,9 @@ def test_upgrade_from_the_release_before_the_sql_regroup(database, tmp_path):
     # not applied yet; nothing else differs (the functions are the same)
     check = ok(bootstrap(database, "--check"), 1)
     problems = [line[4:] for line in check.stderr.splitlines() if line.startswith("  - ")]
-    assert sorted(problems) == sorted(
+    # (later releases add their own differences too: issue 22's migration 0008, its tables,
+    # columns and functions, and record_login's new signature; those are checked elsewhere)
+    assert set(problems) >= set(
         [
             f"sql/{name} is recorded as applied but no longer exists (removed or renamed; the "
             f"apply re-applies the repeatable files and deletes its ledger row)"

@@ -238,6 +238,7 @@ async def test_openapi_documents_the_new_endpoints_with_examples_and_errors(clie
             examples = responses[status]["content"]["application/json"]["examples"]
             assert {e["value"]["error"] for e in examples.values()} <= {
                 "You can only change your own expenses",
+                "Viewers can read but not change anything",
                 "Expense not found",
                 "Expense was changed by someone else",
             }
