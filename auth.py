@@ -4,7 +4,9 @@ Tokens are the legacy ones: HS256 with JWT_SECRET, claims {userId, name, email} 
 (24 h), iat and jti. Only HS256 is accepted. Tokens the legacy functions issued (no jti)
 are accepted too, so nobody is logged out at the cut-over. Whether the user still exists and the token
 was not logged out is checked by Postgres on the same round trip as the request's data
-(see `session_headers` and sql/R31_auth_sessions.sql: check_gateway_session).
+(see `session_headers` and sql/R31_auth_sessions.sql: the pre-request hook
+check_gateway_session, and require_gateway_session in every function called with a
+session, so that it holds without the hook; readiness.py proves it and fails closed).
 """
 
 from __future__ import annotations

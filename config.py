@@ -114,6 +114,8 @@ class Settings(DatabaseSettings):
 
     # Operators: optional bearer secret for /metrics; required to read /health/shadow
     metrics_token: SecretStr | None = None
+    # prod only: serve /metrics to anyone without METRICS_TOKEN (a warning at every start)
+    metrics_public: bool = False
     # Set by gunicorn.conf.py per server start (prometheus_client's multiprocess mode)
     prometheus_multiproc_dir: str | None = None
 
@@ -163,6 +165,20 @@ class Settings(DatabaseSettings):
             raise ValueError(
                 "REGISTRATION_MODE must be set explicitly in prod (open, invite or "
                 "closed): with open, anyone who reaches the API can join the family"
+            )
+        token = self.metrics_token.get_secret_value() if self.metrics_token else None
+        if token is not None and (
+            len(token.encode()) < MIN_PROD_SECRET_BYTES or token.lower() in WEAK_SECRETS
+        ):
+            raise ValueError(
+                f"METRICS_TOKEN must be a random string of at least {MIN_PROD_SECRET_BYTES} "
+                "bytes in prod"
+            )
+        if token is None and not self.metrics_public:
+            raise ValueError(
+                f"METRICS_TOKEN must be set in prod (a random string of at least "
+                f"{MIN_PROD_SECRET_BYTES} bytes), or METRICS_PUBLIC=true to serve /metrics to "
+                "anyone: it counts failed logins, 429s and the bcrypt queue"
             )
         return self
 

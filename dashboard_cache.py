@@ -7,16 +7,21 @@ worker LISTENs on its own direct connection from DATABASE_URL, in a thread, and 
 cache when a notification arrives. While that connection is down (not yet up, lost,
 reconnecting) nothing is served from the cache and nothing is stored in it.
 
-A cached body is only served to a session (user id, jti) that PostgREST's pre-request
-check has accepted since the last notification: a logout (revoked_tokens) or a deleted
-user notifies too, so a refused session is never answered from the cache.
-A body fetched while a notification arrived is not stored (generation counter).
+A cached body is only served to a session (user id, jti) that Postgres has accepted since
+the last notification, and only after Postgres accepts it once more for this very request
+(routers/dashboard.py: one `gateway_session_check` round trip per hit): a logout on another
+worker or instance reaches this cache only with its notification, milliseconds later, so
+without that check a logged-out token could be answered meanwhile (issue 24, item 3).
+A body fetched while a notification arrived is not stored (generation counter). Between a
+write elsewhere and its notification a hit may still serve the previous dashboard: measured
+in docs/architecture.md ("Several instances").
 
-"Listening" is proven, not assumed: after LISTEN, and again every PROBE_SECONDS, the
-listener sends a notification to a channel of its own and must receive it within
-PROBE_TIMEOUT_SECONDS on the same backend (same pg_backend_pid). Behind a transaction-mode
-pooler (or any proxy that moves the session between backends or drops notifications) the
-probe fails, the cache stays off and the log says why.
+"Listening" is proven, not assumed: after LISTEN a second connection sends a notification
+to a channel of the listener's own, and again every PROBE_SECONDS the listener sends one
+itself; each must come back within PROBE_TIMEOUT_SECONDS on the same backend (same
+pg_backend_pid). Behind a transaction-mode pooler (or any proxy that moves the session
+between backends or drops notifications) the probe fails, the cache stays off and the log
+says why.
 """
 
 from __future__ import annotations
@@ -39,6 +44,13 @@ MAX_ENTRIES = 4096
 RECONNECT_SECONDS = 1.0
 PROBE_SECONDS = 5.0
 PROBE_TIMEOUT_SECONDS = 2.0
+
+
+NEEDS = "LISTEN needs the session pooler (5432) or a direct connection"
+MOVED = (
+    "DATABASE_URL moves sessions between database backends (a transaction pooler, e.g. "
+    f"Supabase's on port 6543); {NEEDS}"
+)
 
 
 class ListenerUnsafe(Exception):
@@ -130,7 +142,7 @@ class DashboardCache:
                         cur.execute(f"listen {probe}")
                         cur.execute("select pg_backend_pid()")
                         backend = cur.fetchone()[0]
-                    self._probe(conn, probe, backend)
+                    self._probe(conn, probe, backend, from_elsewhere=True)
                     self._call(self._set_listening, True)
                     if last_problem:
                         log.info("dashboard cache listener up again")
@@ -161,22 +173,40 @@ class DashboardCache:
             self._call(self.invalidate)
         return probe in channels
 
-    def _probe(self, conn: Any, probe: str, backend: int) -> None:
-        """Prove that this connection still receives notifications, or raise."""
+    def _probe(self, conn: Any, probe: str, backend: int, from_elsewhere: bool = False) -> None:
+        """Prove that this connection still receives notifications, or raise.
+
+        `from_elsewhere` (once per connection, after LISTEN): the probe is sent from a
+        second connection, as the triggers' notifications are. A transaction pooler hands
+        that second connection the listener's idle backend (then the pids match), or drops
+        a notification that arrives while the listener holds no backend (pgbouncer: "got
+        packet 'A' from server when not linked"); a probe the listener sends itself would
+        come back either way."""
         with conn.cursor() as cur:
             cur.execute("select pg_backend_pid()")
             if cur.fetchone()[0] != backend:
-                raise ListenerUnsafe(
-                    "DATABASE_URL moves this session between database backends (a "
-                    "transaction-mode pooler?); LISTEN needs a direct or session connection"
-                )
-            cur.execute(f"notify {probe}")
+                raise ListenerUnsafe(MOVED)
+            if not from_elsewhere:
+                cur.execute(f"notify {probe}")
+        if from_elsewhere:
+            with connect(self._dsn, application_name="ffb-cache-probe", autocommit=True) as other:
+                with other.cursor() as cur:
+                    cur.execute("select pg_backend_pid()")
+                    if cur.fetchone()[0] == backend:
+                        raise ListenerUnsafe(MOVED)
+                    cur.execute(f"notify {probe}")
         deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
         while not self._drain(conn, probe):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ListenerUnsafe(
                     f"a probe notification did not come back within {PROBE_TIMEOUT_SECONDS:g} s"
+                    + (
+                        f" from another connection (a transaction pooler, e.g. Supabase's on "
+                        f"port 6543?); {NEEDS}"
+                        if from_elsewhere
+                        else ""
+                    )
                 )
             if select.select([conn], [], [], remaining)[0]:
                 conn.poll()

@@ -40,6 +40,13 @@ JSON_MEDIA_TYPE = "application/json"
 DB_UNAVAILABLE = "Database unavailable"
 # PostgREST answers these when it cannot reach Postgres; nginx answers 502/504 without it.
 _UNAVAILABLE_CODES = {"PGRST000", "PGRST001", "PGRST002", "PGRST003", "502", "503", "504"}
+# Postgres rolled the request's transaction back (serialization failure, deadlock); PostgREST
+# up to 14.x retried these itself, 16.0 no longer does: the gateway retries once (issue 21).
+RETRY_CODES = frozenset({"40001", "40P01"})
+# Every request names the schema instead of relying on `public` being first in db-schemas:
+# Accept-Profile on reads, Content-Profile on writes and RPC POSTs (postgrest-py sends both
+# on everything its clients build; rpc_passthrough sends them itself).
+SCHEMA = "public"
 _HTTP_STATUS_CODE = {
     "PT400": 400,
     "PT401": 401,
@@ -234,7 +241,13 @@ async def execute(query: Query, headers: dict[str, str] | None = None) -> Any:
     sender = cast(PostgrestHttpClient, query.request.session).sender
     started, outcome = time.perf_counter(), "ok"
     try:
-        return await sender.send(query)
+        try:
+            return await sender.send(query)
+        except APIError as exc:
+            if not is_retryable(exc):
+                raise
+            _note_retry(exc)
+            return await sender.send(query)
     except APIError as exc:
         error = translate_api_error(exc)
         outcome = _outcome(error)
@@ -245,6 +258,12 @@ async def execute(query: Query, headers: dict[str, str] | None = None) -> Any:
         raise ApiError(503, DB_UNAVAILABLE) from None
     finally:
         _observe(outcome, started)
+
+
+def is_retryable(exc: APIError) -> bool:
+    """A serialization failure or deadlock: Postgres rolled the whole transaction of that
+    PostgREST request back (one request is one transaction), so sending it again is safe."""
+    return str(exc.code or "") in RETRY_CODES
 
 
 def _outcome(error: ApiError) -> str:
@@ -282,8 +301,11 @@ async def rpc_passthrough(
     sent = {
         "apikey": key,
         "Authorization": f"Bearer {key}",
-        "Accept": "application/json",
-        "Content-Type": "application/json",
+        # PostgREST's JSON media type handler (sql/migrations/0005) is chosen by this Accept
+        # and by sending no `select=`; Content-Profile names the schema of the function.
+        "Accept": JSON_MEDIA_TYPE,
+        "Content-Type": JSON_MEDIA_TYPE,
+        "Content-Profile": SCHEMA,
         **(headers or {}),
     }
     body = orjson.dumps(params)
@@ -291,19 +313,37 @@ async def rpc_passthrough(
     try:
         sender = db.http.sender
         if not isinstance(sender, AiohttpSender):  # HTTP_TRANSPORT=httpx: one piece, no streaming
-            answer = await db.http.post(url, content=body, headers=sent)
-            _check_answer(answer.status_code, answer.headers.get("content-type"), answer.content)
+            for attempt in (1, 2):
+                answer = await db.http.post(url, content=body, headers=sent)
+                try:
+                    _check_answer(
+                        answer.status_code, answer.headers.get("content-type"), answer.content
+                    )
+                    break
+                except APIError as exc:
+                    if attempt == 2 or not is_retryable(exc):
+                        raise
+                    _note_retry(exc)
             return Response(answer.content, status_code, media_type=JSON_MEDIA_TYPE)
         seconds = db.settings.http_timeout_seconds
-        response = await sender.session.post(
-            URL(url),
-            data=body,
-            headers=sent,
-            timeout=aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds),
-        )
-        try:
-            if not 200 <= response.status < 300 or not _is_json(response.content_type):
+        for attempt in (1, 2):
+            response = await sender.session.post(
+                URL(url),
+                data=body,
+                headers=sent,
+                timeout=aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds),
+            )
+            if 200 <= response.status < 300 and _is_json(response.content_type):
+                break
+            try:  # an error answer: nothing of it has reached the client yet
                 _check_answer(response.status, response.content_type, await response.read())
+            except APIError as exc:
+                if attempt == 2 or not is_retryable(exc):
+                    raise
+                _note_retry(exc)
+            finally:
+                response.release()
+        try:
             first = bytearray()
             while len(first) < SMALL_BODY_BYTES or not stream:
                 chunk = await response.content.readany()
@@ -332,6 +372,37 @@ async def rpc_passthrough(
     return StreamingResponse(
         _rest_of(response, bytes(first)), status_code, media_type=JSON_MEDIA_TYPE
     )
+
+
+async def postgrest_version(db: Database) -> str:
+    """PostgREST's version, for GET /health/versions: its `Server` header when nothing in
+    front of it replaced that (nginx does), else `info.version` of its OpenAPI root (the
+    service-role key may read it); "unknown" when neither says."""
+    key = db.settings.supabase_service_role_key.get_secret_value()
+    try:
+        answer = await db.http.get(
+            f"{db.service.rest_url}/",
+            headers={
+                "apikey": key,
+                "Authorization": f"Bearer {key}",
+                "Accept": "application/openapi+json",
+                "Accept-Profile": SCHEMA,
+            },
+        )
+    except (httpx.TransportError, OSError):
+        raise ApiError(503, DB_UNAVAILABLE) from None
+    server = answer.headers.get("server", "")
+    if server.lower().startswith("postgrest/"):
+        return server.partition("/")[2]
+    try:
+        version = answer.json()["info"]["version"]
+    except (ValueError, KeyError, TypeError):
+        return "unknown"
+    return str(version) if isinstance(version, str | int | float) else "unknown"
+
+
+def _note_retry(exc: APIError) -> None:
+    log.warning("PostgREST code %s (transaction rolled back): retrying once", exc.code)
 
 
 async def _rest_of(response: aiohttp.ClientResponse, first: bytes) -> AsyncIterator[bytes]:

@@ -26,6 +26,7 @@ from database import Database
 from errors import ApiError
 from passwords import PasswordHasher
 from ratelimit import AuthLimits
+from readiness import Readiness, Revocation
 from reference_cache import ReferenceCache
 
 
@@ -38,6 +39,8 @@ class AppState:
     reference_cache: ReferenceCache
     shadow: shadow.ShadowCompare | None  # None unless SHADOW_COMPARE and LEGACY_BASE_URL
     dashboard_cache: DashboardCache
+    revocation: Revocation  # proven by a probe; authenticated routes answer 503 until it is
+    readiness: Readiness
 
     @classmethod
     async def start(cls, settings: Settings) -> AppState:
@@ -46,6 +49,7 @@ class AppState:
             settings.database_url.get_secret_value(), settings.dashboard_cache
         )
         dashboard_cache.start()
+        revocation = Revocation()
         return cls(
             settings=settings,
             db=db,
@@ -54,6 +58,8 @@ class AppState:
             reference_cache=ReferenceCache(settings.reference_cache_ttl_seconds),
             shadow=shadow.start(settings),
             dashboard_cache=dashboard_cache,
+            revocation=revocation,
+            readiness=Readiness(settings.database_url.get_secret_value(), db, revocation),
         )
 
     async def close(self) -> None:
@@ -105,12 +111,15 @@ async def get_dashboard_cache(request: Request) -> DashboardCache:
 
 
 async def current_user(request: Request) -> TokenUser:
-    """The caller named by the Bearer token (or the legacy `jwt` cookie); 401 without one."""
+    """The caller named by the Bearer token (or the legacy `jwt` cookie); 401 without one,
+    503 while this worker cannot prove that logged-out sessions are refused (readiness.py)."""
     token = token_from_request(request)
     if token is None:
         raise ApiError(401, TOKEN_MISSING)
-    user = decode_token(app_state(request.app).settings, token)
+    state = app_state(request.app)
+    user = decode_token(state.settings, token)
     request.state.user_id = user.id  # for the access log
+    state.revocation.gate()
     return user
 
 

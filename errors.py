@@ -43,6 +43,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict]:
         404: "Not found",
         409: "Conflict",
         413: "Request body too large",
+        415: "Content-Type must be application/json",
         412: "Changed since the If-Match ETag was read; nothing changed",
         429: "Too many requests (see Retry-After)",
         500: "Internal error",

@@ -1,4 +1,4 @@
-"""Type-strict comparison of two JSON documents (standard library only).
+"""Type-strict comparison of two JSON documents.
 
 One differ for both sides of the migration: `scripts/contract_diff.py` reports every
 difference between the legacy's answers and ours, and shadow compare (shadow.py) logs the
@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from models import CONTROL_RE
 
 
 @dataclass
@@ -49,7 +51,11 @@ def json_type(value: Any) -> str:
 
 
 def short(value: Any, limit: int = 120) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    """A value as JSON for a report line: every control character as a \\uXXXX escape (JSON
+    leaves C1, bidi and line separators raw), so a stored text cannot reach a terminal."""
+    text = CONTROL_RE.sub(
+        lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False)
+    )
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

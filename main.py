@@ -40,6 +40,11 @@ async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
             "REGISTRATION_MODE=open in prod: anyone who can reach the API can register "
             "and read every member's expenses; use invite or closed for a family"
         )
+    if settings.is_prod and settings.metrics_token is None:
+        log.warning(
+            "METRICS_PUBLIC=true in prod: /metrics answers anyone who can reach the API "
+            "(per-route and per-status counts, failed logins, 429s); set METRICS_TOKEN"
+        )
     state = await AppState.start(settings)
     deps.attach(app, state)
     # Start the bcrypt process now: spawned on first use, it added 1-3 s to each worker's
@@ -51,12 +56,18 @@ async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         bootstrap = asyncio.create_task(bootstrap_until_done(settings))
         await asyncio.wait({bootstrap}, timeout=15)
     await warm_up
+    # Prove that a refused session is refused before serving a logged-in user (after the
+    # bootstrap's first attempt, which creates the probe's function); re-proven in the
+    # background, authenticated routes answer 503 while it does not hold (readiness.py).
+    await state.revocation.probe(state.db)
+    watch = asyncio.create_task(state.revocation.watch(state.db))
     # after the bootstrap's first attempt, which creates audit_log on a new database
     prune = asyncio.create_task(prune_audit_periodically(settings))
     try:
         yield
     finally:
         prune.cancel()
+        watch.cancel()
         if bootstrap is not None:
             bootstrap.cancel()
         deps.attach(app, None)
@@ -87,6 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=JsonResponse,
         docs_url=None,
         redoc_url=None,  # openapi_docs serves both without a CDN
+        # One spelling per path: `/api/expenses/1/` is 404, not a 307 whose Location is
+        # built from the request's Host header (edge.py refuses percent-escapes).
+        redirect_slashes=False,
     )
     openapi_docs.install(app)
     edge.install_error_handlers(app)

@@ -70,6 +70,11 @@ BASELINE_TABLES = (
     "schema_bootstrap",
 )
 ADVISORY_LOCK_ID = 4_242_001  # serialises concurrent bootstraps (several workers start at once)
+TRANSACTION_POOLER = (
+    "DATABASE_URL goes through a transaction pooler (one connection, several database "
+    "sessions), where the bootstrap's session lock would outlive it on a pooled backend; "
+    "bootstrap through the session pooler (Supabase: port 5432) or the direct connection"
+)
 
 LEDGER_DDL = """
 create table if not exists public.schema_migrations (
@@ -204,12 +209,43 @@ def run_file(cur, sql_file: SqlFile) -> None:
         raise MigrationFailed(f"sql/{sql_file.name}", exc) from None
 
 
+# which of two connections runs each probing transaction: irregular, so that no pool order
+# (last-in-first-out as pgbouncer, first-in-first-out, round robin) can keep handing each
+# connection the same backend by chance
+SESSION_PROBE_ORDER = (0, 1, 1, 0, 0, 1, 0, 1)
+
+
+def keeps_its_session(dsn: str) -> bool:
+    """Whether a connection to dsn keeps one database session across its transactions.
+
+    A transaction pooler (Supavisor on 6543, pgbouncer in transaction mode) gives each
+    transaction whichever backend is free: two client connections, used in turn, then see
+    the same backend, or one sees several. Directly or through a session pooler each
+    keeps a backend of its own for as long as it is open. No session state is left behind."""
+    with (
+        connect(dsn, application_name=APPLICATION_NAME, autocommit=True) as one,
+        connect(dsn, application_name=APPLICATION_NAME, autocommit=True) as two,
+    ):
+        seen: dict[int, set[int]] = {0: set(), 1: set()}
+        for index in SESSION_PROBE_ORDER:
+            with (one, two)[index].cursor() as cur:
+                cur.execute("select pg_backend_pid()")
+                seen[index].add(cur.fetchone()[0])
+    return len(seen[0]) == 1 and len(seen[1]) == 1 and seen[0] != seen[1]
+
+
 def apply_schema(
     dsn: str, progress: Callable[[str], None] = lambda message: None, reapply: bool = False
 ) -> ApplyResult:
     """Bring the database to what sql/ defines. Serialised by an advisory lock, so several
     workers starting at once apply it once. `reapply` forces the repeatable files even
-    when unchanged (used when the check found the database drifted from them)."""
+    when unchanged (used when the check found the database drifted from them).
+
+    The lock is a session lock held across several commits, so a connection that does
+    not keep its session (a transaction pooler) is refused at once, before anything is
+    locked or changed: SchemaRefused naming the session pooler."""
+    if not keeps_its_session(dsn):
+        raise SchemaRefused(TRANSACTION_POOLER)
     result = ApplyResult()
     allowed = allowed_privileges()
 

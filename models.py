@@ -43,6 +43,9 @@ def canonical_int(ge: int, le: int) -> Any:
 
 
 Id = canonical_int(1, 2**53 - 1)
+# In a JSON body an id is a JSON integer: not "1" (a string), 2.0 or 1e0 (numbers with a
+# fraction or exponent), nor true - strict, with pydantic's "Input should be a valid integer".
+BodyId = Annotated[int, Field(ge=1, le=2**53 - 1, strict=True)]
 
 
 def _iso_date(value: object) -> object:
@@ -59,8 +62,30 @@ def _iso_date(value: object) -> object:
 
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 
+# The years a dashboard shows (GET /api/dashboard/{id}/monthly?year=): an expense is dated
+# within them, or no dashboard could ever show it (and 9999-12-31 would top every list).
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+
+def _dashboard_year(value: dt.date) -> dt.date:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"must be between {MIN_YEAR}-01-01 and {MAX_YEAR}-12-31")
+    return value
+
+
+ExpenseDate = Annotated[dt.date, BeforeValidator(_iso_date), AfterValidator(_dashboard_year)]
+
 
 SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+# Characters that move a terminal's cursor, run its escape sequences or reorder what it shows:
+# C0 (tab, newline, ESC...), DEL, C1 (NEL, CSI...), the bidirectional controls (LRM, RLM,
+# ALM, the embeddings, overrides and isolates) and the Unicode line and paragraph
+# separators. The one definition: the API refuses them in emails (check_email; usernames
+# are ASCII letters, digits and underscore, check_username) and the admin scripts print them escaped (scripts/terminal.py).
+CONTROL_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def _storable(value: str) -> str:
@@ -97,6 +122,7 @@ SPECIAL_RE = re.compile(r"[^A-Za-z0-9]")
 
 def check_username(v: str) -> str:
     """The register rules, shared with scripts/users.py (ValueError names the rule)."""
+    # ASCII letters, digits and underscore only: no control character gets through either
     if not USERNAME_RE.fullmatch(v):  # `$` alone would accept a trailing newline
         raise ValueError("Username must be 3-30 characters: letters, digits or underscore")
     return v
@@ -121,6 +147,8 @@ def check_password(v: str) -> str:
 def check_email(v: str | None) -> str | None:
     if v is None or v == "":
         return None
+    if CONTROL_RE.search(v):
+        raise ValueError("Email must not contain control characters")
     if len(v) > 254 or not re.fullmatch(r"[^@\s,()]+@[^@\s,()]+\.[^@\s,()]+", v):
         raise ValueError("Invalid email address")
     return v
@@ -372,6 +400,7 @@ class Expense(BaseModel):
 
 def _json_number(v: object) -> object:
     # JSON numbers only (strings such as "1e400" or "NaN" are not amounts); bool is an int.
+    # A number with a fraction arrives as the exact Decimal that was sent (edge.JsonRoute).
     if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
         raise ValueError("amount must be a number")
     return v
@@ -411,11 +440,11 @@ Description = Annotated[str, StringConstraints(max_length=500), Storable]
 class ExpenseCreate(BaseModel):
     model_config = StrictInput
     amount: Amount
-    category_id: Id = Field(examples=[1])
-    payment_method_id: Id | None = Field(None, examples=[4])
+    category_id: BodyId = Field(examples=[1])
+    payment_method_id: BodyId | None = Field(None, examples=[4])
     description: Description | None = Field(None, examples=["Groceries"])
-    date: IsoDate | None = Field(None, examples=["2025-01-15"])
-    user_id: Id | None = Field(None, description="Defaults to the caller")
+    date: ExpenseDate | None = Field(None, examples=["2025-01-15"])
+    user_id: BodyId | None = Field(None, description="Defaults to the caller")
 
 
 class ExpenseChanges(BaseModel):
@@ -426,11 +455,11 @@ class ExpenseChanges(BaseModel):
 
     model_config = StrictInput
     amount: Amount = None  # type: ignore[assignment]
-    category_id: Id = Field(None, examples=[1])
-    payment_method_id: Id | None = Field(None, examples=[4])
+    category_id: BodyId = Field(None, examples=[1])  # type: ignore[assignment]
+    payment_method_id: BodyId | None = Field(None, examples=[4])
     description: Description | None = Field(None, examples=["Groceries and fruit"])
-    date: IsoDate = Field(None, examples=["2025-01-16"])  # type: ignore[assignment]
-    user_id: Id = Field(None, description="Moves the expense to this member")
+    date: ExpenseDate = Field(None, examples=["2025-01-16"])  # type: ignore[assignment]
+    user_id: BodyId = Field(None, description="Moves the expense to this member")  # type: ignore[assignment]
 
     def changes(self) -> dict[str, object]:
         """Only the fields the client sent, as JSON values for update_expense()."""
@@ -502,3 +531,13 @@ class YearlyDashboard(BaseModel):
 class HealthStatus(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+class Versions(BaseModel):
+    """GET /health/versions: what scripts/smoke.py prints after a deploy."""
+
+    postgres: str = Field(description="PostgreSQL's server_version", examples=["17.6"])
+    postgrest: str = Field(
+        description="PostgREST's version (its Server header or OpenAPI root), or `unknown`",
+        examples=["14.1"],
+    )

@@ -126,6 +126,7 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
         429: [TOO_MANY],
     },
     ("GET", "/api/auth/me"): NO_LOGIN,
+    ("GET", "/health/versions"): NO_LOGIN,
     ("POST", "/api/auth/logout"): NO_LOGIN,
     ("GET", "/api/categories"): {},
     ("GET", "/api/payment-methods"): {},
@@ -424,8 +425,12 @@ SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
     ("GET", "/health"): (200, {"status": "ok"}),
     ("GET", "/health/ready"): (
         200,
-        {"status": "ready", "checks": {"postgres": "ok", "postgrest": "ok", "admin": "ok"}},
+        {
+            "status": "ready",
+            "checks": {"postgres": "ok", "postgrest": "ok", "revocation": "ok", "admin": "ok"},
+        },
     ),
+    ("GET", "/health/versions"): (200, {"postgres": "17.6", "postgrest": "14.1"}),
     ("GET", "/health/shadow"): (
         200,
         {
@@ -554,7 +559,12 @@ EXTRA_RESPONSES: dict[tuple[str, str], dict[int, Any]] = {
         503: {
             "error": DB_UNAVAILABLE,
             "status": "unavailable",
-            "checks": {"postgres": "ok", "postgrest": "unreachable", "admin": "ok"},
+            "checks": {
+                "postgres": "ok",
+                "postgrest": "unreachable",
+                "revocation": "ok",
+                "admin": "ok",
+            },
         }
     },
 }

@@ -98,7 +98,9 @@ def build_reference(dsn: str) -> Snapshot:
             connect(dsn, application_name=APPLICATION_NAME, autocommit=True) as admin,
             admin.cursor() as cur,
         ):
-            cur.execute(f"drop database if exists {name}")
+            # (force): through a pooler the scratch database's server connection outlives
+            # ours in the pool; force ends it (it is `postgres`'s own session)
+            cur.execute(f"drop database if exists {name} with (force)")
 
 
 LEDGER_PREFIX = "public.schema_migrations"  # the runner's own table, not sql/'s

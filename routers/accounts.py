@@ -35,6 +35,7 @@ from auth import (
 )
 from database import execute
 from deps import AppSettings, CurrentUser, Db, Limits, Passwords
+from edge import JsonRoute
 from errors import ApiError, JsonResponse, error_responses
 from models import (
     CurrentSession,
@@ -54,7 +55,7 @@ from models import (
 from ratelimit import login_account_key
 from routers.auth import NewSession, authenticate, client_of, public_user
 
-router = APIRouter(prefix="/api/auth", tags=["accounts"])
+router = APIRouter(prefix="/api/auth", tags=["accounts"], route_class=JsonRoute)
 WRONG_PASSWORD = "Current password is incorrect"
 RESET_INVALID = "Invalid or expired reset code"
 REFRESH_INVALID = "Invalid or expired refresh token"

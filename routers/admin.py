@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from auth import audit_headers, new_secret, session_headers, sha256_hex
 from database import execute
 from deps import AppSettings, CurrentUser, Db, Passwords
+from edge import JsonRoute
 from errors import ApiError, JsonResponse, error_responses
 from models import (
     AdminUser,
@@ -26,7 +27,7 @@ from models import (
     ResetCode,
 )
 
-router = APIRouter(prefix="/api/admin", tags=["admin"])
+router = APIRouter(prefix="/api/admin", tags=["admin"], route_class=JsonRoute)
 NOTHING_TO_CHANGE = "Nothing to change: send role, email or name"
 
 

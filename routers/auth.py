@@ -24,6 +24,7 @@ from auth import (
 )
 from database import Database, execute
 from deps import AppSettings, CurrentUser, Db, Limits, Passwords
+from edge import JsonRoute
 from errors import ApiError, JsonResponse, error_responses
 from models import (
     LoginRequestTotp,
@@ -36,7 +37,7 @@ from models import (
 from passwords import PasswordHasher
 from ratelimit import AuthLimits, login_account_key
 
-router = APIRouter(prefix="/api/auth", tags=["auth"])
+router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=JsonRoute)
 BAD_LOGIN = "Invalid email or password"
 REGISTRATION_CLOSED = "Registration is closed"
 INVITE_REQUIRED = "An invite code is required"
@@ -217,12 +218,11 @@ async def register(
     summary="The logged-in user, read fresh from the database",
 )
 async def me(user: CurrentUser, db: Db) -> JsonResponse:
-    rows = await execute(
-        db.service.table("users").select("id,name,email").eq("id", user.id), session_headers(user)
-    )
-    if not rows:
+    # auth_me checks the session itself (sql/R31_auth_sessions.sql), hook or no hook
+    row = await execute(db.service.rpc("auth_me", {}), session_headers(user))
+    if not row:
         raise ApiError(401, TOKEN_INVALID)
-    return JsonResponse(public_user(rows[0]))
+    return JsonResponse(public_user(row))
 
 
 @router.post(

@@ -9,10 +9,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from deps import Db, RefCache
+from edge import JsonRoute
 from errors import JsonResponse, error_responses
 from models import Category, PaymentMethod
 
-router = APIRouter(prefix="/api", tags=["reference data"])
+router = APIRouter(prefix="/api", tags=["reference data"], route_class=JsonRoute)
 
 
 async def _serve(request: Request, db: Db, cache: RefCache, table: str, columns: str) -> Response:

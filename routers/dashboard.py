@@ -15,11 +15,20 @@ from starlette.responses import Response
 from auth import session_headers
 from database import JSON_MEDIA_TYPE, execute, rpc_passthrough
 from deps import CurrentUser, DashCache, Db
+from edge import JsonRoute
 from errors import ApiError, JsonResponse, error_responses
-from models import Id, MonthlyDashboard, PublicUser, YearlyDashboard, canonical_int
+from models import (
+    MAX_YEAR,
+    MIN_YEAR,
+    Id,
+    MonthlyDashboard,
+    PublicUser,
+    YearlyDashboard,
+    canonical_int,
+)
 
-router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
-MIN_YEAR, MAX_YEAR = 1900, 2200
+router = APIRouter(prefix="/api/dashboard", tags=["dashboard"], route_class=JsonRoute)
+SESSION_CHECK = "gateway_session_check"  # sql/R31_auth_sessions.sql
 
 UserId = Annotated[Id, Path(description="The user whose spending is summarised")]
 Year = Annotated[
@@ -35,9 +44,8 @@ Month = Annotated[canonical_int(1, 12) | None, Query(description="1-12, defaults
     summary="Every family member, by id",
 )
 async def list_users(user: CurrentUser, db: Db) -> JsonResponse:
-    rows = await execute(
-        db.service.table("users").select("id,name,email").order("id"), session_headers(user)
-    )
+    # dashboard_users checks the session itself (sql/R50_dashboards.sql), hook or no hook
+    rows = await execute(db.service.rpc("dashboard_users", {}), session_headers(user))
     return JsonResponse(rows)
 
 
@@ -49,6 +57,9 @@ async def _dashboard(
     key, session = (function, *params.values()), (user.id, user.jti)
     cached = cache.get(key, session)
     if cached is not None:
+        # A hit still asks Postgres whether the session holds (one cheap round trip): the
+        # NOTIFY of a logout reaches other workers and instances only milliseconds later.
+        await execute(db.service.rpc(SESSION_CHECK, {}), session_headers(user))
         return Response(cached, media_type=JSON_MEDIA_TYPE)
     generation = cache.generation
     response = await rpc_passthrough(db, function, params, session_headers(user), stream=False)

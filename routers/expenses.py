@@ -20,6 +20,7 @@ from starlette.responses import Response
 from auth import audit_headers, session_headers
 from database import execute, rpc_passthrough
 from deps import AppSettings, CurrentUser, Db
+from edge import JsonRoute
 from errors import ApiError, JsonResponse, error_responses
 from models import (
     Expense,
@@ -33,7 +34,7 @@ from models import (
     canonical_int,
 )
 
-router = APIRouter(prefix="/api/expenses", tags=["expenses"])
+router = APIRouter(prefix="/api/expenses", tags=["expenses"], route_class=JsonRoute)
 
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -249,8 +250,8 @@ IfMatch = Annotated[
     str | None,
     Header(
         description="The ETag of GET/PUT; when none of the tags is current the answer is 412 and "
-        "nothing changes. Without it the last write wins.",
-        examples=['"5d41402abc4b2a76b9719d911017c592"'],
+        "nothing changes. Without it the last write wins. Several If-Match lines are one list.",
+        examples=['"42-3"'],
     ),
 ]
 NOTHING_TO_UPDATE = (
@@ -258,6 +259,14 @@ NOTHING_TO_UPDATE = (
     "payment_method_id, description, date, user_id"
 )
 MAX_IF_MATCH_TAGS = 32
+
+
+def if_match_value(request: Request) -> str | None:
+    """Every If-Match line, combined as RFC 9110 (5.3) says a list header is: two lines
+    `"a"` and `"b"` mean `"a", "b"`, never only the first (the `if_match` parameter of the
+    routes only documents the header)."""
+    lines = request.headers.getlist("if-match")
+    return ", ".join(lines) if lines else None
 
 
 def if_match_tags(value: str | None) -> list[str] | None:
@@ -277,7 +286,7 @@ def with_etag(body: dict[str, Any], etag: str) -> JsonResponse:
 
 ETAG_HEADER = {
     "ETag": {
-        "description": "Strong entity tag; send it back in If-Match",
+        "description": "Strong, opaque entity tag (do not parse it); send it back in If-Match",
         "schema": {"type": "string"},
     }
 }
@@ -319,7 +328,11 @@ async def update_expense(
     result = await execute(
         db.service.rpc(
             "update_expense",
-            {"p_id": expense_id, "p_changes": changes, "p_if_match": if_match_tags(if_match)},
+            {
+                "p_id": expense_id,
+                "p_changes": changes,
+                "p_if_match": if_match_tags(if_match_value(request)),
+            },
         ),
         audit_headers(request, user),
     )
@@ -339,7 +352,8 @@ async def delete_expense(
 ) -> JsonResponse:
     result = await execute(
         db.service.rpc(
-            "delete_expense", {"p_id": expense_id, "p_if_match": if_match_tags(if_match)}
+            "delete_expense",
+            {"p_id": expense_id, "p_if_match": if_match_tags(if_match_value(request))},
         ),
         audit_headers(request, user),
     )

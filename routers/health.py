@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
-import database
 import shadow
-from deps import AppSettings, Db, Shadow
+from auth import session_headers
+from database import execute, postgrest_version
+from deps import AppState, CurrentUser, Db, Shadow, app_state
+from edge import JsonRoute
 from errors import JsonResponse, error_responses
-from models import HealthStatus
+from models import HealthStatus, Versions
 from routers.metrics import operator_access
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=JsonRoute)
+
+
+async def get_state(request: Request) -> AppState:
+    return app_state(request.app)
+
+
+State = Annotated[AppState, Depends(get_state)]
 
 
 @router.get("/health", response_model=HealthStatus, summary="Liveness: the process answers")
@@ -21,52 +30,33 @@ async def health() -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-NO_ADMIN = "none: run scripts/users.py set-role USER admin (docs/operations.md#first-admin)"
-
-
-def check_postgres(dsn: str) -> bool:
-    """Readiness: Postgres answers a query (in a thread: psycopg2 blocks). Also says whether
-    any user is an admin (a deployment without one cannot use /api/admin)."""
-    with database.connect(dsn, application_name="ffb-ready", timeout=2) as conn:
-        with conn.cursor() as cur:
-            cur.execute("select exists (select 1 from public.users where role = 'admin')")
-            row = cur.fetchone()
-            return bool(row and row[0])
-
-
-async def _check(coro, answers: list | None = None) -> str:
-    try:
-        answer = await asyncio.wait_for(coro, timeout=3)
-        if answers is not None:
-            answers.append(answer)
-        return "ok"
-    except Exception:  # noqa: BLE001 - any failure means not ready
-        return "unreachable"
-
-
 @router.get(
     "/health/ready",
     response_model=HealthStatus,
-    responses={503: {"model": HealthStatus, "description": "Postgres or PostgREST down"}},
-    summary="Readiness: Postgres and PostgREST both reachable; `checks.admin` says whether "
-    "any user is an admin",
+    responses={
+        503: {
+            "model": HealthStatus,
+            "description": "Postgres or PostgREST down, or session revocation not enforced",
+        }
+    },
+    summary="Readiness: Postgres and PostgREST reachable, and a refused session refused "
+    "(cached for 1 s per worker); `checks.admin` says whether any user is an admin",
 )
-async def ready(db: Db, settings: AppSettings) -> JsonResponse:
-    dsn = settings.database_url.get_secret_value()
-    has_admin: list[bool] = []
-    postgres, postgrest = await asyncio.gather(
-        _check(asyncio.to_thread(check_postgres, dsn), has_admin),
-        _check(database.execute(db.anon.table("categories").select("id").limit(1))),
-    )
-    checks = {"postgres": postgres, "postgrest": postgrest}
-    if has_admin:  # details, not a condition of readiness
-        checks["admin"] = "ok" if has_admin[0] else NO_ADMIN
-    if postgres == postgrest == "ok":
-        return JsonResponse({"status": "ready", "checks": checks})
-    return JsonResponse(
-        {"error": database.DB_UNAVAILABLE, "status": "unavailable", "checks": checks},
-        status_code=503,
-    )
+async def ready(state: State) -> JsonResponse:
+    status, body = await state.readiness.answer()
+    return JsonResponse(body, status_code=status)
+
+
+@router.get(
+    "/health/versions",
+    response_model=Versions,
+    responses=error_responses(401, 500, 503),
+    summary="The PostgreSQL and PostgREST versions behind the API (any logged-in member; "
+    "scripts/smoke.py prints them)",
+)
+async def versions(user: CurrentUser, db: Db) -> JsonResponse:
+    found = await execute(db.service.rpc("server_versions", {}), session_headers(user))
+    return JsonResponse({"postgres": found["postgres"], "postgrest": await postgrest_version(db)})
 
 
 @router.get(

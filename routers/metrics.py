@@ -7,8 +7,9 @@ from fastapi import APIRouter, Depends, Request, Response
 
 import metrics
 from deps import AppSettings
+from edge import JsonRoute
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 
 async def metrics_access(request: Request, settings: AppSettings) -> None:

@@ -12,7 +12,10 @@ examples:
   scripts/audit.py --prune --days 90                 ... or older than 90 days
 
 actions: expense.create, expense.update, expense.delete, auth.login, auth.login_failed,
-auth.logout, auth.register. --format jsonl prints one JSON object per line, with the row
+auth.logout, auth.register. Values that came from users (descriptions, names, request
+ids) are shown with their control characters escaped (ESC as \\x1b, a newline as \\n), so
+a stored value can neither forge a row nor reach the terminal as an escape sequence; in
+--format jsonl they are \\uXXXX escapes. --format jsonl prints one JSON object per line, with the row
 before and after the change for updates and deletes (pipe it to jq).
 
 The database is the app's DATABASE_URL (environment or .env, read through the app's
@@ -24,13 +27,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 
 import psycopg2
 import psycopg2.extras
 
 from database import Unreachable, connect
+from scripts.terminal import json_line, shown
 
 ACTIONS = (
     "expense.create",
@@ -172,12 +175,13 @@ def print_table(rows: list[dict]) -> None:
     lines = [header] + [
         (
             r["occurred_at"].astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-            "-" if r["actor_id"] is None else str(r["actor_id"]),
-            r["action"],
-            "-" if r["target_id"] is None else str(r["target_id"]),
-            r["client_addr"] or "-",
-            r["request_id"] or "-",
-            changed_fields(r["before"], r["after"]),
+            shown(r["actor_id"]),
+            shown(r["action"]),
+            shown(r["target_id"]),
+            shown(r["client_addr"] or None),
+            shown(r["request_id"] or None),
+            # every value that came from a user, escaped: one row is one line
+            shown(changed_fields(r["before"], r["after"])),
         )
         for r in rows
     ]
@@ -189,13 +193,7 @@ def print_table(rows: list[dict]) -> None:
 
 def print_jsonl(rows: list[dict]) -> None:
     for row in rows:
-        print(
-            json.dumps(
-                {**row, "occurred_at": row["occurred_at"].isoformat()},
-                ensure_ascii=False,
-                default=str,
-            )
-        )
+        print(json_line({**row, "occurred_at": row["occurred_at"].isoformat()}))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,8 @@ A database made by the release before migrations is recognised and baselined.
 which `postgres` has on hosted Supabase) and compare the catalogs with it.
 
 The database comes from DATABASE_URL (environment or .env), or --database-url. On hosted
-Supabase use the direct connection string (Connect -> Direct connection), as `postgres`.
+Supabase use the direct connection string (Connect -> Direct connection) or the session
+pooler (port 5432), as `postgres`; the transaction pooler (6543) is refused (exit 4).
 
 exit status:
   0  applied / schema matches sql/
@@ -33,8 +34,8 @@ exit status:
   3  applied, except PostgREST's pre-request hook: permission denied to set it. Run the
      printed statement in Supabase's SQL editor, then --check again
   4  refused, nothing changed: an applied migration was edited or removed, two migrations
-     share a number, a file in sql/ is not named RNN_short_name.sql, or public holds only
-     part of the tables of 0001
+     share a number, a file in sql/ is not named RNN_short_name.sql, public holds only
+     part of the tables of 0001, or the connection goes through a transaction pooler
 """
 
 from __future__ import annotations

@@ -22,9 +22,12 @@ examples:
   scripts/users.py set-role Kabir viewer      # reads everything, changes nothing
   scripts/users.py delete Kabir             # shows what goes, then asks for the name
   scripts/users.py delete 7 --yes           # no question (for scripts)
+  scripts/users.py rename --id 4 Kabir_K    # --id / --name: no doubt which user
   scripts/users.py invite --hours 48 --note "for Kabir"
 
-USER is an id, a username or an email (case-insensitive).
+USER is an id (ASCII digits), a username or an email (case-insensitive); a USER that is
+both an id and a username (a user named 004) is refused: say --id 4 or --name 004. Every
+value shown that a user chose (names, emails) has its control characters escaped (\x1b).
 
 exit codes:
   0  done
@@ -40,6 +43,7 @@ import argparse
 import datetime as dt
 import getpass
 import hashlib
+import re
 import secrets
 import sys
 
@@ -50,6 +54,7 @@ from config import ConfigError, load_settings
 from database import Unreachable, connect
 from models import check_email, check_password, check_username
 from passwords import hash_password
+from scripts.terminal import shown
 
 EXIT_FAILED, EXIT_NOT_CONFIRMED = 1, 3
 
@@ -72,18 +77,47 @@ def audit(cur, action: str, user_id: int | None, before: dict | None, after: dic
     )
 
 
-def find_user(cur, who: str) -> tuple[int, str, str | None]:
-    if who.isdigit():
-        cur.execute("select id, name, email from public.users where id = %s", (int(who),))
+ASCII_ID_RE = re.compile(r"[0-9]{1,18}")  # never int() on input: it takes any Unicode digit
+
+
+def ascii_id(value: str) -> int:
+    """--id: ASCII digits only (`١`, the Arabic-Indic one, is no id)."""
+    if not ASCII_ID_RE.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{shown(value)} is not an id (ASCII digits 0-9)")
+    return int(value)
+
+
+def find_user(cur, args) -> tuple[int, str, str | None]:
+    """The one user USER, --id or --name names; never a guess. USER of ASCII digits is an id
+    unless it is also a username or email, which is refused (say --id or --name)."""
+    columns = "select id, name, email from public.users"
+    by_name = f"{columns} where lower(name) = lower(%s) or lower(email) = lower(%s)"
+    if args.id is not None:
+        cur.execute(f"{columns} where id = %s", (args.id,))
+        who = f"id {args.id}"
+    elif args.name is not None:
+        cur.execute(by_name, (args.name, args.name))
+        who = f"'{shown(args.name)}'"
     else:
-        cur.execute(
-            "select id, name, email from public.users "
-            "where lower(name) = lower(%s) or lower(email) = lower(%s)",
-            (who, who),
-        )
-    rows = cur.fetchall()
+        who = f"'{shown(args.user)}'"
+        cur.execute(by_name, (args.user, args.user))
+        rows = cur.fetchall()
+        if ASCII_ID_RE.fullmatch(args.user):
+            cur.execute(f"{columns} where id = %s", (int(args.user),))
+            by_id = cur.fetchall()
+            if by_id and rows:
+                raise Refused(
+                    f"{who} is both the id of user {shown(by_id[0][1])} and the name or email "
+                    f"of user {rows[0][0]}: say --id {int(args.user)} or --name {shown(args.user)}"
+                )
+            rows = rows or by_id
+        return one_user(rows, who)
+    return one_user(cur.fetchall(), who)
+
+
+def one_user(rows: list, who: str) -> tuple[int, str, str | None]:
     if len(rows) != 1:
-        raise Refused(f"no user {who!r}" if not rows else f"{who!r} matches several users")
+        raise Refused(f"no user {who}" if not rows else f"{who} matches several users")
     return rows[0]
 
 
@@ -126,9 +160,14 @@ def unique_violation_message(exc: psycopg2.Error) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# commands (each gets an open cursor inside one transaction)
+# commands (each gets an open cursor inside one transaction and returns the lines that say
+# what it did: main prints them only once the transaction is committed, so nothing is
+# reported done - least of all an invite code - that was not stored)
 # --------------------------------------------------------------------------------------
-def cmd_list(args, settings, cur) -> None:
+Done = list[str]
+
+
+def cmd_list(args, settings, cur) -> Done:
     cur.execute("""
         select u.id, u.name, coalesce(u.email, '-'), u.created_at::date,
                (select count(*) from public.expenses e where e.user_id = u.id),
@@ -136,14 +175,13 @@ def cmd_list(args, settings, cur) -> None:
         from public.users u order by u.id""")
     rows = cur.fetchall()
     header = ("id", "name", "email", "created", "expenses", "sessions revoked", "role")
-    table = [header, *[tuple(str(c) for c in row) for row in rows]]
+    table = [header, *[tuple(shown(c) for c in row) for row in rows]]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-    print(f"{len(rows)} user(s)")
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+    return [*lines, f"{len(rows)} user(s)"]
 
 
-def cmd_add(args, settings, cur) -> None:
+def cmd_add(args, settings, cur) -> Done:
     name = checked(check_username, args.name)
     email = checked(check_email, args.email)
     password = read_password(args)
@@ -154,11 +192,11 @@ def cmd_add(args, settings, cur) -> None:
     )
     user = cur.fetchone()[0]
     audit(cur, "admin.user_add", user["id"], None, user)
-    print(f"added user {user['id']} {user['name']} ({user['email'] or 'no email'})")
+    return [f"added user {user['id']} {shown(user['name'])} ({shown(user['email'] or 'no email')})"]
 
 
-def cmd_reset_password(args, settings, cur) -> None:
-    user_id, name, _ = find_user(cur, args.user)
+def cmd_reset_password(args, settings, cur) -> Done:
+    user_id, name, _ = find_user(cur, args)
     password = read_password(args)
     print(f"hashing the password (bcrypt, cost {settings.bcrypt_rounds})...", file=sys.stderr)
     cur.execute(
@@ -168,45 +206,50 @@ def cmd_reset_password(args, settings, cur) -> None:
     # every session (rows and older tokens alike) ends, in this transaction
     cur.execute("select public.revoke_user_sessions(%s, null, 'admin_reset')", (user_id,))
     audit(cur, "admin.password_reset", user_id, None, None)
-    print(f"new password set for {name} (id {user_id}); their open sessions are logged out")
+    return [
+        f"new password set for {shown(name)} (id {user_id}); their open sessions are logged out"
+    ]
 
 
-def cmd_set_email(args, settings, cur) -> None:
-    user_id, name, old = find_user(cur, args.user)
+def cmd_set_email(args, settings, cur) -> Done:
+    user_id, name, old = find_user(cur, args)
     if args.clear == (args.email is not None):
         raise Refused("give either a new EMAIL or --clear")
     email = None if args.clear else checked(check_email, args.email)
     cur.execute("update public.users set email = %s where id = %s", (email, user_id))
     audit(cur, "admin.email_set", user_id, {"email": old}, {"email": email})
-    print(f"email of {name} (id {user_id}): {old or '-'} -> {email or '-'}")
+    return [f"email of {shown(name)} (id {user_id}): {shown(old)} -> {shown(email)}"]
 
 
-def cmd_rename(args, settings, cur) -> None:
-    user_id, old, _ = find_user(cur, args.user)
+def cmd_rename(args, settings, cur) -> Done:
+    user_id, old, _ = find_user(cur, args)
     new = checked(check_username, args.new_name)
     cur.execute("update public.users set name = %s where id = %s", (new, user_id))
     audit(cur, "admin.user_rename", user_id, {"name": old}, {"name": new})
-    print(f"renamed user {user_id}: {old} -> {new} (logins with the old name stop working)")
+    return [
+        f"renamed user {user_id}: {shown(old)} -> {new} (logins with the old name stop working)"
+    ]
 
 
-def cmd_revoke_sessions(args, settings, cur) -> None:
-    user_id, name, _ = find_user(cur, args.user)
+def cmd_revoke_sessions(args, settings, cur) -> Done:
+    user_id, name, _ = find_user(cur, args)
     cur.execute("select public.revoke_user_sessions(%s, null, 'admin')", (user_id,))
     audit(cur, "admin.sessions_revoke", user_id, None, None)
-    print(
-        f"every token issued to {name} (id {user_id}) until now is refused; they can log in again"
-    )
+    return [
+        f"every token issued to {shown(name)} (id {user_id}) until now is refused; "
+        "they can log in again"
+    ]
 
 
-def cmd_set_role(args, settings, cur) -> None:
-    user_id, name, _ = find_user(cur, args.user)
+def cmd_set_role(args, settings, cur) -> Done:
+    user_id, name, _ = find_user(cur, args)
     # the last-admin rule and the audit row (user.role) are Postgres' (sql/R32_accounts.sql)
     cur.execute("select public.set_user_role(%s, %s) ->> 'role'", (user_id, args.role))
-    print(f"role of {name} (id {user_id}): {cur.fetchone()[0]}")
+    return [f"role of {shown(name)} (id {user_id}): {cur.fetchone()[0]}"]
 
 
-def cmd_delete(args, settings, cur) -> None:
-    user_id, name, email = find_user(cur, args.user)
+def cmd_delete(args, settings, cur) -> Done:
+    user_id, name, email = find_user(cur, args)
     cur.execute("select public.lock_admins_keeping_one(%s)", (user_id,))  # the last admin stays
     cur.execute(
         "select count(*), coalesce(sum(amount), 0) from public.expenses where user_id = %s",
@@ -214,12 +257,12 @@ def cmd_delete(args, settings, cur) -> None:
     )
     count, total = cur.fetchone()
     print(
-        f"user {user_id} {name} ({email or 'no email'}) will be deleted with "
+        f"user {user_id} {shown(name)} ({shown(email or 'no email')}) will be deleted with "
         f"{count} expense(s) totalling {total}; their tokens stop working at once."
     )
     if not args.yes:
         try:
-            answer = input(f"Type the username ({name}) to delete, anything else keeps it: ")
+            answer = input(f"Type the username ({shown(name)}) to delete, anything else keeps it: ")
         except EOFError:
             answer = ""
         if answer.strip() != name:
@@ -229,10 +272,10 @@ def cmd_delete(args, settings, cur) -> None:
     cur.execute("delete from public.users where id = %s", (user_id,))
     gone = {"id": user_id, "name": name, "email": email, "expenses": count}
     audit(cur, "admin.user_delete", user_id, gone, None)
-    print(f"deleted user {user_id} {name} and {count} expense(s)")
+    return [f"deleted user {user_id} {shown(name)} and {count} expense(s)"]
 
 
-def cmd_invite(args, settings, cur) -> None:
+def cmd_invite(args, settings, cur) -> Done:
     hours = args.hours if args.hours is not None else settings.invite_ttl_hours
     if not 1 <= hours <= 24 * 90:
         raise Refused("--hours must be between 1 and 2160")
@@ -244,17 +287,17 @@ def cmd_invite(args, settings, cur) -> None:
     )
     expires = cur.fetchone()[0].astimezone(dt.timezone.utc)
     audit(cur, "admin.invite_create", None, None, {"note": args.note, "expires_at": str(expires)})
-    print(f"invite code: {code}")
-    print(
-        f"expires: {expires:%Y-%m-%d %H:%M} UTC (single use; register with "
-        f'"invite_code" while REGISTRATION_MODE=invite)'
-    )
     if settings.registration_mode != "invite":
         print(
             f"note: this configuration has REGISTRATION_MODE={settings.registration_mode}; "
             "the API takes invite codes only with REGISTRATION_MODE=invite",
             file=sys.stderr,
         )
+    return [
+        f"invite code: {code}",
+        f"expires: {expires:%Y-%m-%d %H:%M} UTC (single use; register with "
+        f'"invite_code" while REGISTRATION_MODE=invite)',
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -272,7 +315,17 @@ def parser() -> argparse.ArgumentParser:
 
     def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, user_parser=None)
+        return sub
+
+    def user_command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        """USER, or --id / --name to say which one it is (a USER of digits that is both an
+        id and a username is refused until one of them is given)."""
+        sub = command(name, handler, help_text)
+        sub.set_defaults(user_parser=sub)
+        sub.add_argument("user", metavar="USER", nargs="?", help="id, username or email")
+        sub.add_argument("--id", type=ascii_id, help="the user with this id (ASCII digits)")
+        sub.add_argument("--name", metavar="NAME", help="the user with this username or email")
         return sub
 
     command("list", cmd_list, "every user with email, creation date and expense count")
@@ -284,33 +337,27 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the password from the first line of standard input",
     )
-    reset = command(
+    reset = user_command(
         "reset-password", cmd_reset_password, "set a new password and log the user out everywhere"
     )
-    reset.add_argument("user", help="id, username or email")
     reset.add_argument(
         "--password-stdin",
         action="store_true",
         help="read the password from the first line of standard input",
     )
-    email = command("set-email", cmd_set_email, "change or clear a user's email")
-    email.add_argument("user", help="id, username or email")
+    email = user_command("set-email", cmd_set_email, "change or clear a user's email")
     email.add_argument("email", nargs="?", help="the new email")
     email.add_argument("--clear", action="store_true", help="remove the email")
-    rename = command("rename", cmd_rename, "change a username")
-    rename.add_argument("user", help="id, username or email")
-    rename.add_argument("new_name", help="3-30 of letters, digits and underscore")
-    revoke = command(
+    rename = user_command("rename", cmd_rename, "change a username")
+    rename.add_argument("new_name", nargs="?", help="3-30 of letters, digits and underscore")
+    user_command(
         "revoke-sessions", cmd_revoke_sessions, "refuse every token issued to the user so far"
     )
-    revoke.add_argument("user", help="id, username or email")
-    role = command(
+    role = user_command(
         "set-role", cmd_set_role, "make a user admin, member or viewer (the last admin stays)"
     )
-    role.add_argument("user", help="id, username or email")
-    role.add_argument("role", choices=("admin", "member", "viewer"))
-    delete = command("delete", cmd_delete, "delete a user and all their expenses (asks first)")
-    delete.add_argument("user", help="id, username or email")
+    role.add_argument("role", nargs="?", metavar="ROLE", help="admin, member or viewer")
+    delete = user_command("delete", cmd_delete, "delete a user and all their expenses (asks first)")
     delete.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
     invite = command(
         "invite", cmd_invite, "print a new single-use invite code for REGISTRATION_MODE=invite"
@@ -320,15 +367,45 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+ROLES = ("admin", "member", "viewer")
+
+
+def chosen_user(command: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exactly one of USER, --id, --name. With --id or --name the first positional is the
+    next argument (`rename --id 4 NEW_NAME`, `set-email --name 004 EMAIL`)."""
+    given = sum(x is not None for x in (args.id, args.name))
+    if given == 0 and args.user is None:
+        command.error("give the USER (an id, username or email), --id ID or --name NAME")
+    if given == 2:
+        command.error("give --id or --name, not both")
+    if given and args.user is not None:
+        following = {"rename": "new_name", "set-email": "email", "set-role": "role"}.get(
+            args.command
+        )
+        if following is None or getattr(args, following) is not None:
+            command.error("give the USER or --id/--name, not both")
+        setattr(args, following, args.user)
+        args.user = None
+    if args.command == "rename" and args.new_name is None:
+        command.error("the NEW_NAME is required")
+    if args.command == "set-role" and args.role not in ROLES:
+        command.error(f"the ROLE is required: one of {', '.join(ROLES)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.user_parser is not None:
+        chosen_user(args.user_parser, args)
     try:
         overrides = {"database_url": args.database_url} if args.database_url else {}
         settings = load_settings(**overrides)
         dsn = settings.database_url.get_secret_value()
         with connect(dsn, application_name="ffb-users", timeout=10) as conn:
             with conn, conn.cursor() as cur:
-                args.handler(args, settings, cur)
+                done = args.handler(args, settings, cur)
+        # committed (leaving `with conn` commits; a failed commit raised instead)
+        for line in done:
+            print(line)
     except Unreachable as exc:
         print(f"users.py: cannot connect to the database: {exc}", file=sys.stderr)
         return EXIT_FAILED

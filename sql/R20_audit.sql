@@ -8,7 +8,9 @@
 -- the caller's session in X-Gateway-Session ("<userId>:<jti>:<iat>", checked by the
 -- pre-request hook check_gateway_session); a request made with an `authenticated` JWT
 -- carries the caller in its claims. request_actor_id() reads the one that applies. The
--- gateway also passes X-Request-ID and X-Client-Address for the audit rows.
+-- gateway also passes X-Request-ID and X-Client-Address for the audit rows; what a direct
+-- caller sends is stored only as far as it can be trusted (request_client_addr,
+-- request_request_id).
 
 -- ---------------------------------------------------------------------------------------
 -- Request context
@@ -37,10 +39,44 @@ as $$
 $$;
 
 -- ---------------------------------------------------------------------------------------
+-- request_client_addr() -> the end user's address as somebody trusted vouches for it, or
+-- null: the gateway's X-Client-Address on a service-role request (the gateway decided it
+-- behind TRUSTED_PROXY_HOPS; nobody without the service-role key can send one that
+-- counts); for any other caller the RIGHT-most X-Forwarded-For entry, the one the proxy in
+-- front of PostgREST appended (Supabase's API gateway, nginx's $proxy_add_x_forwarded_for)
+-- - whatever a client puts in the header itself stays left of it. Only an IP address.
+-- ---------------------------------------------------------------------------------------
+create or replace function public.request_client_addr()
+returns text
+language plpgsql stable
+as $$
+declare
+  claimed text := case
+    when nullif(current_setting('request.jwt.claims', true), '')::json ->> 'role' = 'service_role'
+    then public.request_header('x-client-address')
+    else trim(regexp_replace(public.request_header('x-forwarded-for'), '^.*,', ''))
+  end;
+begin
+  return host(claimed::inet);
+exception when invalid_text_representation then
+  return null;
+end
+$$;
+
+-- request_request_id() -> X-Request-ID when it has the gateway's own format (1-128 of
+-- letters, digits, `.`, `_`, `-`: edge.REQUEST_ID_RE, which the gateway sends), else null.
+create or replace function public.request_request_id()
+returns text
+language sql stable
+as $$
+  select id from (select public.request_header('x-request-id')) as h (id)
+  where id ~ '^[A-Za-z0-9._-]{1,128}$'
+$$;
+
+-- ---------------------------------------------------------------------------------------
 -- audit_write(action, target, before, after, actor)
 -- Produces: one row of public.audit_log, in the caller's transaction, with the request's
---   id and the end user's address (as the gateway reports them; for other callers the
---   first X-Forwarded-For hop).
+--   id and the end user's address (request_request_id, request_client_addr above).
 -- Called by: the expenses_audit trigger, register_user, revoke_token, record_login.
 -- ---------------------------------------------------------------------------------------
 create or replace function public.audit_write(
@@ -49,15 +85,8 @@ returns void
 language sql volatile security definer set search_path = public, pg_temp
 as $$
   insert into public.audit_log (actor_id, action, target_id, request_id, client_addr, before, after)
-  values (p_actor_id, p_action, p_target_id,
-          left(public.request_header('x-request-id'), 128),
-          left(case
-                 when nullif(current_setting('request.jwt.claims', true), '')::json ->> 'role'
-                      = 'service_role'
-                 then public.request_header('x-client-address')
-                 else nullif(trim(split_part(public.request_header('x-forwarded-for'), ',', 1)), '')
-               end, 64),
-          p_before, p_after);
+  values (p_actor_id, p_action, p_target_id, public.request_request_id(),
+          public.request_client_addr(), p_before, p_after);
 $$;
 
 -- ---------------------------------------------------------------------------------------
@@ -85,5 +114,6 @@ $$;
 -- Nobody but the owner runs these directly: they run inside the SECURITY DEFINER
 -- functions and triggers that call them (prune_audit_log: the owner, over DATABASE_URL).
 revoke all on function public.request_header(text), public.request_actor_id(),
+  public.request_client_addr(), public.request_request_id(),
   public.audit_write(text, bigint, jsonb, jsonb, bigint), public.prune_audit_log(integer)
   from public, anon, authenticated, service_role;

@@ -202,6 +202,84 @@ begin
      or not public.session_is_valid(parts[1]::bigint, parts[2], parts[3]::bigint) then
     raise sqlstate 'PT401' using message = 'Invalid or expired token';
   end if;
+  -- accepted: require_gateway_session (below) need not look it up again in this transaction
+  perform set_config('ffb.gateway_session', session, true);
+end
+$$;
+
+-- require_gateway_session() -> the session's user id. The first statement of every function
+-- the gateway calls for a logged-in user (list, create, get, change, delete and export of
+-- expenses, the dashboards, /api/auth/me, /api/dashboard/users, logout): revocation must not
+-- depend on the pre-request hook alone, which PostgreSQL 16+ may refuse to set, an admin may
+-- skip, or a PostgREST not yet reloaded may not run (issue 21). Inside a PostgREST request
+-- (request.headers is set) the X-Gateway-Session header is REQUIRED and must name a valid
+-- session, else 401 - a service-role call without one is refused. When the hook already
+-- accepted this very header in this transaction (ffb.gateway_session, transaction-local) it
+-- is not looked up twice. Outside PostgREST (the owner in SQL: scripts, tests) there is no
+-- session and it returns null. SECURITY INVOKER: it runs as the definer function's owner.
+create or replace function public.require_gateway_session()
+returns bigint
+language plpgsql stable security invoker set search_path = public, pg_temp
+as $$
+declare
+  headers text := current_setting('request.headers', true);
+  session text;
+  parts text[];
+begin
+  if coalesce(headers, '') = '' then
+    return null;
+  end if;
+  session := headers::json ->> 'x-gateway-session';
+  if session is not null and session = current_setting('ffb.gateway_session', true) then
+    return split_part(session, ':', 1)::bigint;
+  end if;
+  parts := regexp_match(coalesce(session, ''),
+                        '^([0-9]{1,18}):([0-9a-f]{32}|legacy-[0-9a-f]{40}):([0-9]{1,12})$');
+  if parts is null
+     or not public.session_is_valid(parts[1]::bigint, parts[2], parts[3]::bigint) then
+    raise sqlstate 'PT401' using message = 'Invalid or expired token';
+  end if;
+  return parts[1]::bigint;
+end
+$$;
+
+-- gateway_session_check(): nothing but the check, answered 204 or 401. Called by the
+-- dashboard cache before it answers a hit (a cached body is never served to a session
+-- refused since), and by the gateway's revocation probe (readiness.py) with a session that
+-- must be refused: a 204 for it means revocation is not enforced and the gateway fails
+-- closed (GET /health/ready and every authenticated route answer 503).
+create or replace function public.gateway_session_check()
+returns void
+language plpgsql stable security definer set search_path = public, pg_temp
+as $$
+begin
+  perform public.require_gateway_session();
+end
+$$;
+
+-- GET /api/auth/me -> {"id","name","email"} of the session's user, or null (401) when the
+-- user no longer exists.
+create or replace function public.auth_me()
+returns json
+language plpgsql stable security definer set search_path = public, pg_temp
+as $$
+declare
+  user_id bigint := public.require_gateway_session();
+begin
+  return (select json_build_object('id', u.id, 'name', u.name, 'email', u.email)
+          from public.users u where u.id = user_id);
+end
+$$;
+
+-- GET /health/versions (scripts/smoke.py) -> {"postgres": server_version}: what an admin
+-- checks right after deploying (PostgREST's own version is its Server header).
+create or replace function public.server_versions()
+returns json
+language plpgsql stable security definer set search_path = public, pg_temp
+as $$
+begin
+  perform public.require_gateway_session();
+  return json_build_object('postgres', current_setting('server_version'));
 end
 $$;
 
@@ -215,6 +293,7 @@ returns void
 language plpgsql volatile security definer set search_path = public, pg_temp
 as $$
 begin
+  perform public.require_gateway_session();
   delete from public.revoked_tokens where jti in (
     select jti from public.revoked_tokens where expires_at < now()
     order by expires_at limit 100 for update skip locked);
@@ -233,14 +312,18 @@ revoke execute on function public.find_login_user(text),
                       timestamptz),
   public.register_user(text, text, text), public.invite_is_usable(text),
   public.register_user_invited(text, text, text, text),
-  public.session_is_valid(bigint, text, bigint), public.revoke_token(text, timestamptz)
+  public.session_is_valid(bigint, text, bigint), public.revoke_token(text, timestamptz),
+  public.gateway_session_check(), public.auth_me(), public.server_versions()
   from public, anon, authenticated;
+revoke all on function public.require_gateway_session()
+  from public, anon, authenticated, service_role;
 grant execute on function public.find_login_user(text),
   public.record_login(bigint, boolean, bigint, text, text, timestamptz, text, text, text,
                       timestamptz),
   public.register_user(text, text, text), public.invite_is_usable(text),
   public.register_user_invited(text, text, text, text),
-  public.session_is_valid(bigint, text, bigint), public.revoke_token(text, timestamptz)
+  public.session_is_valid(bigint, text, bigint), public.revoke_token(text, timestamptz),
+  public.gateway_session_check(), public.auth_me(), public.server_versions()
   to service_role;
 -- The pre-request hook runs as whatever role the request's JWT names, before every request.
 revoke all on function public.check_gateway_session() from public;

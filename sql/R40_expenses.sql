@@ -47,13 +47,15 @@ $$;
 
 -- ---------------------------------------------------------------------------------------
 -- expense_etag(row) -> the strong ETag (without quotes) of GET/PUT /api/expenses/{id}:
--- a digest of every column, so any change anyone makes gives a new one.
+-- `<id>-<version>`. Every change anyone makes raises the version (trigger expenses_version
+-- below), so it gives a new tag; and the tag is opaque: it says nothing about the row's
+-- columns (a digest of them let a reader recompute created_by offline, issue 24).
 -- ---------------------------------------------------------------------------------------
 create or replace function public.expense_etag(p_row public.expenses)
 returns text
 language sql immutable
 as $$
-  select md5(to_jsonb(p_row)::text)
+  select p_row.id || '-' || p_row.version
 $$;
 
 -- GET /api/expenses: the whole response body, built in one statement and sent by PostgREST
@@ -80,6 +82,7 @@ as $$
 declare
   body text;
 begin
+  perform public.require_gateway_session();
   if p_limit is not null and p_limit < 1 or p_offset is null or p_offset < 0 then
     raise sqlstate 'PT400' using message = 'limit must be at least 1 and offset at least 0';
   end if;
@@ -119,6 +122,7 @@ declare
   new_id bigint;
   result json;
 begin
+  perform public.require_gateway_session();
   perform public.require_write_access();  -- a viewer changes nothing (R21_access_roles.sql)
   if p_idempotency_key is not null then
     -- this key if it expired, and up to 20 other expired keys (bounded work per call; the
@@ -192,6 +196,7 @@ as $$
 declare
   found_row public.expenses;
 begin
+  perform public.require_gateway_session();
   select * into found_row from public.expenses where id = p_id;
   if not found then
     raise sqlstate 'PT404' using message = 'Expense not found';
@@ -212,6 +217,7 @@ declare
   actor bigint := public.request_actor_id();
   current_row public.expenses;
 begin
+  perform public.require_gateway_session();  -- update_expense and delete_expense start here
   perform public.require_write_access();  -- a viewer changes nothing (R21_access_roles.sql)
   select * into current_row from public.expenses where id = p_id for update;
   if not found then
@@ -285,9 +291,24 @@ $$;
 -- ---------------------------------------------------------------------------------------
 -- CSV export (GET /api/expenses/export.csv)
 -- csv_cell(text): one RFC 4180 field. A value that a spreadsheet would run as a formula
--- (it begins with = + - @, a tab or a carriage return) gets a leading apostrophe (OWASP
--- "CSV Injection"); a field holding a comma, quote, CR or LF is quoted, quotes doubled.
+-- gets a leading apostrophe (OWASP "CSV Injection"); a field holding a comma, quote, CR or
+-- LF is quoted, quotes doubled. Which values count as formulas is csv_formula_trigger().
 -- ---------------------------------------------------------------------------------------
+-- csv_formula_trigger() -> the regular expression of the formula rule (docs/CONTRACT.md;
+-- the CSV import reverses the neutralisation with the same rule): after any run of leading
+-- blank or invisible characters (tab, LF, VT, FF, CR, space, NEL, NBSP and the other
+-- Unicode spaces, the zero-width characters and marks U+200B-U+200F, U+2060-U+2064, the
+-- BOM U+FEFF, U+3000),
+-- the first other character is = + - @, a fullwidth ＝ ＋ － ＠ or a small ﹦ ﹢ ﹣ ﹫;
+-- or that leading run holds a tab or a carriage return.
+create or replace function public.csv_formula_trigger()
+returns text
+language sql immutable
+as $$
+  select '^[\t\n\v\f\r\u0020\u0085\u00a0\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]*'
+         '[=+\-@\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b\t\r]'
+$$;
+
 create or replace function public.csv_cell(p_value text)
 returns text
 language sql immutable
@@ -297,7 +318,8 @@ as $$
     when s ~ '[",\r\n]' then '"' || replace(s, '"', '""') || '"'
     else s
   end
-  from (select case when p_value ~ '^[=+\-@\t\r]' then '''' || p_value else p_value end) as v (s)
+  from (select case when p_value ~ public.csv_formula_trigger() then '''' || p_value
+                    else p_value end) as v (s)
 $$;
 
 -- export_expenses_csv(filters, after, limit) -> {"csv": "<rows, CRLF-terminated>",
@@ -316,6 +338,7 @@ as $$
 declare
   result json;
 begin
+  perform public.require_gateway_session();
   with page as (
     select e.id, e.date,
            e.id || ',' || e.date || ',' || public.csv_cell(u.name) || ','
@@ -364,19 +387,32 @@ begin
 end
 $$;
 
+-- expenses_version (BEFORE INSERT OR UPDATE): a new row is version 1, every update adds 1
+-- to the stored version, whatever the writer sends (a member writing through PostgREST
+-- cannot set it: no UPDATE grant on the column, and this overrides an INSERT's value).
+create or replace function public.expenses_version()
+returns trigger
+language plpgsql
+as $$
+begin
+  new.version := case when tg_op = 'INSERT' then 1 else old.version + 1 end;
+  return new;
+end
+$$;
+
 create or replace function public.expenses_audit()
 returns trigger
 language plpgsql security definer set search_path = public, pg_temp
 as $$
 begin
   if tg_op = 'INSERT' then
-    perform public.audit_write('expense.create', new.id, null, to_jsonb(new),
+    perform public.audit_write('expense.create', new.id, null, to_jsonb(new) - 'version',
                                public.request_actor_id());
   elsif tg_op = 'UPDATE' then
-    perform public.audit_write('expense.update', new.id, to_jsonb(old), to_jsonb(new),
-                               public.request_actor_id());
+    perform public.audit_write('expense.update', new.id, to_jsonb(old) - 'version',
+                               to_jsonb(new) - 'version', public.request_actor_id());
   else
-    perform public.audit_write('expense.delete', old.id, to_jsonb(old), null,
+    perform public.audit_write('expense.delete', old.id, to_jsonb(old) - 'version', null,
                                public.request_actor_id());
   end if;
   return null;
@@ -387,6 +423,11 @@ drop trigger if exists expenses_default_created_by on public.expenses;
 create trigger expenses_default_created_by
   before insert on public.expenses
   for each row execute function public.expenses_default_created_by();
+
+drop trigger if exists expenses_version on public.expenses;
+create trigger expenses_version
+  before insert or update on public.expenses
+  for each row execute function public.expenses_version();
 
 drop trigger if exists expenses_audit on public.expenses;
 create trigger expenses_audit
@@ -405,9 +446,9 @@ revoke all on function public.expense_json(bigint),
   public.create_expense_response(bigint, bigint, bigint, bigint, numeric, text, date, text, text, integer),
   public.get_expense(bigint), public.lock_expense_for_change(bigint, text[]),
   public.update_expense(bigint, jsonb, text[]), public.delete_expense(bigint, text[]),
-  public.csv_cell(text),
+  public.csv_formula_trigger(), public.csv_cell(text),
   public.export_expenses_csv(bigint, bigint, date, date, date, bigint, integer),
-  public.expenses_default_created_by(), public.expenses_audit()
+  public.expenses_default_created_by(), public.expenses_version(), public.expenses_audit()
   from public, anon, authenticated, service_role;
 grant execute on function public.expense_json(bigint),
   public.list_expenses(bigint, bigint, date, date, integer, integer),

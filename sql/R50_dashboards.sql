@@ -348,6 +348,7 @@ declare
   v_top   json;
   v_all   json;
 begin
+  perform public.require_gateway_session();
   v_name := public.dashboard_user(p_user_id, p_year, p_month, true);
   if v_name is null then
     return null;
@@ -394,6 +395,7 @@ declare
   v_all    json;
   v_trends json;
 begin
+  perform public.require_gateway_session();
   v_name := public.dashboard_user(p_user_id, p_year, null, false);
   if v_name is null then
     return null;
@@ -426,6 +428,28 @@ end
 $$;
 
 -- ---------------------------------------------------------------------------------------
+-- dashboard_users()
+-- Produces: the body of GET /api/dashboard/users: every member [{"id","name","email"}] by id
+--   ([] when there is none), for a valid session only (require_gateway_session).
+-- Called by: routers (dashboard) through PostgREST RPC with the service-role client.
+-- ---------------------------------------------------------------------------------------
+create or replace function public.dashboard_users()
+returns json
+language plpgsql
+stable
+security definer
+set search_path = public, pg_temp
+as $$
+begin
+  perform public.require_gateway_session();
+  return (select coalesce(json_agg(json_build_object('id', u.id, 'name', u.name,
+                                                     'email', u.email) order by u.id),
+                          '[]'::json)
+          from public.users u);
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------
 -- Privileges. Functions are executable by PUBLIC by default, and hosted Supabase's default
 -- privileges also grant anon and authenticated explicitly, so revoke from all three.
 -- Trigger functions need no EXECUTE grant to fire; nobody gets one.
@@ -439,12 +463,14 @@ revoke all on function public.dashboard_categories(bigint, date, date) from publ
 revoke all on function public.dashboard_user(bigint, int, int, boolean) from public, anon, authenticated;
 revoke all on function public.get_monthly_dashboard(bigint, int, int) from public, anon, authenticated;
 revoke all on function public.get_yearly_dashboard(bigint, int) from public, anon, authenticated;
+revoke all on function public.dashboard_users() from public, anon, authenticated;
 
 grant execute on function public.rebuild_expense_monthly_totals() to service_role;
 grant execute on function public.expense_totals_drift() to service_role;
 grant execute on function public.dashboard_categories(bigint, date, date) to service_role;
 grant execute on function public.get_monthly_dashboard(bigint, int, int) to service_role;
 grant execute on function public.get_yearly_dashboard(bigint, int) to service_role;
+grant execute on function public.dashboard_users() to service_role;
 
 -- notify_dashboard_cache(): trigger function, the invalidation of the gateway's per-worker
 --   dashboard cache (dashboard_cache.py, DASHBOARD_CACHE). Any statement that writes

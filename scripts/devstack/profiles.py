@@ -20,6 +20,16 @@ class Profile:
     write_env_file: bool
     pg_settings: tuple[str, ...] = ()  # extra `postgres -c` settings
 
+    # pgbouncer in front of Postgres, standing in for Supavisor's session pooler (5432 on
+    # hosted Supabase) and transaction pooler (6543): the two ports after Postgres's + 1
+    @property
+    def pooler_session_port(self) -> int:
+        return self.pg_port + 2
+
+    @property
+    def pooler_transaction_port(self) -> int:
+        return self.pg_port + 3
+
 
 PROFILES = {
     "dev": Profile(

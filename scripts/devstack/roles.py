@@ -44,9 +44,25 @@ def sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def roles_sql(secret: dict[str, str]) -> str:
+def memberships_sql(major: int) -> str:
+    """What `postgres` is a member of, as on hosted Supabase's image of that major.
+
+    PostgreSQL 15: a plain member of the API roles, not of authenticator. PostgreSQL 16+
+    lets a CREATEROLE role alter (e.g. `alter role authenticator set pgrst.db_pre_request`)
+    only the roles it holds ADMIN OPTION on, and hosted Supabase's 17 images grant exactly
+    that: `GRANT <role> TO postgres WITH ADMIN OPTION, INHERIT TRUE` for anon,
+    authenticated, service_role and authenticator (supabase/postgres's role dump)."""
+    if major < 16:
+        return "GRANT anon, authenticated, service_role TO postgres;"
+    return (
+        "GRANT anon, authenticated, service_role, authenticator TO postgres "
+        "WITH ADMIN OPTION, INHERIT TRUE;"
+    )
+
+
+def roles_sql(secret: dict[str, str], major: int = 15) -> str:
     """Create Supabase's roles where missing, set the passwords from secrets.json, and give
-    `postgres` what hosted Supabase gives it."""
+    `postgres` what hosted Supabase gives it on this major."""
     create = {
         "anon": "NOLOGIN NOINHERIT",
         "authenticated": "NOLOGIN NOINHERIT",
@@ -69,11 +85,11 @@ END
 $$;
 GRANT {api_roles} TO authenticator;
 ALTER ROLE authenticator WITH PASSWORD {sql_literal(secret["authenticator_password"])};
--- hosted Supabase's `postgres`: no superuser, a member of the API roles (not of
--- authenticator), owner of public, allowed to set PostgREST's pre-request hook
--- (supautils there; GRANT SET ON PARAMETER on PostgreSQL 15 here)
+-- hosted Supabase's `postgres`: no superuser, a member of the API roles (on 17 also of
+-- authenticator, all WITH ADMIN OPTION), owner of public, allowed to set PostgREST's
+-- pre-request hook (supautils there; GRANT SET ON PARAMETER here)
 ALTER ROLE postgres WITH {POSTGRES_ROLE} PASSWORD {sql_literal(secret["postgres_password"])};
-GRANT {api_roles} TO postgres;
+{memberships_sql(major)}
 ALTER SCHEMA public OWNER TO postgres;
 GRANT SET ON PARAMETER pgrst.db_pre_request TO postgres;
 -- as on hosted Supabase: the API roles may use public, and objects postgres (or
@@ -93,4 +109,4 @@ def ensure_roles(stack: Stack, secret: dict[str, str]) -> None:
     """Supabase's roles as on a hosted project (created only where missing), passwords from
     secrets.json, and what hosted Supabase gives `postgres`."""
     step("ensuring Supabase roles postgres, anon, authenticated, service_role, authenticator")
-    psql_admin(stack, roles_sql(secret), "creating the Supabase roles")
+    psql_admin(stack, roles_sql(secret, stack.major), "creating the Supabase roles")

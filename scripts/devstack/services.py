@@ -12,6 +12,7 @@ from .install import ensure_installed
 from .nginx import start_nginx, write_nginx_conf
 from .output import StackError, note, rel, step, warn
 from .paths import REPO, VENV, VENV_PY
+from .pooler import POOLERS, start_pooler
 from .postgres import init_postgres, retire_superuser_cluster, start_postgres, stop_postgres
 from .postgrest import (
     reload_postgrest_schema,
@@ -115,6 +116,8 @@ def start_service(
         start_postgres(stack)
         ensure_roles(stack, secret)
         wait_postgrest_reconnected(stack)
+    elif service in POOLERS:
+        start_pooler(stack, service, secret)
     elif service == "postgrest":
         write_postgrest_conf(stack, secret)
         start_postgrest(stack)
@@ -147,7 +150,7 @@ def bring_up_stack(stack: Stack, secret: dict[str, str], started: list[str]) -> 
     if find_pgdirs(stack) is None:
         if stack.live_pid("postgres") is None:
             init_postgres(stack, secret)
-    for service in ("postgres", "postgrest", "nginx"):
+    for service in ("postgres", *POOLERS, "postgrest", "nginx"):
         start_service(stack, service, secret, started)
     env = app_env(stack, secret)
     if run_app_script("bootstrap_schema.py", env):
@@ -158,7 +161,7 @@ def bring_up_stack(stack: Stack, secret: dict[str, str], started: list[str]) -> 
 
 def prepare(stack: Stack, test_tools: bool = False) -> dict[str, str]:
     """Install what is missing, create the state dirs, secrets and (dev) .env."""
-    ensure_installed(test_tools)
+    ensure_installed(test_tools, majors=(stack.major,))
     stack.make_dirs()
     secret = load_secrets(stack)
     if stack.profile.write_env_file:
@@ -183,7 +186,11 @@ def print_summary(stack: Stack, seeded: bool) -> None:
         rows += [("API", api_url(stack)), ("API docs", f"{api_url(stack)}/docs")]
     rows += [
         ("Supabase URL", f"{stack.supabase_url}  (REST at /rest/v1/)"),
-        ("Postgres", f"postgresql://postgres@{HOST}:{p.pg_port}/postgres  (password: {where})"),
+        (
+            f"PostgreSQL {stack.major}",
+            f"postgresql://postgres@{HOST}:{p.pg_port}/postgres  (password: {where})",
+        ),
+        ("Poolers", f"session :{p.pooler_session_port}, transaction :{p.pooler_transaction_port}"),
         ("Keys", keys),
         ("Logs", f"{rel(stack.logs)}/"),
     ]

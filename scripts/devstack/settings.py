@@ -63,8 +63,10 @@ def load_secrets(stack: Stack) -> dict[str, str]:
     return data
 
 
-def database_url(stack: Stack, secret: dict[str, str]) -> str:
-    return f"postgresql://postgres:{secret['postgres_password']}@{HOST}:{stack.profile.pg_port}/postgres"
+def database_url(stack: Stack, secret: dict[str, str], port: int | None = None) -> str:
+    """`postgres`'s connection string: straight to Postgres, or to one of the poolers."""
+    port = port or stack.profile.pg_port
+    return f"postgresql://postgres:{secret['postgres_password']}@{HOST}:{port}/postgres"
 
 
 def app_settings(stack: Stack, secret: dict[str, str]) -> dict[str, str]:
@@ -139,6 +141,14 @@ def app_env(stack: Stack, secret: dict[str, str]) -> dict[str, str]:
             "POSTGREST_DIRECT_URL": f"http://{HOST}:{stack.profile.postgrest_port}",
             "DEV_PROFILE": stack.profile.name,
             "DEV_SCRIPT": str(SCRIPT),
+            "DEV_POSTGRES": str(stack.major),
+            # pgbouncer (pooler.py), for the tests that run the API through a pooler
+            "DEV_POOLER_SESSION_URL": database_url(
+                stack, secret, stack.profile.pooler_session_port
+            ),
+            "DEV_POOLER_TRANSACTION_URL": database_url(
+                stack, secret, stack.profile.pooler_transaction_port
+            ),
         }
     )
     dsn = admin_dsn(stack)

@@ -8,10 +8,13 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from .install import ensure_installed
-from .output import Interrupted, step, warn
+from .majors import MAJORS, other_major
+from .output import Interrupted, note, step, warn
 from .paths import REPO, VENV, VENV_PY
 from .postgres import wipe_pgdata
 from .proc import run_foreground, wait_until
@@ -31,17 +34,45 @@ STATIC_CHECKS = [  # (what, command, how to fix); settings in pyproject.toml
 ]
 
 
+# `test`'s own options, taken only right after `test` (everything else goes to pytest)
+OWN_OPTIONS = {"--postgres": 1, "--both": 0}
+# what the second pass of `test --both` runs on the other major when no pytest args are given
+SECOND_PASS = ["tests/integration", "tests/contract"]
+
+
 def split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Split `[global options] test ARGS...` so that ARGS go to pytest untouched."""
+    """Split `[global options] test [--postgres N] [--both] ARGS...` so that ARGS go to
+    pytest untouched."""
     i = 0
     while i < len(argv) and argv[i].startswith("-"):
         i += 2 if argv[i] == "--profile" else 1
     if i >= len(argv) or argv[i] != "test":
         return argv, []
-    head, tail = argv[: i + 1], argv[i + 1 :]
+    i += 1
+    while i < len(argv):
+        name = argv[i].split("=", 1)[0]
+        if name not in OWN_OPTIONS:
+            break
+        i += 1 + (OWN_OPTIONS[name] if "=" not in argv[i] else 0)
+    head, tail = argv[:i], argv[i:]
     if tail in (["-h"], ["--help"]):
         return argv, []
     return head, tail[1:] if tail[:1] == ["--"] else tail
+
+
+def wants_both(
+    flag: bool,
+    pytest_args: list[str],
+    major_named: bool,
+    env: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether `test` adds the second pass on the other major: a plain `scripts/dev test`
+    (no pytest args, no major named) runs what CI runs, both; so does --both, or $CI set
+    to true/1/yes (GitHub Actions, GitLab CI and most others set it). Pytest args or a
+    named major (--postgres, $DEV_POSTGRES) alone mean one targeted pass."""
+    source = os.environ if env is None else env
+    on_ci = source.get("CI", "").strip().lower() in ("true", "1", "yes")
+    return flag or on_ci or (not pytest_args and not major_named)
 
 
 def processes_of_run(run_id: str, proc: Path = Path("/proc")) -> list[tuple[int, str]]:
@@ -95,13 +126,39 @@ def static_checks_pass() -> bool:
     return True
 
 
-def run_tests(stack: Stack, pytest_args: list[str]) -> int:
-    """The whole `test` command; returns its exit code."""
-    ensure_installed(test_tools=True)
+def run_tests(stack: Stack, pytest_args: list[str], both: bool = False) -> int:
+    """The whole `test` command; returns its exit code. With `both`, a second pass runs on
+    the other major: the same pytest args, or tests/integration and tests/contract when
+    none were given."""
+    other = Stack(stack.profile, other_major(stack.major))
+    ensure_installed(test_tools=True, majors=(stack.major, other.major) if both else (stack.major,))
     if not static_checks_pass():
         return 1
+    passes = [(stack, pytest_args)] + ([(other, pytest_args or SECOND_PASS)] if both else [])
+    results = []
+    for number, (pass_stack, args) in enumerate(passes, 1):
+        if len(passes) > 1:
+            step(
+                f"pass {number}/2: PostgreSQL {pass_stack.major}, pytest {' '.join(args) or 'tests'}"
+            )
+        started = time.monotonic()
+        rc = run_pass(pass_stack, args)
+        results.append((pass_stack.major, args, rc, time.monotonic() - started))
+        if rc == 130:
+            break
+    if len(passes) > 1:
+        step("test passes:")
+        for major, args, rc, seconds in results:
+            what = " ".join(args) or "the whole suite"
+            note(f"PostgreSQL {major}: {what}: exit {rc} in {seconds / 60:.1f} min")
+    return next((rc for *_, rc, _ in results if rc != 0), 0)
+
+
+def run_pass(stack: Stack, pytest_args: list[str]) -> int:
+    """One pass: a fresh test stack on stack.major, pytest, the stack stopped, leftovers."""
     stack.make_dirs()
-    stop_all(stack)  # leftovers of an interrupted run
+    for major in MAJORS:  # leftovers of an interrupted run, on either major
+        stop_all(Stack(stack.profile, major))
     wipe_pgdata(stack)
     secret = load_secrets(stack)
     run_id = secrets.token_hex(8)

@@ -185,6 +185,7 @@ async def provoked_responses(schema: dict, dsn: str) -> list[tuple[str, str, int
         await call(client, "POST", "/api/expenses", json={**expense, "amount": 11}, headers=key)
         await call(client, "GET", "/health")
         await call(client, "GET", "/health/ready")
+        await call(client, "GET", "/health/versions", headers=valid)
         await call(client, "GET", "/health/shadow", headers=valid)
     async with app_client(
         stack_settings(

@@ -261,6 +261,7 @@ PROD = {
     "ENVIRONMENT": "prod",
     "CORS_ORIGINS": "https://family.example.com",
     "REGISTRATION_MODE": "open",
+    "METRICS_TOKEN": "m" * 40,
 }
 
 

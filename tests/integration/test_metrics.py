@@ -16,6 +16,7 @@ import httpx
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+import deps
 from tests.helpers import app_client, bearer, gunicorn_server, stack_settings
 
 OPS = "metrics-test-operator-token"
@@ -169,6 +170,10 @@ async def test_postgrest_cache_bcrypt_and_rate_limit_metrics_move(fresh_db):
 async def test_unreachable_postgrest_counts_503s_and_failures(fresh_db):
     settings = stack_settings(supabase_url="http://127.0.0.1:9", reference_cache_ttl_seconds=0)
     async with app_client(settings) as client:
+        # PostgREST was never reached, so revocation was never proven and authenticated
+        # routes would answer 503 without calling it (readiness.py); pretend it was, so the
+        # dashboard below reaches the pass-through path this test measures
+        deps.app_state(client.app).revocation.proven = True
         before = await scrape(client, token=None)
         assert (await client.get("/api/categories")).status_code == 503
         # the dashboards' pass-through path is measured as well

@@ -139,14 +139,18 @@ def start_warnings(output: str) -> list[str]:
 
 
 async def test_open_registration_in_prod_logs_a_warning_at_start(fresh_db, capsys):
-    async with app_client(stack_settings(environment="prod", registration_mode="open")):
+    async with app_client(
+        stack_settings(environment="prod", registration_mode="open", metrics_token="m" * 40)
+    ):
         pass
     warnings = start_warnings(capsys.readouterr().err)
     assert any(w.startswith("REGISTRATION_MODE=open in prod") for w in warnings), warnings
 
 
 async def test_invite_registration_in_prod_starts_without_that_warning(fresh_db, capsys):
-    async with app_client(stack_settings(environment="prod", registration_mode="invite")):
+    async with app_client(
+        stack_settings(environment="prod", registration_mode="invite", metrics_token="m" * 40)
+    ):
         pass
     assert not any("REGISTRATION_MODE" in w for w in start_warnings(capsys.readouterr().err))
 

@@ -205,6 +205,7 @@ def run_prod_server(**env_overrides: str) -> subprocess.CompletedProcess:
         "WEB_CONCURRENCY": "1",
         "JWT_SECRET": "k" * 48,
         "CORS_ORIGINS": "https://family.example.com",
+        "METRICS_TOKEN": "m" * 40,
         **env_overrides,
     }
     return subprocess.run(
@@ -227,8 +228,21 @@ def run_prod_server(**env_overrides: str) -> subprocess.CompletedProcess:
         ),
         ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS=* is not allowed in prod"),
         ({}, "REGISTRATION_MODE must be set explicitly in prod"),
+        # issue 24 finding 7: /metrics is not left open (or guarded by `a`) by accident
+        (
+            {"REGISTRATION_MODE": "invite", "METRICS_TOKEN": "a"},
+            "METRICS_TOKEN must be a random string of at least 32 bytes in prod",
+        ),
+        ({"REGISTRATION_MODE": "invite", "METRICS_TOKEN": ""}, "METRICS_TOKEN must be set in prod"),
     ],
-    ids=["short-secret", "default-secret", "wildcard-cors", "implicit-open-registration"],
+    ids=[
+        "short-secret",
+        "default-secret",
+        "wildcard-cors",
+        "implicit-open-registration",
+        "short-metrics-token",
+        "no-metrics-token",
+    ],
 )
 def test_prod_server_refuses_to_start_with_unsafe_settings(env, message):
     result = run_prod_server(**env)

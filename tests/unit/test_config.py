@@ -63,6 +63,7 @@ def test_prod_accepts_strong_settings():
         jwt_secret=STRONG,
         cors_origins="https://family.example.com",
         registration_mode="invite",
+        metrics_token="m" * 40,
     )
     assert settings.is_prod and settings.cors_origins == ["https://family.example.com"]
 
@@ -77,6 +78,7 @@ def test_prod_accepts_an_explicit_open_registration(monkeypatch):
     monkeypatch.setenv("ENVIRONMENT", "prod")
     monkeypatch.setenv("JWT_SECRET", STRONG)
     monkeypatch.setenv("REGISTRATION_MODE", "OPEN")
+    monkeypatch.setenv("METRICS_TOKEN", "m" * 40)
     assert load_settings().registration_mode == "open"
     monkeypatch.delenv("REGISTRATION_MODE")
     with pytest.raises(ConfigError, match="REGISTRATION_MODE must be set explicitly"):
@@ -142,3 +144,31 @@ def test_app_refuses_to_start_in_prod_with_weak_secret(monkeypatch, capsys):
     )  # gunicorn APP_LOAD_ERROR: the arbiter halts (main.CONFIG_ERROR_EXIT)
     assert "JWT_SECRET must be at least 32 bytes" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# issue 24 finding 7: /metrics in prod is guarded by a real token, or openly public
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (None, "METRICS_TOKEN must be set in prod"),
+        ("a", "METRICS_TOKEN must be a random string of at least 32 bytes"),
+        ("x" * 31, "METRICS_TOKEN must be a random string of at least 32 bytes"),
+        (
+            "super-secret-jwt-token-with-at-least-32-characters-long",
+            "METRICS_TOKEN must be a random string",
+        ),
+    ],
+)
+def test_prod_refuses_a_missing_or_weak_metrics_token(token, message):
+    with pytest.raises(Exception, match=message):
+        unit_settings(
+            environment="prod", jwt_secret=STRONG, registration_mode="invite", metrics_token=token
+        )
+
+
+def test_prod_serves_public_metrics_only_when_asked_to():
+    settings = unit_settings(
+        environment="prod", jwt_secret=STRONG, registration_mode="invite", metrics_public=True
+    )
+    assert settings.metrics_token is None and settings.metrics_public
+    assert unit_settings(metrics_token="a").metrics_token is not None  # dev: any token

@@ -325,20 +325,20 @@ async def test_register_postgrest_error_is_generic_500_with_details_only_in_log(
 # me
 # --------------------------------------------------------------------------------------
 async def test_me_reads_the_user_fresh_and_names_the_session(client, rest):
-    route = rest.get("/users").respond(200, json=[ALOK])
+    route = rest.post("/rpc/auth_me").respond(200, json=ALOK)
     token = token_for()
     response = await client.get("/api/auth/me", headers=bearer(token))
     assert response.status_code == 200
     assert response.json() == ALOK
     request = route.calls.last.request
-    assert request.url.params["id"] == "eq.1"
+    assert request.content == b"{}"  # auth_me reads the user of the session it checks
     assert request.headers["apikey"] == "service-key"
     claims = jwt.get_unverified_claims(token)
     assert request.headers["x-gateway-session"] == f"1:{claims['jti']}:{claims['iat']}"
 
 
 async def test_me_accepts_the_jwt_cookie_instead_of_bearer(client, rest):
-    rest.get("/users").respond(200, json=[ALOK])
+    rest.post("/rpc/auth_me").respond(200, json=ALOK)
     response = await client.get("/api/auth/me", headers=cookie(token_for()))
     assert response.status_code == 200
     assert response.json() == ALOK
@@ -359,7 +359,7 @@ async def test_me_with_expired_token_is_401(client, rest):
 
 
 async def test_me_with_wrong_signature_is_401(client, rest):
-    route = rest.get("/users")
+    route = rest.post("/rpc/auth_me")
     claims = jwt.get_unverified_claims(token_for())
     forged = jwt.encode(claims, "another-secret-that-is-long-enough-123456", algorithm="HS256")
     response = await client.get("/api/auth/me", headers=bearer(forged))
@@ -385,7 +385,7 @@ async def test_me_with_token_missing_valid_claims_is_401(client, rest, claims):
 
 
 async def test_me_when_the_user_row_is_gone_is_401(client, rest):
-    rest.get("/users").respond(200, json=[])
+    rest.post("/rpc/auth_me").respond(200, json=None)
     response = await client.get("/api/auth/me", headers=bearer())
     assert response.status_code == 401
     assert response.json() == {"error": "Invalid or expired token"}

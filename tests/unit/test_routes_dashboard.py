@@ -39,12 +39,10 @@ def rpc_sent(route) -> dict:
 # --------------------------------------------------------------------------------------
 async def test_users_lists_id_name_email_by_id(client, rest):
     users = [ALOK, {"id": 2, "name": "Amol", "email": None}]
-    route = rest.get("/users").respond(200, json=users)
+    route = rest.post("/rpc/dashboard_users").respond(200, json=users)
     response = await client.get("/api/dashboard/users", headers=bearer())
     assert response.status_code == 200
     assert response.json() == users
-    params = route.calls.last.request.url.params
-    assert params["select"] == "id,name,email" and params["order"] == "id.asc"
     assert route.calls.last.request.headers["x-gateway-session"].startswith("1:")
 
 
@@ -170,3 +168,48 @@ async def test_yearly_rejects_absurd_year_with_400(client, rest, query):
     assert response.status_code == 400
     assert set(response.json()) == {"error"}
     assert not route.called
+
+
+# --------------------------------------------------------------------------------------
+# A cache hit still asks Postgres about the session (issue 24, item 3)
+# --------------------------------------------------------------------------------------
+PT401 = {"code": "PT401", "message": "Invalid or expired token", "details": None, "hint": None}
+
+
+@pytest.mark.parametrize("session_holds", [True, False])
+async def test_a_cache_hit_is_answered_only_when_postgres_accepts_the_session(
+    client, rest, session_holds
+):
+    """The body is in this worker's cache for this very session; the logout happened
+    elsewhere and its NOTIFY has not arrived. Only Postgres' answer decides."""
+    import httpx
+
+    from auth import decode_token
+    from deps import app_state
+    from tests.helpers import token_for
+
+    token = token_for()
+    state = app_state(client.app)
+    user = decode_token(state.settings, token)
+    cache = state.dashboard_cache
+    cache.enabled = cache.listening = True
+    key, session = ("get_monthly_dashboard", 2, 2025, 1), (user.id, user.jti)
+    cache.put(key, session, json.dumps(MONTHLY).encode(), cache.generation)
+
+    def check(request: httpx.Request) -> httpx.Response:
+        probe = request.headers["x-gateway-session"].startswith("0:")  # readiness' probe
+        return (
+            httpx.Response(204) if session_holds and not probe else httpx.Response(401, json=PT401)
+        )
+
+    checked = rest.post("/rpc/gateway_session_check").mock(side_effect=check)
+    dashboard = rest.post("/rpc/get_monthly_dashboard").respond(500)
+    response = await client.get("/api/dashboard/2/monthly?year=2025&month=1", headers=bearer(token))
+    assert not dashboard.called  # answered from the cache, or refused
+    sent = checked.calls.last.request.headers["x-gateway-session"]
+    assert sent == f"{user.id}:{user.jti}:{user.issued_at}"
+    if session_holds:
+        assert response.status_code == 200 and response.json() == MONTHLY
+    else:
+        assert response.status_code == 401
+        assert response.json() == {"error": "Invalid or expired token"}

@@ -13,9 +13,9 @@ from tests.helpers import bearer
 
 # (client method, path, JSON body, PostgREST method, PostgREST path)
 ROUTES = [
-    ("get", "/api/auth/me", None, "get", "/users"),
+    ("get", "/api/auth/me", None, "post", "/rpc/auth_me"),
     ("post", "/api/auth/logout", None, "post", "/rpc/revoke_token"),
-    ("get", "/api/dashboard/users", None, "get", "/users"),
+    ("get", "/api/dashboard/users", None, "post", "/rpc/dashboard_users"),
     ("get", "/api/dashboard/1/monthly", None, "post", "/rpc/get_monthly_dashboard"),
     ("get", "/api/dashboard/1/yearly", None, "post", "/rpc/get_yearly_dashboard"),
     ("get", "/api/expenses", None, "post", "/rpc/list_expenses"),

@@ -31,11 +31,12 @@ def test_venv_installs_the_project_editable_without_dependencies():
 
 
 def test_missing_apt_packages_names_the_debian_packages(monkeypatch):
-    monkeypatch.setattr(install, "find_pg_bin", lambda: None)
+    monkeypatch.setattr(install, "has_server", lambda major: False)
     monkeypatch.setattr(install, "nginx_binary", lambda: None)
+    monkeypatch.setattr(install, "pgbouncer_binary", lambda: None)
     monkeypatch.setattr(install.shutil, "which", lambda name: None)
     monkeypatch.setattr(install, "POSTGREST_BIN", install.CACHE / "absent" / "postgrest")
     missing = install.missing_apt_packages(test_tools=True)
-    assert missing[:3] == ["postgresql", "nginx-light", "npm"]
+    assert missing[:4] == ["postgresql", "pgbouncer", "nginx-light", "npm"]
     assert missing[-2:] == ["chromium", "wrk"]
     assert "chromium" not in install.missing_apt_packages(test_tools=False)

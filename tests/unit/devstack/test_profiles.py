@@ -52,10 +52,11 @@ def test_no_two_profiles_share_a_port_and_test_ports_avoid_the_ephemeral_range()
 
 def test_stack_services_in_start_order_and_their_ports():
     test2 = Stack(PROFILES["test2"])
-    assert test2.services() == ["postgres", "postgrest", "nginx"]
-    assert [test2.port(s) for s in test2.services()] == [25342, 25343, 25341]
+    poolers = ["pooler-session", "pooler-transaction"]
+    assert test2.services() == ["postgres", *poolers, "postgrest", "nginx"]
+    assert [test2.port(s) for s in test2.services()] == [25342, 25344, 25345, 25343, 25341]
     assert test2.supabase_url == f"http://{HOST}:25341"
-    assert Stack(PROFILES["dev"]).services() == ["postgres", "postgrest", "nginx", "api"]
+    assert Stack(PROFILES["dev"]).services() == ["postgres", *poolers, "postgrest", "nginx", "api"]
 
 
 def test_stack_files_live_under_dot_stack_profile():

@@ -1,0 +1,75 @@
+"""scripts/smoke.py, the check an admin runs right after deploying (docs/compatibility.md),
+against a gunicorn server on the local stack: it passes and prints the versions; it fails
+with exit 1 and one line naming the check on a wrong password, an unreachable URL, and a
+deployment where logout is not enforced (the gateway fails closed: readiness is 503)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.helpers import ROOT
+from tests.integration.test_fail_closed import in_sql_check_replaced, without_the_hook
+
+pytestmark = pytest.mark.slow
+
+
+def smoke(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "scripts/smoke.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_help_names_every_option():
+    result = smoke("--help")
+    assert result.returncode == 0
+    for option in ("--base-url", "--email", "--password", "--password-stdin", "--timeout"):
+        assert option in result.stdout
+
+
+def test_smoke_passes_against_the_local_stack_and_prints_the_versions(start_server, fresh_db):
+    base = start_server()
+    result = smoke("--base-url", base, "--email", "alok@example.com", "--password", "password123")
+    assert result.returncode == 0, result.stderr
+    assert "PostgreSQL 1" in result.stdout and "PostgREST 12.0.2" in result.stdout
+    assert "logout: the logged-out token is refused" in result.stdout
+    assert result.stdout.rstrip().endswith("smoke test passed")
+    assert result.stderr == ""
+
+
+def test_smoke_fails_with_one_line_naming_the_check(start_server, fresh_db):
+    base = start_server()
+    wrong = smoke("--base-url", base, "--email", "alok@example.com", "--password", "nope")
+    assert wrong.returncode == 1
+    assert wrong.stderr == (
+        "smoke test failed: POST /api/auth/login: HTTP 401 (Invalid email or password), "
+        "expected 200\n"
+    )
+    down = smoke("--base-url", "http://127.0.0.1:9", "--email", "a", "--password", "b")
+    assert down.returncode == 1 and down.stderr.count("\n") == 1
+    assert down.stderr.startswith("smoke test failed: http://127.0.0.1:9: ConnectError")
+
+
+def test_smoke_fails_where_logout_is_not_enforced(start_server, fresh_db):
+    base = start_server()
+    with without_the_hook(), in_sql_check_replaced(fresh_db):
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{base}/health/ready", timeout=5).status_code != 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        result = smoke(
+            "--base-url", base, "--email", "alok@example.com", "--password", "password123"
+        )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "smoke test failed: GET /health/ready: HTTP 503 (Session revocation is not "
+        "enforced), expected 200\n"
+    )
