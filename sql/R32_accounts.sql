@@ -114,6 +114,7 @@ declare
   account public.users;
   expires timestamptz;
 begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
   select * into account from public.users where id = public.request_actor_id();
   if not found then
     raise sqlstate 'PT401' using message = 'Invalid or expired token';
@@ -132,14 +133,19 @@ $$;
 -- the caller's live sessions, newest first (logins and token sessions alike).
 create or replace function public.list_sessions(p_current text)
 returns json
-language sql stable security definer set search_path = public, pg_temp
+language plpgsql stable security definer set search_path = public, pg_temp
 as $$
-  select coalesce(json_agg(json_build_object(
-           'id', s.id, 'created_at', s.created_at, 'last_used_at', s.last_used_at,
-           'user_agent', s.user_agent, 'ip', s.ip, 'current', s.id = p_current)
-         order by s.created_at desc, s.id), '[]')
-  from public.sessions s
-  where s.user_id = public.request_actor_id() and s.revoked_at is null and s.expires_at > now()
+begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
+  return (
+    select coalesce(json_agg(json_build_object(
+             'id', s.id, 'created_at', s.created_at, 'last_used_at', s.last_used_at,
+             'user_agent', s.user_agent, 'ip', s.ip, 'current', s.id = p_current)
+           order by s.created_at desc, s.id), '[]')
+    from public.sessions s
+    where s.user_id = public.request_actor_id() and s.revoked_at is null and s.expires_at > now()
+  );
+end
 $$;
 
 -- DELETE /api/auth/sessions/{id} -> {"id"}: ends one of the caller's live sessions (404 if
@@ -151,6 +157,7 @@ as $$
 declare
   actor bigint := public.request_actor_id();
 begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
   update public.sessions set revoked_at = now(), revoked_reason = 'revoked'
   where id = p_id and user_id = actor and revoked_at is null and expires_at > now();
   if not found then
@@ -173,6 +180,7 @@ declare
   actor bigint := public.request_actor_id();
   ended integer;
 begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
   perform public.adopt_session(p_current, p_expires_at, p_issued_at);
   ended := public.revoke_user_sessions(actor, p_current, 'revoked');
   perform public.audit_write('auth.sessions_revoke', actor, null,
@@ -188,9 +196,14 @@ $$;
 -- event loop; never in an answer).
 create or replace function public.caller_password_hash()
 returns text
-language sql stable security definer set search_path = public, pg_temp
+language plpgsql stable security definer set search_path = public, pg_temp
 as $$
-  select password_hash from public.users where id = public.request_actor_id()
+begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
+  return (
+    select password_hash from public.users where id = public.request_actor_id()
+  );
+end
 $$;
 
 -- PUT /api/auth/password, step 2 -> {"ended": N}: the new hash; every other session ends.
@@ -204,6 +217,7 @@ declare
   actor bigint := public.request_actor_id();
   ended integer;
 begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
   update public.users set password_hash = p_password_hash where id = actor;
   if not found then
     raise sqlstate 'PT401' using message = 'Invalid or expired token';
@@ -258,12 +272,17 @@ $$;
 -- The caller's TOTP state: {"enabled", "secret" (when enabled), "pending" (being set up)}.
 create or replace function public.totp_state()
 returns json
-language sql stable security definer set search_path = public, pg_temp
+language plpgsql stable security definer set search_path = public, pg_temp
 as $$
-  select json_build_object('enabled', totp_enabled_at is not null,
-                           'secret', case when totp_enabled_at is not null then totp_secret end,
-                           'pending', totp_pending_secret, 'name', name, 'email', email)
-  from public.users where id = public.request_actor_id()
+begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
+  return (
+    select json_build_object('enabled', totp_enabled_at is not null,
+                             'secret', case when totp_enabled_at is not null then totp_secret end,
+                             'pending', totp_pending_secret, 'name', name, 'email', email)
+    from public.users where id = public.request_actor_id()
+  );
+end
 $$;
 
 -- POST /api/auth/totp/setup: stores the secret being set up (409 once enabled).
@@ -272,6 +291,7 @@ returns void
 language plpgsql volatile security definer set search_path = public, pg_temp
 as $$
 begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
   update public.users set totp_pending_secret = p_secret
   where id = public.request_actor_id() and totp_enabled_at is null;
   if not found then
@@ -289,6 +309,7 @@ as $$
 declare
   actor bigint := public.request_actor_id();
 begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
   update public.users set totp_secret = p_secret, totp_pending_secret = null,
                           totp_enabled_at = now(), totp_last_step = p_step
   where id = actor and totp_enabled_at is null and totp_pending_secret = p_secret;
@@ -309,6 +330,7 @@ as $$
 declare
   actor bigint := public.request_actor_id();
 begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
   update public.users set totp_secret = null, totp_pending_secret = null,
                           totp_enabled_at = null, totp_last_step = null
   where id = actor and totp_enabled_at is not null
@@ -389,6 +411,7 @@ returns json
 language plpgsql stable security definer set search_path = public, pg_temp
 as $$
 begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
   perform public.require_admin();
   return (select coalesce(json_agg(json_build_object(
                    'id', u.id, 'name', u.name, 'email', u.email, 'role', u.role,
@@ -413,6 +436,7 @@ declare
   account public.users;
   violated text;
 begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
   perform public.require_admin();
   insert into public.users (name, email, password_hash, role)
   values (p_name, nullif(p_email, ''), coalesce(p_password_hash, '!'), coalesce(p_role, 'member'))
@@ -446,6 +470,7 @@ declare
   account public.users;
   violated text;
 begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
   perform public.require_admin();
   select * into old_row from public.users where id = p_id for update;
   if not found then
@@ -487,6 +512,7 @@ as $$
 declare
   ended integer;
 begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
   perform public.require_admin();
   update public.users set totp_secret = null, totp_pending_secret = null,
                           totp_enabled_at = null, totp_last_step = null
@@ -518,6 +544,7 @@ declare
   account public.users;
   removed json;
 begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
   perform public.require_admin();
   select * into account from public.users where id = p_id for update;
   if not found then
@@ -544,6 +571,7 @@ as $$
 declare
   invite public.invites;
 begin
+  perform public.require_gateway_session();  -- issue 21: a refused session stops here
   perform public.require_admin();
   insert into public.invites (code_sha256, expires_at, note)
   values (p_code_sha256, p_expires_at, p_note)

@@ -190,6 +190,14 @@ async def test_users_script_sets_roles_and_keeps_the_last_admin(api, family):
     assert users_script("set-role", "Rashmi", "admin").returncode == 0
     assert users_script("set-role", "alok", "member").returncode == 0
     assert audit_actions(family, "user.role") == ["user.role"] * 3
+    # issue 24's rules hold for set-role too: --id / --name say which user, ROLE follows
+    assert users_script("set-role", "--id", "3", "member").returncode == 0
+    assert role_of(family, 3) == "member"
+    assert users_script("set-role", "--name", "Atul", "viewer").returncode == 0
+    assert role_of(family, 3) == "viewer"
+    wrong = users_script("set-role", "--id", "3", "owner")
+    assert wrong.returncode == 2 and "ROLE" in wrong.stderr and role_of(family, 3) == "viewer"
+    assert audit_actions(family, "user.role") == ["user.role"] * 5
 
 
 async def test_ready_says_when_no_user_is_an_admin(api, fresh_db):
