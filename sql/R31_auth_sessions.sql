@@ -209,7 +209,8 @@ $$;
 
 -- require_gateway_session() -> the session's user id. The first statement of every function
 -- the gateway calls for a logged-in user (list, create, get, change, delete and export of
--- expenses, the dashboards, /api/auth/me, /api/dashboard/users, logout): revocation must not
+-- expenses, the dashboards, /api/auth/me, /api/dashboard/users, logout, and issue 22's
+-- sessions, password change, TOTP and admin functions in R32_accounts.sql): revocation must not
 -- depend on the pre-request hook alone, which PostgreSQL 16+ may refuse to set, an admin may
 -- skip, or a PostgREST not yet reloaded may not run (issue 21). Inside a PostgREST request
 -- (request.headers is set) the X-Gateway-Session header is REQUIRED and must name a valid

@@ -243,6 +243,12 @@ async def test_with_the_in_sql_check_defeated_too_it_fails_closed(api, fresh_db)
                     "select %s, now() + interval '1 day'",
                     (token_jti(token),),
                 )
+                # what revoke_token does too since issue 22: a login's session row decides
+                cur.execute(
+                    "update public.sessions set revoked_at = now(), revoked_reason = 'logout' "
+                    "where id = %s",
+                    (token_jti(token),),
+                )
             for t in (token, other):
                 for method, path, kwargs in session_routes(1):
                     response = await api.request(method, path, headers=bearer(t), **kwargs)
