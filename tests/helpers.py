@@ -45,6 +45,9 @@ TABLES = (
     "rate_limits",
     "invites",
     "audit_log",
+    "sessions",
+    "refresh_tokens",
+    "password_reset_codes",
 )
 
 
