@@ -26,8 +26,8 @@ from config import ConfigError, Settings, get_settings
 from deps import AppState
 from errors import JsonResponse
 from logs import configure_logging
-from routers import accounts, admin, categories, dashboard, expenses, health
 from routers import auth as auth_routes
+from routers import categories, dashboard, expenses, health
 from routers import metrics as metrics_routes
 
 log = logging.getLogger("ffb")
@@ -124,8 +124,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         health.router,
         auth_routes.router,
-        accounts.router,
-        admin.router,
         categories.router,
         expenses.router,
         dashboard.router,

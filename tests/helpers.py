@@ -45,9 +45,6 @@ TABLES = (
     "rate_limits",
     "invites",
     "audit_log",
-    "sessions",
-    "refresh_tokens",
-    "password_reset_codes",
 )
 
 
