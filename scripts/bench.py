@@ -93,16 +93,19 @@ EXPENSE_SELECT = (
 EXPENSE_ROWS_WANTED = (30, 100)  # (b): a window with this many rows
 MONTH_ROWS_MAX = 1000  # (b): the larger window, at most PostgREST's max-rows
 LEGACY_PAGE = 1000
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/<pid>/stat counts CPU time in these
+FLOOR_APP = "scripts.bench_floor:app"  # the bare-ASGI floor, served like the gateway
 F_MIX = ("categories", "expenses", "monthly", "yearly", "me")
 
 # Targets of the issue: (case, metric) -> threshold, checked by --check and shown in the table.
 TARGETS = {
     "a": "gateway >= 100% of direct",
-    "b": "gateway >= 100% of the direct table query at ~64 and ~1,000 rows",
-    "c": "gateway >= 85% of the RPC called directly, p95 < 25 ms",
+    "b": "gateway >= 125% of the direct table query at ~64 rows and >= 110% at ~1,000 rows; "
+    "gateway CPU/request <= 1.5x the bare-ASGI floor's at ~64 rows",
+    "c": "gateway >= 85% of the RPC called directly, uncached and cached; p95 < 25 ms",
     "d": "storm keeps >= 50% req/s, p95 < 200 ms, no failures",
     "e": "gateway <= 1.3x the function on PostgREST, worker RSS growth < 2x the body",
-    "f": "at ~400 req/s p95 < 50 ms and 0 errors; p95 = 200 ms knee >= 800 req/s",
+    "f": "at ~400 req/s p95 < 50 ms and 0 errors; p95 = 200 ms knee >= 2,000 req/s",
 }
 
 
@@ -740,11 +743,21 @@ def clear_login_limits(dsn: str) -> None:
 
 
 class ApiServer:
-    """The Procfile's command on a free loopback port; stopped (its process group) on exit."""
+    """The Procfile's command on a free loopback port; stopped (its process group) on exit.
+    `app` is what it serves: the gateway (`main:create_app()`, the Procfile's) or the
+    bare-ASGI floor (scripts/bench_floor.py), with the same server and workers."""
 
-    def __init__(self, workers: int | None, log_path: Path, extra_env: dict[str, str]):
+    def __init__(
+        self,
+        workers: int | None,
+        log_path: Path,
+        extra_env: dict[str, str],
+        app: str = "main:create_app()",
+        ready_path: str = "/health/ready",
+    ):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.ready_path = ready_path
         env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **extra_env}
         if workers:
             env["WEB_CONCURRENCY"] = str(workers)
@@ -753,7 +766,7 @@ class ApiServer:
             str(Path(sys.executable).parent / "gunicorn"),
             "-c",
             "gunicorn.conf.py",
-            "main:create_app()",
+            app,
         ]
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen(
@@ -770,17 +783,35 @@ class ApiServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BenchError(
-                    f"the API exited with {self.proc.returncode}; "
-                    f"see {self.log_path.relative_to(ROOT)}"
-                )
+                raise BenchError(f"the API exited with {self.proc.returncode}; see {self.log_path}")
             try:
-                if httpx.get(f"{self.base}/health/ready", timeout=3).status_code == 200:
+                if httpx.get(f"{self.base}{self.ready_path}", timeout=3).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
         raise BenchError(f"the API did not become ready within {timeout:.0f}s")
+
+    def worker_pids(self) -> list[int]:
+        pids = []
+        for task in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
+            try:
+                pids += [int(x) for x in task.read_text().split()]
+            except OSError:
+                pass
+        return pids
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server's workers (all their threads), from
+        /proc/<pid>/stat; the master and the workers' own children (bcrypt) are left out."""
+        ticks = 0
+        for pid in self.worker_pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        return ticks / CLOCK_TICKS
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -900,7 +931,15 @@ def period_bounds(year: int, month: int | None) -> tuple[dt.date, dt.date]:
 
 
 async def run_cases(
-    args, api: str, stack: Stack, token: str, data: DataChoice, wrk: Wrk, server: ApiServer
+    args,
+    api: str,
+    stack: Stack,
+    token: str,
+    data: DataChoice,
+    wrk: Wrk,
+    server: ApiServer,
+    uncached: ApiServer,
+    floor: ApiServer,
 ) -> dict[str, Result]:
     seconds, warmup, conns = args.duration, args.warmup, args.connections
     anon = {"apikey": stack.anon_key, "Authorization": f"Bearer {stack.anon_key}"}
@@ -908,13 +947,29 @@ async def run_cases(
     jwt = {"Authorization": f"Bearer {token}"}
     results: dict[str, Result] = {}
 
-    async def wrk_case(key: str, url: str, headers: dict[str, str]) -> None:
+    async def wrk_case(
+        key: str, url: str, headers: dict[str, str], served_by: ApiServer | None = None
+    ) -> None:
+        """One wrk case; with `served_by`, also that server's worker CPU per request
+        (measured over the timed run only, not the warm-up)."""
         say(f"  {key}: wrk {conns} connections, {seconds:g}s")
-        results[key] = await wrk.run(key, url, seconds, headers, warmup)
+        if served_by is None:
+            results[key] = await wrk.run(key, url, seconds, headers, warmup)
+            return
+        if warmup:
+            await wrk.run(key, url, warmup, headers)
+        cpu = served_by.cpu_seconds()
+        result = await wrk.run(key, url, seconds, headers)
+        cpu = served_by.cpu_seconds() - cpu
+        result.extra["cpu_s"] = round(cpu, 3)
+        result.extra["cpu_ms_per_request"] = (
+            round(cpu * 1000 / result.requests, 3) if result.requests else 0.0
+        )
+        results[key] = result
 
     say("(a) reference data")
     await wrk_case("a_direct", f"{stack.rest}/categories?select=id,name,description&order=id", anon)
-    await wrk_case("a_gateway", f"{api}/api/categories", {})
+    await wrk_case("a_gateway", f"{api}/api/categories", {}, server)
 
     for key, window, rows in (
         ("b", data.window, data.window_rows),
@@ -922,17 +977,17 @@ async def run_cases(
     ):
         say(f"(b) expenses of user {data.user_id}, {window[0]}..{window[1]} ({rows:,} rows)")
         await wrk_case(f"{key}_direct", direct_expenses_url(stack, data, window), service)
-        await wrk_case(f"{key}_gateway", expenses_url(api, data, window), jwt)
+        await wrk_case(f"{key}_gateway", expenses_url(api, data, window), jwt, server)
+        await wrk_case(f"{key}_floor", expenses_url(floor.base, data, window), jwt, floor)
 
     for kind, params in dashboard_params(data).items():
         rows = data.month_rows if kind == "monthly" else data.year_rows
         say(f"(c) {kind} dashboard of user {data.user_id} {params} ({rows:,} rows)")
         await wrk_case(f"c_{kind}_direct", rpc_url(stack, kind, data), service)
-        await wrk_case(
-            f"c_{kind}_gateway",
-            f"{api}/api/dashboard/{data.user_id}/{kind}?{urlencode(params)}",
-            jwt,
-        )
+        path = f"/api/dashboard/{data.user_id}/{kind}?{urlencode(params)}"
+        await wrk_case(f"c_{kind}_gateway", f"{api}{path}", jwt, server)
+        await wrk_case(f"c_{kind}_uncached", f"{uncached.base}{path}", jwt, uncached)
+        await wrk_case(f"c_{kind}_floor", f"{floor.base}{path}", jwt, floor)
 
     say(f"(d) /api/categories during a login storm ({args.storm} clients logging in)")
     stop = asyncio.Event()
@@ -947,7 +1002,7 @@ async def run_cases(
         )
     )
     await asyncio.sleep(min(2.0, warmup + 0.5))  # the storm is in full swing
-    await wrk_case("d_gateway_storm", f"{api}/api/categories", {})
+    await wrk_case("d_gateway_storm", f"{api}/api/categories", {}, server)
     stop.set()
     results["d_logins"] = await storm
 
@@ -1038,21 +1093,38 @@ def verdicts(r: dict[str, Result], f_rates: list[float]) -> dict[str, dict]:
     a = ratio(r["a_gateway"].rps, r["a_direct"].rps)
     out["a"] = {"ratio": a, "ok": a >= 1.0 and r["a_gateway"].failures == 0}
     b = {k: ratio(r[f"{k}_gateway"].rps, r[f"{k}_direct"].rps) for k in ("b", "b_month")}
+    cpu = {k: cpu_ratio(r[f"{k}_gateway"], r[f"{k}_floor"]) for k in ("b", "b_month")}
     out["b"] = {
         "ratio": min(b.values()),
         "small": b["b"],
         "month": b["b_month"],
-        "ok": min(b.values()) >= 1.0 and all(r[f"{k}_gateway"].failures == 0 for k in b),
+        "floor_small": ratio(r["b_floor"].rps, r["b_direct"].rps),
+        "floor_month": ratio(r["b_month_floor"].rps, r["b_month_direct"].rps),
+        "cpu_vs_floor_small": cpu["b"],
+        "cpu_vs_floor_month": cpu["b_month"],
+        "ok": b["b"] >= 1.25
+        and b["b_month"] >= 1.10
+        and 0 < cpu["b"] <= 1.5
+        and all(r[f"{k}_gateway"].failures == 0 for k in b),
     }
     c: dict[str, Any] = {}
     for kind in ("monthly", "yearly"):
-        g, direct = r[f"c_{kind}_gateway"], r[f"c_{kind}_direct"]
-        c[kind] = {"ratio": ratio(g.rps, direct.rps), "p95_ms": g.p95_ms}
+        g, u, direct = r[f"c_{kind}_gateway"], r[f"c_{kind}_uncached"], r[f"c_{kind}_direct"]
+        c[kind] = {
+            "ratio": ratio(g.rps, direct.rps),
+            "p95_ms": g.p95_ms,
+            "uncached_ratio": ratio(u.rps, direct.rps),
+            "uncached_p95_ms": u.p95_ms,
+            "floor_ratio": ratio(r[f"c_{kind}_floor"].rps, direct.rps),
+            "cpu_vs_floor": cpu_ratio(u, r[f"c_{kind}_floor"]),
+        }
     out["c"] = {
         "ratio": min(v["ratio"] for v in c.values()),
+        "uncached_ratio": c["monthly"]["uncached_ratio"],
         **c,
         "ok": all(v["p95_ms"] < 25 and v["ratio"] >= 0.85 for v in c.values())
-        and all(r[f"c_{k}_gateway"].failures == 0 for k in c),
+        and c["monthly"]["uncached_ratio"] >= 0.85
+        and all(r[f"c_{k}_{s}"].failures == 0 for k in c for s in ("gateway", "uncached")),
     }
     d = ratio(r["d_gateway_storm"].rps, r["a_gateway"].rps)
     out["d"] = {
@@ -1083,23 +1155,32 @@ def verdicts(r: dict[str, Result], f_rates: list[float]) -> dict[str, dict]:
         "errors": first.failures,
         "knee_rps": knee_rps,
         "knee_reached": reached,
-        "ok": first.p95_ms < 50 and first.failures == 0 and knee_rps >= 800,
+        "ok": first.p95_ms < 50 and first.failures == 0 and knee_rps >= 2000,
     }
     return out
 
 
+def cpu_ratio(gateway: Result, floor: Result) -> float:
+    """Worker CPU per request of the gateway over the bare-ASGI floor's (same case)."""
+    return ratio(
+        gateway.extra.get("cpu_ms_per_request", 0.0), floor.extra.get("cpu_ms_per_request", 0.0)
+    )
+
+
 def fmt_row(label: str, res: Result) -> str:
     fails = f"{res.failures}" + (f" {res.failure_detail}" if res.failures else "")
+    cpu = res.extra.get("cpu_ms_per_request")
     return (
-        f"  {label:<36} {res.rps:>9,.1f} {res.p50_ms:>8.1f} {res.p95_ms:>8.1f} "
-        f"{res.p99_ms:>8.1f} {res.requests:>9,} {fails:>6}  {res.tool}"
+        f"  {label:<38} {res.rps:>9,.1f} {res.p50_ms:>8.1f} {res.p95_ms:>8.1f} "
+        f"{res.p99_ms:>8.1f} {res.requests:>9,} {fails:>6} "
+        f"{'-' if cpu is None else f'{cpu:.3f}':>10}  {res.tool}"
     )
 
 
 def table(r: dict[str, Result], v: dict[str, dict], data: DataChoice, meta: dict) -> str:
     head = (
-        f"  {'case':<36} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-        f"{'requests':>9} {'fails':>6}  tool"
+        f"  {'case':<38} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+        f"{'requests':>9} {'fails':>6} {'CPU ms/req':>10}  tool"
     )
     line = "  " + "-" * (len(head) - 2)
 
@@ -1126,26 +1207,43 @@ def table(r: dict[str, Result], v: dict[str, dict], data: DataChoice, meta: dict
         ("b", data.window, data.window_rows),
         ("b_month", data.big_window, data.big_window_rows),
     ):
+        g, d, f = r[f"{key}_gateway"], r[f"{key}_direct"], r[f"{key}_floor"]
         out += [
-            fmt_row(f"(b) PostgREST /expenses, {rows:,} rows", r[f"{key}_direct"]),
-            fmt_row(f"(b) gateway /api/expenses, {rows:,} rows", r[f"{key}_gateway"]),
+            fmt_row(f"(b) PostgREST /expenses, {rows:,} rows", d),
+            fmt_row(f"(b) gateway /api/expenses, {rows:,} rows", g),
+            fmt_row(f"(b) floor (bare ASGI), {rows:,} rows", f),
             f"  (user {data.user_id}, {window[0]}..{window[1]}) gateway/direct = "
-            f"{ratio(r[f'{key}_gateway'].rps, r[f'{key}_direct'].rps):.0%}",
+            f"{ratio(g.rps, d.rps):.0%}, floor/direct = {ratio(f.rps, d.rps):.0%}, "
+            f"CPU/request gateway/floor = {cpu_ratio(g, f):.2f}x",
         ]
-    out += [verdict("b", f"min gateway/direct = {v['b']['ratio']:.0%}"), line]
+    out += [
+        verdict(
+            "b",
+            f"gateway/direct = {v['b']['small']:.0%} / {v['b']['month']:.0%}, "
+            f"CPU/request {v['b']['cpu_vs_floor_small']:.2f}x the floor's",
+        ),
+        line,
+    ]
     for kind, what in (
         ("monthly", f"{y}-{m:02d}, {data.month_rows:,} rows"),
         ("yearly", f"{data.year}, {data.year_rows:,} rows"),
     ):
+        cached = "cached" if meta["dashboard_cache"] else "uncached"
+        vk = v["c"][kind]
         out += [
             fmt_row(f"(c) PostgREST rpc {kind}", r[f"c_{kind}_direct"]),
-            fmt_row(f"(c) gateway {kind} dashboard", r[f"c_{kind}_gateway"]),
-            f"  ({what}) gateway/direct = {v['c'][kind]['ratio']:.0%}",
+            fmt_row(f"(c) gateway {kind} ({cached})", r[f"c_{kind}_gateway"]),
+            fmt_row(f"(c) gateway {kind} (uncached)", r[f"c_{kind}_uncached"]),
+            fmt_row(f"(c) floor (bare ASGI) {kind}", r[f"c_{kind}_floor"]),
+            f"  ({what}) gateway/direct = {vk['ratio']:.0%} ({cached}), "
+            f"{vk['uncached_ratio']:.0%} (uncached), floor/direct = {vk['floor_ratio']:.0%}, "
+            f"CPU/request uncached/floor = {vk['cpu_vs_floor']:.2f}x",
         ]
     out += [
         verdict(
             "c",
-            f"min gateway/direct = {v['c']['ratio']:.0%}, p95 "
+            f"uncached monthly/direct = {v['c']['uncached_ratio']:.0%}, min {cached}/direct = "
+            f"{v['c']['ratio']:.0%}, p95 "
             f"{v['c']['monthly']['p95_ms']:.1f} / {v['c']['yearly']['p95_ms']:.1f} ms",
         ),
         line,
@@ -1183,7 +1281,9 @@ def table(r: dict[str, Result], v: dict[str, dict], data: DataChoice, meta: dict
             f"{v['f']['errors']} errors, knee {knee_text}",
         ),
         "  (wrk: HTTP load generator; asyncio: aiohttp clients in bench.py, for the "
-        "logins, (e) and (f))",
+        "logins, (e) and (f); CPU ms/req: user+system CPU of the server's workers per "
+        "request, /proc; floor: scripts/bench_floor.py, the same PostgREST call and bytes "
+        "without a framework, served the same way)",
     ]
     return "\n".join(out)
 
@@ -1281,7 +1381,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--f-rates",
         type=lambda text: [float(x) for x in text.split(",")],
         help="(f): offered req/s, the first is the target's, the rest look for "
-        "the knee (default 400,600,800,1000,1200; quick 50,100)",
+        "the knee (default 400,800,1200,1600,2000,2400; quick 50,100)",
     )
     parser.add_argument(
         "--check", action="store_true", help="exit 1 unless every target (a)-(f) held"
@@ -1301,7 +1401,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.e_repeat = args.e_repeat or (1 if args.quick else 3)
     args.f_users = args.f_users or (50 if args.quick else 1000)
     args.f_rates = args.f_rates or (
-        [50.0, 100.0] if args.quick else [400.0, 600.0, 800.0, 1000.0, 1200.0]
+        [50.0, 100.0] if args.quick else [400.0, 800.0, 1200.0, 1600.0, 2000.0, 2400.0]
     )
     if (
         args.duration < 1
@@ -1335,19 +1435,30 @@ def run(args: argparse.Namespace) -> int:
     cache_env = {"DASHBOARD_CACHE": str(args.dashboard_cache == "on").lower()}
     server = ApiServer(args.workers, log_path, cache_env if args.dashboard_cache else {})
     say(f"API: {' '.join(server.command[1:])} with {server.workers} worker(s) on {server.base}")
+    # (c) uncached: the same API with DASHBOARD_CACHE off, every dashboard reaches PostgREST
+    uncached = ApiServer(
+        args.workers, args.out / f"api-uncached-{stamp}.log", {"DASHBOARD_CACHE": "false"}
+    )
+    # the bare-ASGI floor of the uncached cases, served the same way
+    floor = ApiServer(args.workers, args.out / f"floor-{stamp}.log", {}, FLOOR_APP)
+    say(f"uncached API on {uncached.base}, bare-ASGI floor ({FLOOR_APP}) on {floor.base}")
     try:
-        server.wait_ready()
+        for each in (server, uncached, floor):
+            each.wait_ready()
         token = login(server.base)
         sizes = check_equivalence(server.base, stack, token, data)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
             lua.write(WRK_LUA)
         try:
             wrk = Wrk(wrk_bin, args.connections, args.wrk_threads, Path(lua.name))
-            results = run_async(run_cases(args, server.base, stack, token, data, wrk, server))
+            results = run_async(
+                run_cases(args, server.base, stack, token, data, wrk, server, uncached, floor)
+            )
         finally:
             os.unlink(lua.name)
     finally:
-        server.stop()
+        for each in (server, uncached, floor):
+            each.stop()
         if added_after is not None and not args.no_seed:
             removed = delete_expenses_after(stack.dsn, added_after)
             say(f"--quick: removed the {removed:,} expenses this run added")

@@ -43,7 +43,12 @@ def test_bench_quick_prints_the_table_and_writes_the_json(tmp_path):
     for row in (
         "(a) gateway /api/categories",
         "(b) gateway /api/expenses, ",
-        "(c) gateway monthly dashboard",
+        "(b) floor (bare ASGI), ",
+        "(c) gateway monthly (",
+        "(c) gateway monthly (uncached)",
+        "(c) floor (bare ASGI) monthly",
+        "CPU/request gateway/floor = ",
+        "CPU/request uncached/floor = ",
         "(c) PostgREST rpc yearly",
         "(d) /api/categories, login storm",
         "(e) gateway /api/expenses (all)",
@@ -64,10 +69,16 @@ def test_bench_quick_prints_the_table_and_writes_the_json(tmp_path):
         "b_gateway",
         "b_month_direct",
         "b_month_gateway",
+        "b_floor",
+        "b_month_floor",
         "c_monthly_direct",
         "c_monthly_gateway",
+        "c_monthly_uncached",
+        "c_monthly_floor",
         "c_yearly_direct",
         "c_yearly_gateway",
+        "c_yearly_uncached",
+        "c_yearly_floor",
         "d_gateway_storm",
         "d_logins",
         "e_direct",
@@ -76,6 +87,19 @@ def test_bench_quick_prints_the_table_and_writes_the_json(tmp_path):
         "f_50",
     } <= set(result["results"])
     assert all(r["requests"] > 0 for r in result["results"].values())
+    # every uncached case carries the worker CPU per request of the gateway and of the
+    # bare-ASGI floor beside it (scripts/bench_floor.py), and the table prints that column
+    assert " CPU ms/req " in proc.stdout
+    for key in ("b", "b_month"):
+        for side in ("gateway", "floor"):
+            assert result["results"][f"{key}_{side}"]["extra"]["cpu_ms_per_request"] > 0
+    for kind in ("monthly", "yearly"):
+        for side in ("uncached", "floor"):
+            assert result["results"][f"c_{kind}_{side}"]["extra"]["cpu_ms_per_request"] > 0
+    assert "cpu_ms_per_request" not in result["results"]["b_direct"]["extra"]
+    assert result["verdicts"]["b"]["cpu_vs_floor_small"] > 0
+    floor_row = next(ln for ln in proc.stdout.splitlines() if "(b) floor (bare ASGI)" in ln)
+    assert float(floor_row.split()[-2]) > 0  # the CPU ms/req column, before the tool
     assert set(result["verdicts"]) == set("abcdef")
     assert (
         result["results"]["e_gateway"]["extra"]["bytes"]
