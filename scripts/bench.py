@@ -754,6 +754,7 @@ class ApiServer:
         extra_env: dict[str, str],
         app: str = "main:create_app()",
         ready_path: str = "/health/ready",
+        server: str = "gunicorn",
     ):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -762,12 +763,16 @@ class ApiServer:
         if workers:
             env["WEB_CONCURRENCY"] = str(workers)
         self.workers = int(env.get("WEB_CONCURRENCY", "2"))
-        self.command = [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "-c",
-            "gunicorn.conf.py",
-            app,
-        ]
+        self.server = server
+        if server == "granian":
+            self.command = granian_command(app, self.port, self.workers, env)
+        else:
+            self.command = [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "-c",
+                "gunicorn.conf.py",
+                app,
+            ]
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             self.command,
@@ -822,6 +827,39 @@ class ApiServer:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
+
+
+def granian_command(app: str, port: int, workers: int, env: dict[str, str]) -> list[str]:
+    """--server granian (the evaluation in docs/performance.md): the same app and worker
+    count under Granian, with gunicorn.conf.py's settings where Granian has them (header
+    timeout, connections per worker, no access log of its own, uvloop)."""
+    # prometheus_client's multiprocess mode: a fresh folder per server, as gunicorn.conf.py does
+    env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ffb-metrics-")
+    factory = app.endswith("()")
+    header_ms = int(float(env.get("HEADER_TIMEOUT_SECONDS") or "10") * 1000)
+    return [
+        str(Path(sys.executable).parent / "granian"),
+        "--interface",
+        "asgi",
+        *(["--factory"] if factory else []),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "1",
+        "--no-ws",
+        "--http1-header-read-timeout",
+        str(header_ms),
+        "--backpressure",
+        env.get("WORKER_CONNECTIONS") or "1000",
+        "--no-access-log",
+        app.removesuffix("()"),
+    ]
 
 
 def dashboard_cache_setting(flag: str | None) -> bool:
@@ -1191,7 +1229,7 @@ def table(r: dict[str, Result], v: dict[str, dict], data: DataChoice, meta: dict
     out = [
         f"Benchmark {meta['started']} on {meta['machine']}",
         f"  {meta['connections']} connections, {meta['duration_s']:g}s per case "
-        f"(+{meta['warmup_s']:g}s warm-up), API: gunicorn {meta['workers']} uvicorn workers, "
+        f"(+{meta['warmup_s']:g}s warm-up), API: {meta['server_label']} ({meta['workers']} workers), "
         f"{data.expenses_total:,} expenses, DASHBOARD_CACHE "
         f"{'on' if meta['dashboard_cache'] else 'off'}",
         f"  load average (1 min) before/after: {meta['loadavg_before'][0]:.1f} / "
@@ -1359,6 +1397,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "worker's memory, invalidated by Postgres NOTIFY); default: as the "
         "environment or .env says (on by default)",
     )
+    parser.add_argument(
+        "--server",
+        choices=("gunicorn", "granian"),
+        default="gunicorn",
+        help="what serves the API and the floor: the Procfile's gunicorn with uvicorn "
+        "workers (default), or Granian with the same app and workers (the evaluation "
+        "in docs/performance.md)",
+    )
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument(
         "--expenses",
@@ -1433,14 +1479,24 @@ def run(args: argparse.Namespace) -> int:
     log_path = args.out / f"api-{stamp}.log"
     # The API logs one JSON line per request (as in production); to a file here.
     cache_env = {"DASHBOARD_CACHE": str(args.dashboard_cache == "on").lower()}
-    server = ApiServer(args.workers, log_path, cache_env if args.dashboard_cache else {})
+    server = ApiServer(
+        args.workers,
+        log_path,
+        cache_env if args.dashboard_cache else {},
+        server=args.server,
+    )
     say(f"API: {' '.join(server.command[1:])} with {server.workers} worker(s) on {server.base}")
     # (c) uncached: the same API with DASHBOARD_CACHE off, every dashboard reaches PostgREST
     uncached = ApiServer(
-        args.workers, args.out / f"api-uncached-{stamp}.log", {"DASHBOARD_CACHE": "false"}
+        args.workers,
+        args.out / f"api-uncached-{stamp}.log",
+        {"DASHBOARD_CACHE": "false"},
+        server=args.server,
     )
     # the bare-ASGI floor of the uncached cases, served the same way
-    floor = ApiServer(args.workers, args.out / f"floor-{stamp}.log", {}, FLOOR_APP)
+    floor = ApiServer(
+        args.workers, args.out / f"floor-{stamp}.log", {}, FLOOR_APP, server=args.server
+    )
     say(f"uncached API on {uncached.base}, bare-ASGI floor ({FLOOR_APP}) on {floor.base}")
     try:
         for each in (server, uncached, floor):
@@ -1471,6 +1527,10 @@ def run(args: argparse.Namespace) -> int:
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "workers": server.workers,
+        "server": args.server,
+        "server_label": "gunicorn + uvicorn workers (uvloop, httptools)"
+        if args.server == "gunicorn"
+        else "Granian (asgi, uvloop)",
         "quick": args.quick,
         "storm_clients": args.storm,
         "wrk_threads": args.wrk_threads,
