@@ -20,10 +20,10 @@ def reference() -> OrjsonFormatter:
     )
 
 
-def record(msg, args=(), exc_info=None, created=None, **extra) -> logging.LogRecord:
+def record(msg, args=(), exc_info=None, created=1_800_000_000.123, **extra) -> logging.LogRecord:
+    """A record made at `created` (both formatters must see the same time)."""
     r = logging.LogRecord("ffb.access", logging.INFO, "edge.py", 1, msg, args, exc_info)
-    if created is not None:
-        r.created, r.msecs = created, (created - int(created)) * 1000
+    r.created, r.msecs = created, (created - int(created)) * 1000
     r.__dict__.update(extra)
     return r
 
