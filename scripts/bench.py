@@ -837,8 +837,11 @@ def granian_command(app: str, port: int, workers: int, env: dict[str, str]) -> l
     env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ffb-metrics-")
     factory = app.endswith("()")
     header_ms = int(float(env.get("HEADER_TIMEOUT_SECONDS") or "10") * 1000)
+    binary = Path(sys.executable).parent / "granian"
+    if not binary.exists():
+        raise BenchError("--server granian needs Granian: pip install -r requirements-dev.txt")
     return [
-        str(Path(sys.executable).parent / "granian"),
+        str(binary),
         "--interface",
         "asgi",
         *(["--factory"] if factory else []),
