@@ -25,7 +25,6 @@ from background import bootstrap_until_done, prune_audit_periodically
 from config import ConfigError, Settings, get_settings
 from deps import AppState
 from errors import JsonResponse
-from fastroutes import CompiledRoutes
 from logs import configure_logging
 from routers import auth as auth_routes
 from routers import categories, dashboard, expenses, health
@@ -105,8 +104,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     openapi_docs.install(app)
     edge.install_error_handlers(app)
-    # innermost: GET routes without FastAPI's per-request work, same answers (fastroutes.py)
-    app.add_middleware(CompiledRoutes, fastapi_app=app)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
