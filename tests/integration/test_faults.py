@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+import readiness
 from tests.helpers import bearer, dev_script, token_for
 
 pytestmark = pytest.mark.slow
@@ -212,7 +213,10 @@ async def run_fault(api: Api, service: str, while_down=None) -> dict[str, float 
                     (o.name, o.status, o.body) for o in outcomes
                 ]
                 await asyncio.sleep(0.1)
-            # It stays that way (no flapping, still fast) while the service is down.
+            # It stays that way (no flapping, still fast) while the service is down, once
+            # every worker's readiness answer (cached for readiness.READY_TTL_SECONDS, so one
+            # computed just before the stop may still be served) has expired.
+            await asyncio.sleep(readiness.READY_TTL_SECONDS + 0.1)
             for _ in range(3):
                 outcomes, _ = await api.sweep(client)
                 check_sane(outcomes, f"{service} down")

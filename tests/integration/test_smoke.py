@@ -12,6 +12,7 @@ import time
 import httpx
 import pytest
 
+import readiness
 from tests.helpers import ROOT
 from tests.integration.test_fail_closed import in_sql_check_replaced, without_the_hook
 
@@ -65,6 +66,9 @@ def test_smoke_fails_where_logout_is_not_enforced(start_server, fresh_db):
         while httpx.get(f"{base}/health/ready", timeout=5).status_code != 503:
             assert time.monotonic() < deadline
             time.sleep(0.3)
+        # One worker answered 503; the server's other worker notices at its next background
+        # probe (readiness.PROBE_SECONDS) and its readiness cache expires: wait for both.
+        time.sleep(readiness.PROBE_SECONDS + readiness.READY_TTL_SECONDS + 1)
         result = smoke(
             "--base-url", base, "--email", "alok@example.com", "--password", "password123"
         )
