@@ -9,10 +9,8 @@ import subprocess
 import sys
 import time
 
-import httpx
 import pytest
 
-import readiness
 from tests.helpers import ROOT
 from tests.integration.test_fail_closed import in_sql_check_replaced, without_the_hook
 
@@ -61,19 +59,20 @@ def test_smoke_fails_with_one_line_naming_the_check(start_server, fresh_db):
 
 def test_smoke_fails_where_logout_is_not_enforced(start_server, fresh_db):
     base = start_server()
-    with without_the_hook(), in_sql_check_replaced(fresh_db):
-        deadline = time.monotonic() + 20
-        while httpx.get(f"{base}/health/ready", timeout=5).status_code != 503:
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
-        # One worker answered 503; the server's other worker notices at its next background
-        # probe (readiness.PROBE_SECONDS) and its readiness cache expires: wait for both.
-        time.sleep(readiness.PROBE_SECONDS + readiness.READY_TTL_SECONDS + 1)
-        result = smoke(
-            "--base-url", base, "--email", "alok@example.com", "--password", "password123"
-        )
-    assert result.returncode == 1
-    assert result.stderr == (
+    expected = (
         "smoke test failed: GET /health/ready: HTTP 503 (Session revocation is not "
         "enforced), expected 200\n"
     )
+    with without_the_hook(), in_sql_check_replaced(fresh_db):
+        # Each worker notices at its own probe, and the local stack's PostgREST drops the
+        # hook connection by connection: smoke runs until a run meets the broken state.
+        deadline = time.monotonic() + 30
+        while True:
+            result = smoke(
+                "--base-url", base, "--email", "alok@example.com", "--password", "password123"
+            )
+            if result.returncode == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    assert result.returncode == 1
+    assert result.stderr == expected
