@@ -1,4 +1,5 @@
-"""The worker's background loops: the schema bootstrap until it succeeds, and audit pruning.
+"""The worker's background loops: the schema bootstrap until it succeeds, audit pruning, and
+(issue 23) recurring expenses where the database has no pg_cron.
 
 Both run their synchronous psycopg2 work in a thread, log what happened (never data) and retry.
 """
@@ -69,3 +70,39 @@ def prune_audit_log(dsn: str, retention_days: int) -> int:
         with conn, conn.cursor() as cur:
             cur.execute("select public.prune_audit_log(%s)", (retention_days,))
             return cur.fetchone()[0]
+
+
+RECURRING_INTERVAL_SECONDS = 3600
+RECURRING_LOCK = "ffb.materialize_recurring"
+
+
+async def materialize_recurring_periodically(settings: Settings) -> None:
+    """Recurring expenses (issue 23) where the database has no pg_cron: at start-up (the
+    catch-up after downtime) and every hour, the one worker that takes the advisory lock
+    runs materialize_recurring(); every other worker of every instance skips that round.
+    The function is idempotent, so a round that overlaps pg_cron or another leader creates
+    nothing twice either."""
+    dsn = settings.database_url.get_secret_value()
+    while True:
+        try:
+            created = await asyncio.to_thread(materialize_recurring_if_leader, dsn)
+            if created:
+                log.info("recurring expenses materialised", extra={"created": created})
+        except Exception as exc:  # noqa: BLE001 - logged, retried at the next interval
+            log.warning("materialising recurring expenses failed: %s", type(exc).__name__)
+        await asyncio.sleep(RECURRING_INTERVAL_SECONDS)
+
+
+def materialize_recurring_if_leader(dsn: str) -> int | None:
+    """materialize_recurring() under a transaction-level advisory lock; None when pg_cron
+    runs it or another worker holds the lock right now."""
+    with connect(dsn) as conn:
+        with conn, conn.cursor() as cur:
+            cur.execute("select exists (select 1 from pg_extension where extname = 'pg_cron')")
+            if cur.fetchone()[0]:
+                return None
+            cur.execute("select pg_try_advisory_xact_lock(hashtext(%s))", (RECURRING_LOCK,))
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute("select public.materialize_recurring()")
+            return int(cur.fetchone()[0])

@@ -82,6 +82,11 @@ class Settings(DatabaseSettings):
     login_rate_limit: str = "5/15minutes"
     register_rate_limit: str = "3/hour"
     max_body_bytes: int = Field(10 * 1024, ge=1024)
+    # Recurring expenses (issue 23) where the database has no pg_cron: at start-up and
+    # hourly, one worker at a time (an advisory lock) runs materialize_recurring()
+    recurring_scheduler: bool = True
+    # POST /api/expenses/import takes bodies up to this size instead (issue 23)
+    import_max_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     # Proxies in front of the app that each append the address they saw to X-Forwarded-For
     # (Heroku's router: 1). 0: the header is ignored, the client is the TCP peer.
     trusted_proxy_hops: int = Field(0, ge=0, le=10)

@@ -291,11 +291,15 @@ async def rpc_passthrough(
     headers: dict[str, str] | None = None,
     status_code: int = 200,
     stream: bool = True,
+    content: bytes | None = None,
+    read_seconds: float | None = None,
 ) -> Response:
     """Call a function that returns the response body (sql/: type "application/json")
     and hand PostgREST's bytes to the client without parsing them: in one piece when
     small, otherwise streamed as they arrive (the worker holds ~one chunk per request,
-    not the body; aiohttp and uvicorn both apply back-pressure)."""
+    not the body; aiohttp and uvicorn both apply back-pressure). `content`: the
+    arguments already serialised as a JSON object (instead of `params`); `read_seconds`:
+    how long the function may work before answering (default HTTP_TIMEOUT_SECONDS)."""
     url = f"{db.service.rest_url}/rpc/{function}"
     key = db.settings.supabase_service_role_key.get_secret_value()
     sent = {
@@ -308,7 +312,7 @@ async def rpc_passthrough(
         "Content-Profile": SCHEMA,
         **(headers or {}),
     }
-    body = orjson.dumps(params)
+    body = content if content is not None else orjson.dumps(params)
     started, outcome = time.perf_counter(), "ok"  # metrics: until the body starts arriving
     try:
         sender = db.http.sender
@@ -331,7 +335,9 @@ async def rpc_passthrough(
                 URL(url),
                 data=body,
                 headers=sent,
-                timeout=aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=seconds, sock_read=read_seconds or seconds
+                ),
             )
             if 200 <= response.status < 300 and _is_json(response.content_type):
                 break

@@ -36,6 +36,7 @@ log = logging.getLogger("ffb")
 access_log = logging.getLogger("ffb.access")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+IMPORT_PATH = "/api/expenses/import"  # its body limit is IMPORT_MAX_BYTES, not MAX_BODY_BYTES
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -77,6 +78,7 @@ class GatewayMiddleware:
         self.app = app
         self.proxy_hops = settings.trusted_proxy_hops
         self.max_body = settings.max_body_bytes
+        self.import_max_body = settings.import_max_bytes
         self.security_headers = [
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"no-referrer"),
@@ -120,10 +122,11 @@ class GatewayMiddleware:
                 # `%31` make `/1%31` the id 11. Decided here, before any route matches.
                 await self._error(send_wrapper, 404, "Not found")
                 return
+            limit = self.import_max_body if scope["path"] == IMPORT_PATH else self.max_body
             length = headers.get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            if length is not None and (not length.isdigit() or int(length) > limit):
                 raise BodyTooLarge
-            await self.app(scope, self._limited(receive), send_wrapper)
+            await self.app(scope, self._limited(receive, limit), send_wrapper)
         except BodyTooLarge:
             if not response_started:
                 await self._error(send_wrapper, 413, "Request body too large")
@@ -147,7 +150,7 @@ class GatewayMiddleware:
                 },
             )
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, limit: int) -> Receive:
         seen = 0
 
         async def wrapped() -> Message:
@@ -155,7 +158,7 @@ class GatewayMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 

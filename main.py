@@ -21,13 +21,26 @@ import deps
 import edge
 import openapi_docs
 import shadow
-from background import bootstrap_until_done, prune_audit_periodically
+from background import (
+    bootstrap_until_done,
+    materialize_recurring_periodically,
+    prune_audit_periodically,
+)
 from config import ConfigError, Settings, get_settings
 from deps import AppState
 from errors import JsonResponse
 from logs import configure_logging
 from routers import auth as auth_routes
-from routers import categories, dashboard, expenses, health
+from routers import (
+    budgets,
+    categories,
+    dashboard,
+    expense_import,
+    expense_xlsx,
+    expenses,
+    health,
+    recurring,
+)
 from routers import metrics as metrics_routes
 
 log = logging.getLogger("ffb")
@@ -63,11 +76,18 @@ async def lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     watch = asyncio.create_task(state.revocation.watch(state.db))
     # after the bootstrap's first attempt, which creates audit_log on a new database
     prune = asyncio.create_task(prune_audit_periodically(settings))
+    recurring = (
+        asyncio.create_task(materialize_recurring_periodically(settings))
+        if settings.recurring_scheduler
+        else None
+    )
     try:
         yield
     finally:
         prune.cancel()
         watch.cancel()
+        if recurring is not None:
+            recurring.cancel()
         if bootstrap is not None:
             bootstrap.cancel()
         deps.attach(app, None)
@@ -125,8 +145,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
         auth_routes.router,
         categories.router,
+        expense_import.router,
+        expense_xlsx.router,
         expenses.router,
         dashboard.router,
+        budgets.router,
+        recurring.router,
         metrics_routes.router,
     ):
         app.include_router(router)

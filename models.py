@@ -76,6 +76,28 @@ def _dashboard_year(value: dt.date) -> dt.date:
 ExpenseDate = Annotated[dt.date, BeforeValidator(_iso_date), AfterValidator(_dashboard_year)]
 
 
+QUERY_AMOUNT_RE = re.compile(r"(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?")
+
+
+def _query_amount(value: object) -> object:
+    """An amount in a query string (min_amount, max_amount): digits with at most 2
+    decimals, 0 to 9999999999.99, one spelling (no sign, exponent, spaces or `1_0`)."""
+    if isinstance(value, Decimal):
+        return value
+    if not isinstance(value, str) or not QUERY_AMOUNT_RE.fullmatch(value):
+        raise ValueError("must be an amount such as 250 or 250.50 (at most 2 decimals)")
+    return Decimal(value)
+
+
+QueryAmount = Annotated[
+    Decimal,
+    BeforeValidator(_query_amount),
+    WithJsonSchema(
+        {"type": "string", "pattern": f"^{QUERY_AMOUNT_RE.pattern}$", "examples": ["250.50"]}
+    ),
+]
+
+
 SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 # Characters that move a terminal's cursor, run its escape sequences or reorder what it shows:
@@ -100,6 +122,7 @@ def _storable(value: str) -> str:
 
 
 Storable = AfterValidator(_storable)
+SearchText = Annotated[str, StringConstraints(min_length=1, max_length=200), Storable]
 StrictInput = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
 
@@ -265,6 +288,22 @@ Amount = Annotated[
     ),
 ]
 Description = Annotated[str, StringConstraints(max_length=500), Storable]
+# A budget (issue 23): like Amount, but 0 is allowed (it removes the budget).
+BudgetAmount = Annotated[
+    Decimal,
+    BeforeValidator(_json_number),
+    Field(ge=0, le=Decimal("9999999999.99")),
+    AfterValidator(_two_decimals),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 9999999999.99,
+            "multipleOf": 0.01,
+            "examples": [20000],
+        }
+    ),
+]
 
 
 class ExpenseCreate(BaseModel):

@@ -107,6 +107,8 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
             "date_from must not be after date_to",
             "date_to: must be a date in YYYY-MM-DD format",
             "limit: Input should be greater than or equal to 1",
+            "min_amount: must be an amount such as 250 or 250.50 (at most 2 decimals)",
+            "min_amount must not be more than max_amount",
         ],
         **NO_LOGIN,
     },
@@ -152,6 +154,39 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
         **NO_LOGIN,
     },
     ("GET", "/api/dashboard/users"): NO_LOGIN,
+    ("POST", "/api/expenses/import"): NO_LOGIN,
+    ("POST", "/api/recurring"): {
+        400: ["Invalid category_id: category does not exist"],
+        **NO_LOGIN,
+    },
+    ("GET", "/api/recurring"): NO_LOGIN,
+    ("PUT", "/api/recurring/{rule_id}"): {
+        400: ["Nothing to update: send at least one field of POST /api/recurring"],
+        **NO_LOGIN,
+        403: ["You can only change your own recurring expenses"],
+        404: ["Recurring expense not found"],
+    },
+    ("DELETE", "/api/recurring/{rule_id}"): {
+        400: ["rule_id: Input should be a valid integer, unable to parse string as an integer"],
+        **NO_LOGIN,
+        403: ["You can only change your own recurring expenses"],
+        404: ["Recurring expense not found"],
+    },
+    ("GET", "/api/expenses/export.xlsx"): {
+        400: ["date_from must not be after date_to", "date_from: is not a valid calendar date"],
+        **NO_LOGIN,
+    },
+    ("PUT", "/api/budgets"): {
+        400: [
+            "Invalid category_id: category does not exist",
+            "month: must be a month in YYYY-MM format (1900-01 to 2200-12)",
+        ],
+        **NO_LOGIN,
+    },
+    ("GET", "/api/budgets"): {
+        400: ["month: Input should be less than or equal to 12"],
+        **NO_LOGIN,
+    },
     ("GET", "/api/dashboard/{user_id}/monthly"): {
         400: [
             "month: Input should be less than or equal to 12",
@@ -206,6 +241,18 @@ EXPENSE = {
 YEARLY_TRENDS = dict(enumerate((6750.5, 0, 2999.99, 0, 0, 0, 0, 0, 0, 0, 0, 0), start=1))
 
 # Success bodies, in the contract's key order (from the goldens of tests/contract/golden).
+RULE_EXAMPLE = {
+    "id": 1,
+    "user_id": 1,
+    "amount": 15000,
+    "category_id": 3,
+    "payment_method_id": 4,
+    "description": "Rent",
+    "frequency": "monthly",
+    "start_date": "2024-10-31",
+    "end_date": "2025-02-28",
+    "next_date": None,
+}
 SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
     ("POST", "/api/auth/login"): (
         200,
@@ -322,6 +369,58 @@ SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
             ],
         },
     ),
+    ("POST", "/api/recurring"): (
+        201,
+        {
+            "message": "Recurring expense created",
+            "id": 1,
+            "next_date": None,
+            "recurring": RULE_EXAMPLE,
+        },
+    ),
+    ("GET", "/api/recurring"): (200, [RULE_EXAMPLE]),
+    ("PUT", "/api/recurring/{rule_id}"): (
+        200,
+        {"message": "Recurring expense updated", "recurring": RULE_EXAMPLE},
+    ),
+    ("DELETE", "/api/recurring/{rule_id}"): (
+        200,
+        {"message": "Recurring expense deleted", "id": 1},
+    ),
+    ("POST", "/api/expenses/import"): (201, {"message": "Imported 2 expenses", "imported": 2}),
+    ("PUT", "/api/budgets"): (
+        200,
+        {
+            "message": "Budget saved",
+            "category_id": 1,
+            "category": "Food",
+            "month": "2025-05",
+            "amount": 20000,
+        },
+    ),
+    ("GET", "/api/budgets"): (
+        200,
+        [
+            {
+                "category_id": 1,
+                "category": "Food",
+                "budget": 20000,
+                "spent": 21500.5,
+                "remaining": -1500.5,
+                "percentage": 107.5,
+                "over": True,
+            },
+            {
+                "category_id": 3,
+                "category": "Utilities",
+                "budget": None,
+                "spent": 3000,
+                "remaining": None,
+                "percentage": None,
+                "over": False,
+            },
+        ],
+    ),
     ("GET", "/health"): (200, {"status": "ok"}),
     ("GET", "/health/ready"): (
         200,
@@ -357,6 +456,24 @@ SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
     ),
 }
 EXTRA_RESPONSES: dict[tuple[str, str], dict[int, Any]] = {
+    ("POST", "/api/expenses/import"): {
+        200: {
+            "message": "Dry run: 2 expenses would be imported, nothing written",
+            "would_import": 2,
+        },
+        400: {
+            "error": "Nothing imported: 4 bad lines",
+            "lines": [
+                {"line": 2, "error": "date must be a date in YYYY-MM-DD format: 2025-02-30"},
+                {"line": 3, "error": "unknown user: Nobody"},
+                {
+                    "line": 4,
+                    "error": "amount must be a number above 0 with at most 2 decimals: 1.234",
+                },
+                {"line": 5, "error": "expected 4 fields, found 3"},
+            ],
+        },
+    },
     ("GET", "/health/ready"): {
         503: {
             "error": DB_UNAVAILABLE,

@@ -10,6 +10,7 @@ import hashlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any
 
 import orjson
@@ -31,10 +32,52 @@ from models import (
     ExpenseUpdated,
     Id,
     IsoDate,
+    QueryAmount,
+    SearchText,
     canonical_int,
 )
 
 router = APIRouter(prefix="/api/expenses", tags=["expenses"], route_class=JsonRoute)
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """The filters issue 23 added to the list and the exports (all optional)."""
+
+    payment_method_id: int | None = None
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+    q: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        """Only the filters given: a request without them calls the SQL functions exactly
+        as before (their new arguments default to null)."""
+        given = {
+            "p_payment_method_id": self.payment_method_id,
+            "p_min_amount": None if self.min_amount is None else str(self.min_amount),
+            "p_max_amount": None if self.max_amount is None else str(self.max_amount),
+            "p_q": self.q,
+        }
+        return {k: v for k, v in given.items() if v is not None}
+
+
+async def search_filters(
+    q: Annotated[
+        SearchText | None,
+        Query(
+            description="Case- and accent-insensitive substring of the description, the "
+            "category or the payment method (1-200 characters)",
+            examples=["pharmacy"],
+        ),
+    ] = None,
+    min_amount: Annotated[QueryAmount | None, Query(description="Inclusive")] = None,
+    max_amount: Annotated[QueryAmount | None, Query(description="Inclusive")] = None,
+    payment_method_id: Annotated[Id | None, Query()] = None,
+) -> SearchFilters:
+    if min_amount is not None and max_amount is not None and min_amount > max_amount:
+        raise ApiError(400, "min_amount must not be more than max_amount")
+    return SearchFilters(payment_method_id, min_amount, max_amount, q)
+
 
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -48,6 +91,7 @@ IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 async def list_expenses(
     user: CurrentUser,
     db: Db,
+    search: Annotated[SearchFilters, Depends(search_filters)],
     user_id: Annotated[Id | None, Query()] = None,
     category_id: Annotated[Id | None, Query()] = None,
     date_from: Annotated[IsoDate | None, Query(description="YYYY-MM-DD, inclusive")] = None,
@@ -60,7 +104,7 @@ async def list_expenses(
     return await rpc_passthrough(
         db,
         "list_expenses",
-        list_params(user_id, category_id, date_from, date_to, limit, offset),
+        list_params(user_id, category_id, date_from, date_to, limit, offset) | search.params(),
         session_headers(user),
     )
 
@@ -148,21 +192,37 @@ class ExpenseFilters:
     category_id: int | None
     date_from: dt.date | None
     date_to: dt.date | None
+    search: SearchFilters = SearchFilters()
 
-    def filename(self) -> str:
+    def filename(self, extension: str = "csv") -> str:
         parts = ["expenses"]
         for name, value in (
             ("user", self.user_id),
             ("category", self.category_id),
             ("from", self.date_from),
             ("to", self.date_to),
+            ("payment-method", self.search.payment_method_id),
+            ("min", self.search.min_amount),
+            ("max", self.search.max_amount),
         ):
             if value is not None:
                 parts.append(f"{name}-{value}")
-        return "_".join(parts) + ".csv"
+        if self.search.q is not None:
+            parts.append("search")  # the text itself could be anything: not in a file name
+        return "_".join(parts) + "." + extension
+
+    def export_params(self) -> dict[str, Any]:
+        """The filters as arguments of the export functions (export_expenses_csv)."""
+        return {
+            "p_user_id": self.user_id,
+            "p_category_id": self.category_id,
+            "p_date_from": self.date_from.isoformat() if self.date_from else None,
+            "p_date_to": self.date_to.isoformat() if self.date_to else None,
+        } | self.search.params()
 
 
 async def expense_filters(
+    search: Annotated[SearchFilters, Depends(search_filters)],
     user_id: Annotated[Id | None, Query()] = None,
     category_id: Annotated[Id | None, Query()] = None,
     date_from: Annotated[IsoDate | None, Query(description="YYYY-MM-DD, inclusive")] = None,
@@ -171,7 +231,7 @@ async def expense_filters(
     """The filters of GET /api/expenses, with its rules and messages."""
     if date_from and date_to and date_from > date_to:
         raise ApiError(400, "date_from must not be after date_to")
-    return ExpenseFilters(user_id, category_id, date_from, date_to)
+    return ExpenseFilters(user_id, category_id, date_from, date_to, search)
 
 
 CSV_EXAMPLE = (
@@ -204,15 +264,8 @@ async def export_expenses(
         return await execute(
             db.service.rpc(
                 "export_expenses_csv",
-                {
-                    "p_user_id": filters.user_id,
-                    "p_category_id": filters.category_id,
-                    "p_date_from": filters.date_from.isoformat() if filters.date_from else None,
-                    "p_date_to": filters.date_to.isoformat() if filters.date_to else None,
-                    "p_after_date": after_date,
-                    "p_after_id": after_id,
-                    "p_limit": EXPORT_PAGE_ROWS,
-                },
+                filters.export_params()
+                | {"p_after_date": after_date, "p_after_id": after_id, "p_limit": EXPORT_PAGE_ROWS},
             ),
             session_headers(user),
         )

@@ -58,6 +58,78 @@ as $$
   select p_row.id || '-' || p_row.version
 $$;
 
+-- ---------------------------------------------------------------------------------------
+-- Search (issue 23): `q` matches a case- and accent-insensitive substring of the
+-- description, the category name or the payment method name.
+-- search_fold(text): the folded form both sides are compared in: lower case, and without
+-- accents when the unaccent extension is installed (migration 0009 installs it where the
+-- server has it). IMMUTABLE so that an index can hold it: unaccent() itself is only STABLE
+-- because its rules file could change; we name the dictionary explicitly, the usual way.
+-- Defined in a DO block because its body depends on which extensions the database has
+-- (in whatever schema they were installed); the trigram index on the folded description
+-- (pg_trgm) is made here too, since its expression needs this function, and is rebuilt
+-- when the function's body changes (an index on a changed immutable function would lie).
+-- Without pg_trgm the search still works, scanning the rows the other filters leave.
+-- ---------------------------------------------------------------------------------------
+do $$
+declare
+  unaccent_schema text := (select extnamespace::regnamespace::text from pg_extension
+                           where extname = 'unaccent');
+  trgm_schema text := (select extnamespace::regnamespace::text from pg_extension
+                       where extname = 'pg_trgm');
+  body text;
+  current_body text := (select prosrc from pg_proc
+                        where oid = to_regprocedure('public.search_fold(text)'));
+begin
+  body := case when unaccent_schema is null then 'select lower(p_value)'
+               else format('select lower(%1$s.unaccent(%2$L::regdictionary, p_value))',
+                           quote_ident(unaccent_schema), unaccent_schema || '.unaccent')
+          end;
+  -- the index must never outlive a change of the function it was built with
+  if current_body is distinct from body then
+    drop index if exists public.expenses_description_search_idx;
+  end if;
+  execute format($f$
+    create or replace function public.search_fold(p_value text)
+    returns text
+    language sql immutable parallel safe strict set search_path = pg_catalog, pg_temp
+    as %L$f$, body);
+  if trgm_schema is not null then
+    execute format('create index if not exists expenses_description_search_idx '
+                   'on public.expenses using gin (public.search_fold(description) %I.gin_trgm_ops)',
+                   trgm_schema);
+  end if;
+end
+$$;
+
+-- The LIKE pattern of `q`: folded, its own % _ and \ taken literally, anywhere in the text.
+create or replace function public.search_pattern(p_q text)
+returns text
+language sql immutable parallel safe
+as $$
+  select '%' || replace(replace(replace(public.search_fold(p_q), '\', '\\'), '%', '\%'), '_', '\_')
+         || '%'
+$$;
+
+-- The 400s of the list and export's extra filters (issue 23), before any row is read.
+create or replace function public.check_expense_filters(
+  p_min_amount numeric, p_max_amount numeric, p_q text)
+returns void
+language plpgsql immutable
+as $$
+begin
+  if p_min_amount < 0 or p_max_amount < 0 then
+    raise sqlstate 'PT400' using message = 'min_amount and max_amount must not be negative';
+  end if;
+  if p_min_amount > p_max_amount then
+    raise sqlstate 'PT400' using message = 'min_amount must not be more than max_amount';
+  end if;
+  if char_length(p_q) > 200 then
+    raise sqlstate 'PT400' using message = 'q must be at most 200 characters';
+  end if;
+end
+$$;
+
 -- GET /api/expenses: the whole response body, built in one statement and sent by PostgREST
 -- and the gateway without parsing (its type is the media type handler of
 -- sql/migrations/0005_passthrough_json.sql). Keys in the contract's order (the columns of
@@ -71,36 +143,87 @@ $$;
 -- (coalesce to +-infinity), the user either as `user_id = p` or, through the branch whose
 -- one-time filter `p is null` holds, all users. Measured with pgbench on the 100k data:
 -- 2.4x the calls per second of a custom plan per call on a 2-day window, 1.5x on a month.
+-- Issue 23 added payment_method_id, min_amount, max_amount (plain filters, like the
+-- category) and q. A search is a statement of its own (its own generic plan): the matching
+-- category and payment method ids are found first in their small tables; the rows are then
+-- three disjoint branches - description matches (the trigram index), else category
+-- matches, else payment method matches - the last two behind the one-time filter
+-- `cardinality(ids) > 0`, so a search that names no category or method runs only the
+-- indexed branch (an OR of the three would be planned as one sequential scan).
 create or replace function public.list_expenses(
   p_user_id bigint default null, p_category_id bigint default null,
   p_date_from date default null, p_date_to date default null,
-  p_limit integer default null, p_offset integer default 0)
+  p_limit integer default null, p_offset integer default 0,
+  p_payment_method_id bigint default null, p_min_amount numeric default null,
+  p_max_amount numeric default null, p_q text default null)
 returns public."application/json"
 language plpgsql stable security definer set search_path = public, pg_temp
 set plan_cache_mode = force_generic_plan
 as $$
 declare
   body text;
+  pattern text;
+  category_ids bigint[];
+  method_ids bigint[];
 begin
   perform public.require_gateway_session();
   if p_limit is not null and p_limit < 1 or p_offset is null or p_offset < 0 then
     raise sqlstate 'PT400' using message = 'limit must be at least 1 and offset at least 0';
   end if;
-  select string_agg(row_to_json(t)::text, ',') into body
-  from (select e.id, e.user_id, u.name as user_name, trim_scale(e.amount) as amount,
-               e.category_id, c.name as category, e.payment_method_id,
-               pm.name as payment_method, e.description, e.date, e.created_at
-        from (select x.* from public.expenses x where x.user_id = p_user_id
-              union all
-              select x.* from public.expenses x where p_user_id is null) e
-        join public.users u on u.id = e.user_id
-        join public.categories c on c.id = e.category_id
-        left join public.payment_methods pm on pm.id = e.payment_method_id
-        where (p_category_id is null or e.category_id = p_category_id)
-          and e.date >= coalesce(p_date_from, '-infinity')
-          and e.date <= coalesce(p_date_to, 'infinity')
-        order by e.date desc, e.id desc
-        limit p_limit offset p_offset) t;
+  perform public.check_expense_filters(p_min_amount, p_max_amount, p_q);
+  if p_q is null then
+    select string_agg(row_to_json(t)::text, ',') into body
+    from (select e.id, e.user_id, u.name as user_name, trim_scale(e.amount) as amount,
+                 e.category_id, c.name as category, e.payment_method_id,
+                 pm.name as payment_method, e.description, e.date, e.created_at
+          from (select x.* from public.expenses x where x.user_id = p_user_id
+                union all
+                select x.* from public.expenses x where p_user_id is null) e
+          join public.users u on u.id = e.user_id
+          join public.categories c on c.id = e.category_id
+          left join public.payment_methods pm on pm.id = e.payment_method_id
+          where (p_category_id is null or e.category_id = p_category_id)
+            and (p_payment_method_id is null or e.payment_method_id = p_payment_method_id)
+            and e.amount >= coalesce(p_min_amount, '-Infinity')
+            and e.amount <= coalesce(p_max_amount, 'Infinity')
+            and e.date >= coalesce(p_date_from, '-infinity')
+            and e.date <= coalesce(p_date_to, 'infinity')
+          order by e.date desc, e.id desc
+          limit p_limit offset p_offset) t;
+  else
+    pattern := public.search_pattern(p_q);
+    category_ids := array(select id from public.categories
+                          where public.search_fold(name) like pattern);
+    method_ids := array(select id from public.payment_methods
+                        where public.search_fold(name) like pattern);
+    select string_agg(row_to_json(t)::text, ',') into body
+    from (select e.id, e.user_id, u.name as user_name, trim_scale(e.amount) as amount,
+                 e.category_id, c.name as category, e.payment_method_id,
+                 pm.name as payment_method, e.description, e.date, e.created_at
+          from (select x.* from public.expenses x
+                where public.search_fold(x.description) like pattern
+                union all
+                select x.* from public.expenses x
+                where cardinality(category_ids) > 0 and x.category_id = any (category_ids)
+                  and not coalesce(public.search_fold(x.description) like pattern, false)
+                union all
+                select x.* from public.expenses x
+                where cardinality(method_ids) > 0 and x.payment_method_id = any (method_ids)
+                  and x.category_id <> all (category_ids)
+                  and not coalesce(public.search_fold(x.description) like pattern, false)) e
+          join public.users u on u.id = e.user_id
+          join public.categories c on c.id = e.category_id
+          left join public.payment_methods pm on pm.id = e.payment_method_id
+          where (p_user_id is null or e.user_id = p_user_id)
+            and (p_category_id is null or e.category_id = p_category_id)
+            and (p_payment_method_id is null or e.payment_method_id = p_payment_method_id)
+            and e.amount >= coalesce(p_min_amount, '-Infinity')
+            and e.amount <= coalesce(p_max_amount, 'Infinity')
+            and e.date >= coalesce(p_date_from, '-infinity')
+            and e.date <= coalesce(p_date_to, 'infinity')
+          order by e.date desc, e.id desc
+          limit p_limit offset p_offset) t;
+  end if;
   return '[' || coalesce(body, '') || ']';
 end
 $$;
@@ -320,7 +443,7 @@ as $$
                     else p_value end) as v (s)
 $$;
 
--- export_expenses_csv(filters, after, limit) -> {"csv": "<rows, CRLF-terminated>",
+-- export_expenses_csv(filters, after, limit, more filters) -> {"csv": "<rows, CRLF-terminated>",
 --   "rows": n, "last_date": ..., "last_id": ...}: the next `p_limit` rows of the list's
 -- order (date desc, id desc) after the key (p_after_date, p_after_id). The gateway asks for
 -- one page after another and streams each on, so no process holds the whole export.
@@ -328,15 +451,27 @@ create or replace function public.export_expenses_csv(
   p_user_id bigint default null, p_category_id bigint default null,
   p_date_from date default null, p_date_to date default null,
   p_after_date date default null, p_after_id bigint default null,
-  p_limit integer default 5000)
+  p_limit integer default 5000, p_payment_method_id bigint default null,
+  p_min_amount numeric default null, p_max_amount numeric default null,
+  p_q text default null)
 returns json
 language plpgsql stable security definer set search_path = public, pg_temp
 set plan_cache_mode = force_custom_plan
 as $$
 declare
   result json;
+  pattern text := public.search_pattern(p_q);
+  category_ids bigint[];
+  method_ids bigint[];
 begin
   perform public.require_gateway_session();
+  perform public.check_expense_filters(p_min_amount, p_max_amount, p_q);
+  if p_q is not null then
+    category_ids := array(select id from public.categories
+                          where public.search_fold(name) like pattern);
+    method_ids := array(select id from public.payment_methods
+                        where public.search_fold(name) like pattern);
+  end if;
   with page as (
     select e.id, e.date,
            e.id || ',' || e.date || ',' || public.csv_cell(u.name) || ','
@@ -351,6 +486,11 @@ begin
       and (p_category_id is null or e.category_id = p_category_id)
       and (p_date_from is null or e.date >= p_date_from)
       and (p_date_to is null or e.date <= p_date_to)
+      and (p_payment_method_id is null or e.payment_method_id = p_payment_method_id)
+      and (p_min_amount is null or e.amount >= p_min_amount)
+      and (p_max_amount is null or e.amount <= p_max_amount)
+      and (p_q is null or public.search_fold(e.description) like pattern
+           or e.category_id = any (category_ids) or e.payment_method_id = any (method_ids))
       and (p_after_id is null or (e.date, e.id) < (p_after_date, p_after_id))
     order by e.date desc, e.id desc
     limit least(greatest(p_limit, 1), 50000)
@@ -439,20 +579,21 @@ create trigger expenses_audit
 revoke all on function public.expense_json(bigint),
   public.check_expense_references(bigint, bigint, bigint),
   public.expense_etag(public.expenses),
-  public.list_expenses(bigint, bigint, date, date, integer, integer),
+  public.list_expenses(bigint, bigint, date, date, integer, integer, bigint, numeric, numeric, text),
   public.create_expense(bigint, bigint, bigint, bigint, numeric, text, date, text, text, integer),
   public.create_expense_response(bigint, bigint, bigint, bigint, numeric, text, date, text, text, integer),
   public.get_expense(bigint), public.lock_expense_for_change(bigint, text[]),
   public.update_expense(bigint, jsonb, text[]), public.delete_expense(bigint, text[]),
-  public.csv_formula_trigger(), public.csv_cell(text),
-  public.export_expenses_csv(bigint, bigint, date, date, date, bigint, integer),
+  public.csv_formula_trigger(), public.csv_cell(text), public.search_fold(text),
+  public.search_pattern(text), public.check_expense_filters(numeric, numeric, text),
+  public.export_expenses_csv(bigint, bigint, date, date, date, bigint, integer, bigint, numeric, numeric, text),
   public.expenses_default_created_by(), public.expenses_version(), public.expenses_audit()
   from public, anon, authenticated, service_role;
 grant execute on function public.expense_json(bigint),
-  public.list_expenses(bigint, bigint, date, date, integer, integer),
+  public.list_expenses(bigint, bigint, date, date, integer, integer, bigint, numeric, numeric, text),
   public.create_expense(bigint, bigint, bigint, bigint, numeric, text, date, text, text, integer),
   public.create_expense_response(bigint, bigint, bigint, bigint, numeric, text, date, text, text, integer),
   public.get_expense(bigint), public.update_expense(bigint, jsonb, text[]),
   public.delete_expense(bigint, text[]),
-  public.export_expenses_csv(bigint, bigint, date, date, date, bigint, integer)
+  public.export_expenses_csv(bigint, bigint, date, date, date, bigint, integer, bigint, numeric, numeric, text)
   to service_role;

@@ -48,6 +48,9 @@ http {{
     }}
     server {{
         listen {HOST}:{p.supabase_port};
+        # request bodies up to the gateway's IMPORT_MAX_BYTES (POST /api/expenses/import
+        # sends the parsed file to one RPC); nginx's default is 1 MB
+        client_max_body_size 256m;
         location /rest/v1/ {{
             proxy_pass http://postgrest_upstream/;
             proxy_http_version 1.1;

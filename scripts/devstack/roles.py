@@ -92,6 +92,11 @@ ALTER ROLE postgres WITH {POSTGRES_ROLE} PASSWORD {sql_literal(secret["postgres_
 {memberships_sql(major)}
 ALTER SCHEMA public OWNER TO postgres;
 GRANT SET ON PARAMETER pgrst.db_pre_request TO postgres;
+-- as on hosted Supabase: `postgres` may create schemas and trusted extensions (migration
+-- 0009: pg_trgm, unaccent), which live in schema `extensions`
+GRANT CREATE ON DATABASE postgres TO postgres;
+CREATE SCHEMA IF NOT EXISTS extensions AUTHORIZATION postgres;
+GRANT USAGE ON SCHEMA extensions TO {api_roles};
 -- as on hosted Supabase: the API roles may use public, and objects postgres (or
 -- supabase_admin) creates there are granted to them, so our SQL must revoke what it
 -- does not mean to give

@@ -36,6 +36,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OPS = "docs-test-operator-token"
 PLACEHOLDERS = {"<created-id>": 0, "<token>": "", "<timestamp>": ""}
 BIG = {"email": "x" * 20_000, "password": "x"}
+BUDGET = {"category_id": 1, "amount": 10, "month": "2025-01"}
+RULE = {"amount": 10, "category_id": 1, "frequency": "weekly", "start_date": "2025-01-01"}
+IMPORT_CSV = "date,user,category,amount\n2025-01-01,Alok,Food,1\n"
 
 
 # --------------------------------------------------------------------------------------
@@ -114,6 +117,7 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
         "/api/dashboard/{user_id}/monthly": "/api/dashboard/1/monthly?year=2025&month=1",
         "/api/dashboard/{user_id}/yearly": "/api/dashboard/1/yearly?year=2025",
         "/api/expenses/{expense_id}": "/api/expenses/1",
+        "/api/recurring/{rule_id}": "/api/recurring/1",
     }
     valid = bearer()
     expense = {"amount": 10, "category_id": 1}
@@ -127,6 +131,9 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
         for url in ("/api/auth/login", "/api/auth/register", "/api/expenses"):
             await call(client, "POST", url, json=BIG, headers=valid)
         await call(client, "PUT", "/api/expenses/1", json=BIG, headers=valid)
+        await call(client, "PUT", "/api/budgets", json=BIG, headers=valid)
+        await call(client, "POST", "/api/recurring", json=BIG, headers=valid)
+        await call(client, "PUT", "/api/recurring/1", json=BIG, headers=valid)
         await call(client, "DELETE", "/api/expenses/abc", headers=valid)
         key = {**valid, "Idempotency-Key": "docs-409"}
         await call(client, "POST", "/api/expenses", json=expense, headers=key)
@@ -179,12 +186,23 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
                     if "login" in path
                     else {"username": "newcomer", "password": "Str0ng!pass"}
                     if "register" in path
+                    else BUDGET
+                    if "budgets" in path
+                    else RULE
+                    if path == "/api/recurring"
                     else expense
                 }
                 if method in ("POST", "PUT")
                 else {}
             )
-            await call(client, method, concrete.get(path, path), headers=valid, **body)
+            if path == "/api/expenses/import":
+                body = {"content": IMPORT_CSV, "headers": {**valid, "Content-Type": "text/csv"}}
+            else:
+                body["headers"] = valid
+            await call(client, method, concrete.get(path, path), **body)
+    async with app_client(stack_settings(import_max_bytes=1024)) as client:
+        csv_headers = {**valid, "Content-Type": "text/csv"}
+        await call(client, "POST", "/api/expenses/import", content="x" * 2048, headers=csv_headers)
     return got
 
 
@@ -194,7 +212,11 @@ async def real_responses(fresh_db) -> tuple[dict, dict]:
 
     schema = create_app(stack_settings()).openapi()
     real: dict[tuple[str, str, int], list] = defaultdict(list)
-    for path in sorted(GOLDEN.glob("*.json")) + sorted(GOLDEN.glob("changes/*.json")):
+    for path in (
+        sorted(GOLDEN.glob("*.json"))
+        + sorted(GOLDEN.glob("changes/*.json"))
+        + sorted(GOLDEN.glob("planning/*.json"))
+    ):
         golden = json.loads(path.read_text())
         method, url = golden["request"].split(" ", 1)
         template = template_of(schema, method, url.split("?")[0])

@@ -116,6 +116,9 @@ def session_routes(expense_id: int) -> list[tuple[str, str, dict]]:
         ("GET", "/api/dashboard/1/yearly?year=2025", {}),
         ("GET", "/api/expenses", {}),
         ("GET", "/api/expenses/export.csv", {}),
+        ("GET", "/api/expenses/export.xlsx", {}),
+        ("GET", "/api/budgets?year=2025&month=1", {}),
+        ("GET", "/api/recurring", {}),
         ("GET", f"/api/expenses/{expense_id}", {}),
         ("PUT", f"/api/expenses/{expense_id}", {"json": {"amount": 1}}),
         ("DELETE", f"/api/expenses/{expense_id}", {}),
@@ -184,6 +187,17 @@ async def test_a_service_role_call_without_a_session_is_refused_by_each_function
             ("export_expenses_csv", {}),
             ("gateway_session_check", {}),
             ("server_versions", {}),
+            ("export_expenses_rows", {}),
+            ("import_expenses", {"p_actor_id": 1, "p_rows": []}),
+            ("budget_status", {"p_year": 2025, "p_month": 1}),
+            (
+                "set_budget",
+                {"p_actor_id": 1, "p_category_id": 1, "p_month": "2025-01-01", "p_amount": 1},
+            ),
+            ("create_recurring", {"p_actor_id": 1, "p_rule": {}}),
+            ("list_recurring", {}),
+            ("update_recurring", {"p_id": 1, "p_actor_id": 1, "p_changes": {}}),
+            ("delete_recurring", {"p_id": 1, "p_actor_id": 1}),
         ]:
             answer = httpx.post(
                 f"{REST}/rpc/{function}",

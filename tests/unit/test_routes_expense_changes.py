@@ -247,4 +247,8 @@ async def test_openapi_documents_the_new_endpoints_with_examples_and_errors(clie
         "category_id",
         "date_from",
         "date_to",
+        "q",
+        "min_amount",
+        "max_amount",
+        "payment_method_id",
     }
