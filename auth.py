@@ -16,6 +16,7 @@ import binascii
 import datetime as dt
 import hashlib
 import re
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -57,16 +58,25 @@ class TokenUser:
     issued_at: int = 0  # iat: refused when at or before the user's sessions_revoked_at
 
 
-def create_token(settings: Settings, user: dict[str, Any]) -> tuple[str, TokenUser]:
+def create_token(
+    settings: Settings,
+    user: dict[str, Any],
+    *,
+    jti: str | None = None,
+    lifetime: dt.timedelta | None = None,
+) -> tuple[str, TokenUser]:
+    """A token with the legacy claims. Its jti names its session (public.sessions.id): a
+    login's token is its session; the access tokens of /api/auth/token and /refresh share
+    their session's id (`jti`) and live `lifetime` (ACCESS_TOKEN_MINUTES)."""
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    expires = now + dt.timedelta(hours=settings.jwt_expire_hours)
+    expires = now + (lifetime or dt.timedelta(hours=settings.jwt_expire_hours))
     claims = {
         "userId": user["id"],
         "name": user["name"],
         "email": user.get("email"),
         "iat": int(now.timestamp()),
         "exp": int(expires.timestamp()),
-        "jti": uuid.uuid4().hex,
+        "jti": jti or uuid.uuid4().hex,
     }
     token = jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
     return token, TokenUser(
@@ -194,6 +204,20 @@ def clear_session_cookie(response: Response, settings: Settings) -> None:
         samesite=settings.cookie_samesite,
         secure=settings.cookie_secure,
     )
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_secret() -> str:
+    """A refresh token, reset code or invite code: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def sha256_hex(value: str) -> str:
+    """How refresh tokens, reset codes and invites are stored: only this."""
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def session_headers(user: TokenUser) -> dict[str, str]:

@@ -66,6 +66,11 @@ class Settings(DatabaseSettings):
 
     # Tokens and passwords
     jwt_expire_hours: int = Field(24, ge=1, le=24 * 30)
+    # POST /api/auth/token and /refresh (issue 22): short access tokens, rotating refresh
+    # tokens; an admin's password reset code
+    access_token_minutes: int = Field(15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(30, ge=1, le=365)
+    reset_code_hours: int = Field(24, ge=1, le=24 * 14)
     bcrypt_rounds: int = Field(12, ge=4, le=16)
     bcrypt_concurrency: int = Field(1, ge=1, le=16)
 

@@ -30,8 +30,9 @@ from config import ConfigError, Settings, get_settings
 from deps import AppState
 from errors import JsonResponse
 from logs import configure_logging
-from routers import auth as auth_routes
 from routers import (
+    accounts,
+    admin,
     budgets,
     categories,
     dashboard,
@@ -41,6 +42,7 @@ from routers import (
     health,
     recurring,
 )
+from routers import auth as auth_routes
 from routers import metrics as metrics_routes
 
 log = logging.getLogger("ffb")
@@ -144,6 +146,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         health.router,
         auth_routes.router,
+        accounts.router,
+        admin.router,
         categories.router,
         expense_import.router,
         expense_xlsx.router,

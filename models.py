@@ -193,6 +193,14 @@ class LoginRequest(BaseModel):
     )
 
 
+class LoginRequestTotp(LoginRequest):
+    """POST /api/auth/login and /api/auth/token: `totp` once the account has TOTP enabled."""
+
+    totp: Annotated[str, StringConstraints(max_length=16), Storable] | None = Field(
+        None, description="6-digit TOTP code, required once TOTP is enabled", examples=["123456"]
+    )
+
+
 class LoginResponse(BaseModel):
     message: Literal["Login successful"]
     token: str
@@ -234,6 +242,168 @@ class RegisterResponse(BaseModel):
 
 class MessageResponse(BaseModel):
     message: str
+
+
+# --- accounts (issue 22) ----------------------------------------------------------------
+Role = Literal["admin", "member", "viewer"]
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int = Field(description="seconds the access token is valid")
+    refresh_token: str
+    user: PublicUser
+
+
+class RefreshRequest(BaseModel):
+    model_config = StrictInput
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=256), Storable]
+
+
+class SessionInfo(BaseModel):
+    id: str
+    created_at: str
+    last_used_at: str
+    user_agent: str | None
+    ip: str | None
+    current: bool
+
+
+class CurrentSessionRef(BaseModel):
+    id: str
+    expires_at: str
+
+
+class CurrentSession(BaseModel):
+    user: PublicUser
+    role: Role
+    session: CurrentSessionRef
+
+
+class SessionRevoked(BaseModel):
+    id: str
+
+
+class SessionsEnded(BaseModel):
+    ended: int
+
+
+class PasswordChange(BaseModel):
+    model_config = StrictInput
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=128), Storable]
+    new_password: Annotated[str, Storable] = Field(examples=["N3w!passw0rd"])
+
+    @field_validator("new_password")
+    @classmethod
+    def _password(cls, v: str) -> str:
+        return check_password(v)
+
+
+class PasswordReset(BaseModel):
+    model_config = StrictInput
+    code: Annotated[str, StringConstraints(min_length=1, max_length=128), Storable]
+    new_password: Annotated[str, Storable] = Field(examples=["N3w!passw0rd"])
+
+    @field_validator("new_password")
+    @classmethod
+    def _password(cls, v: str) -> str:
+        return check_password(v)
+
+
+class TotpSetup(BaseModel):
+    secret: str
+    otpauth_uri: str
+
+
+class TotpCode(BaseModel):
+    model_config = StrictInput
+    code: Annotated[str, StringConstraints(min_length=1, max_length=16), Storable] = Field(
+        examples=["123456"]
+    )
+
+
+class TotpStatus(BaseModel):
+    enabled: bool
+
+
+class AdminUser(BaseModel):
+    id: int
+    name: str
+    email: str | None
+    role: Role
+    created_at: str
+    expense_count: int
+
+
+class AdminUserCreate(BaseModel):
+    model_config = StrictInput
+    username: str = Field(examples=["kabir"])
+    email: Annotated[str, Storable] | None = Field(None, examples=["kabir@example.com"])
+    role: Role = "member"
+    password: Annotated[str, Storable] | None = Field(
+        None, description="Without one, the answer carries a one-time `reset_code`"
+    )
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, v: str) -> str:
+        return check_username(v)
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, v: str | None) -> str | None:
+        return None if v is None else check_password(v)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        return check_email(v)
+
+
+class AdminUserCreated(AdminUser):
+    reset_code: str | None = None
+    reset_expires_at: str | None = None
+
+
+class AdminUserChanges(BaseModel):
+    model_config = StrictInput
+    role: Role | None = None
+    email: Annotated[str, Storable] | None = None
+    name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return None if v is None else check_username(v)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        return check_email(v)
+
+
+class ResetCode(BaseModel):
+    reset_code: str
+    expires_at: str
+
+
+class AdminUserDeleted(BaseModel):
+    user: AdminUser
+    expenses_deleted: int
+
+
+class InviteCreate(BaseModel):
+    model_config = StrictInput
+    hours: Annotated[int, Field(ge=1, le=24 * 90)] | None = None
+    note: Annotated[str, StringConstraints(max_length=200), Storable] | None = None
+
+
+class InviteCreated(BaseModel):
+    id: int
+    code: str
+    expires_at: str
+    note: str | None
 
 
 # --- expenses -------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 - Swagger UI and ReDoc are served from the files of the pinned `fastapi-offline` package
   (under /docs-static), so the pages work on a machine without internet access.
-- Security schemes: `bearerAuth` (the JWT of POST /api/auth/login) and `cookieAuth` (the
-  `jwt` cookie it sets) on every operation that needs a login, `operatorToken`
+- Security schemes: `bearerAuth` (the JWT of POST /api/auth/login), `cookieAuth` (the
+  `jwt` cookie it sets) and `oauth2Password` (username and password, which Swagger UI
+  sends to POST /api/auth/token) on every operation that needs a login, `operatorToken`
   (METRICS_TOKEN) on /health/shadow; the Authorize button then makes "Try it out" work.
 - Examples per operation and status, written as media-type examples: pydantic sorts the
   keys of model-level examples alphabetically, these keep the contract's order. Success
@@ -32,6 +33,16 @@ from deps import current_user
 from errors import ErrorBody
 from metrics import OPERATOR_TOKEN_REQUIRED, OPERATOR_TOKEN_UNSET
 from ratelimit import TOO_MANY
+from routers.accounts import (
+    REFRESH_INVALID,
+    RESET_INVALID,
+    SESSION_NOT_FOUND,
+    TOTP_NOT_ENABLED,
+    TOTP_NOT_SET_UP,
+    WRONG_PASSWORD,
+)
+from routers.admin import NOTHING_TO_CHANGE
+from routers.auth import BAD_LOGIN, TOTP_INVALID, TOTP_REQUIRED
 from routers.expenses import NOTHING_TO_UPDATE
 from routers.metrics import operator_access
 
@@ -59,6 +70,12 @@ SECURITY_SCHEMES = {
         "description": "The httpOnly cookie POST /api/auth/login sets (browsers "
         "send it by themselves)",
     },
+    "oauth2Password": {
+        "type": "oauth2",
+        "description": "Username (or email) and password, sent to POST /api/auth/token "
+        "(add `totp` there once TOTP is enabled)",
+        "flows": {"password": {"tokenUrl": "/api/auth/token", "scopes": {}}},
+    },
     "operatorToken": {
         "type": "http",
         "scheme": "bearer",
@@ -66,7 +83,11 @@ SECURITY_SCHEMES = {
     },
 }
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
-MEMBER_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
+MEMBER_SECURITY: list[dict[str, list[str]]] = [
+    {"bearerAuth": []},
+    {"cookieAuth": []},
+    {"oauth2Password": []},
+]
 OPERATOR_SECURITY: list[dict[str, list[str]]] = [{"operatorToken": []}]
 
 TOO_LARGE = "Request body too large"
@@ -75,6 +96,13 @@ COMMON = {413: [TOO_LARGE], 500: [INTERNAL], 503: [DB_UNAVAILABLE]}
 NO_LOGIN = {401: [TOKEN_MISSING, TOKEN_INVALID]}
 
 NOT_YOURS = "You can only change your own expenses"
+# Postgres' messages (sql/R21_access_roles.sql, sql/R32_accounts.sql)
+VIEWER_REFUSED = "Viewers can read but not change anything"
+ADMINS_ONLY = "Admins only"
+LAST_ADMIN = "The last admin cannot be demoted or deleted"
+USER_NOT_FOUND = "User not found"
+TOTP_ALREADY = "TOTP is already enabled"
+BAD_USER_ID = "user_id: Input should be a valid integer, unable to parse string as an integer"
 CHANGED = "Expense was changed by someone else"
 
 # Error messages per operation and status: the first is the one a reader sees first.
@@ -122,6 +150,7 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
             "Malformed JSON body",
         ],
         **NO_LOGIN,
+        403: [VIEWER_REFUSED],
         409: ["Idempotency-Key was already used with a different request"],
     },
     ("GET", "/api/expenses/{expense_id}"): {
@@ -138,14 +167,14 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
             NOTHING_TO_UPDATE,
         ],
         **NO_LOGIN,
-        403: [NOT_YOURS],
+        403: [NOT_YOURS, VIEWER_REFUSED],
         404: ["Expense not found"],
         412: [CHANGED],
     },
     ("DELETE", "/api/expenses/{expense_id}"): {
         400: ["expense_id: Input should be a valid integer, unable to parse string as an integer"],
         **NO_LOGIN,
-        403: [NOT_YOURS],
+        403: [NOT_YOURS, VIEWER_REFUSED],
         404: ["Expense not found"],
         412: [CHANGED],
     },
@@ -201,6 +230,77 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
         404: ["User not found"],
     },
     ("GET", "/health/shadow"): {401: [OPERATOR_TOKEN_REQUIRED], 403: [OPERATOR_TOKEN_UNSET]},
+    # --- accounts (issue 22) ----------------------------------------------------------
+    ("POST", "/api/auth/token"): {
+        400: ["password is required", "Malformed JSON body"],
+        401: [BAD_LOGIN, TOTP_REQUIRED, TOTP_INVALID],
+        429: [TOO_MANY],
+    },
+    ("POST", "/api/auth/refresh"): {
+        400: ["refresh_token is required"],
+        401: [REFRESH_INVALID],
+    },
+    ("GET", "/api/auth/session"): NO_LOGIN,
+    ("GET", "/api/auth/sessions"): NO_LOGIN,
+    ("DELETE", "/api/auth/sessions/{session_id}"): {
+        400: ["session_id: String should have at most 64 characters"],
+        **NO_LOGIN,
+        404: [SESSION_NOT_FOUND],
+    },
+    ("DELETE", "/api/auth/sessions"): NO_LOGIN,
+    ("PUT", "/api/auth/password"): {
+        400: [
+            WRONG_PASSWORD,
+            "new_password: Password must contain an uppercase letter, a lowercase letter, "
+            "a digit and a special character",
+        ],
+        **NO_LOGIN,
+        429: [TOO_MANY],
+    },
+    ("POST", "/api/auth/reset-password"): {400: [RESET_INVALID], 429: [TOO_MANY]},
+    ("POST", "/api/auth/totp/setup"): {**NO_LOGIN, 409: [TOTP_ALREADY]},
+    ("POST", "/api/auth/totp/enable"): {
+        400: [TOTP_INVALID, TOTP_NOT_SET_UP],
+        **NO_LOGIN,
+        409: [TOTP_ALREADY],
+        429: [TOO_MANY],
+    },
+    ("DELETE", "/api/auth/totp"): {
+        400: [TOTP_INVALID, TOTP_NOT_ENABLED],
+        **NO_LOGIN,
+        429: [TOO_MANY],
+    },
+    ("GET", "/api/admin/users"): {**NO_LOGIN, 403: [ADMINS_ONLY]},
+    ("POST", "/api/admin/users"): {
+        400: ["Username already exists"],
+        **NO_LOGIN,
+        403: [ADMINS_ONLY],
+    },
+    ("PATCH", "/api/admin/users/{user_id}"): {
+        400: [NOTHING_TO_CHANGE],
+        **NO_LOGIN,
+        403: [ADMINS_ONLY],
+        404: [USER_NOT_FOUND],
+        409: [LAST_ADMIN],
+    },
+    ("POST", "/api/admin/users/{user_id}/reset"): {
+        400: [BAD_USER_ID],
+        **NO_LOGIN,
+        403: [ADMINS_ONLY],
+        404: [USER_NOT_FOUND],
+    },
+    ("DELETE", "/api/admin/users/{user_id}"): {
+        400: [BAD_USER_ID],
+        **NO_LOGIN,
+        403: [ADMINS_ONLY],
+        404: [USER_NOT_FOUND],
+        409: [LAST_ADMIN],
+    },
+    ("POST", "/api/admin/invites"): {
+        400: ["hours: Input should be greater than or equal to 1"],
+        **NO_LOGIN,
+        403: [ADMINS_ONLY],
+    },
 }
 
 ALOK = {"id": 1, "name": "Alok", "email": "alok@example.com"}
@@ -424,7 +524,10 @@ SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
     ("GET", "/health"): (200, {"status": "ok"}),
     ("GET", "/health/ready"): (
         200,
-        {"status": "ready", "checks": {"postgres": "ok", "postgrest": "ok", "revocation": "ok"}},
+        {
+            "status": "ready",
+            "checks": {"postgres": "ok", "postgrest": "ok", "revocation": "ok", "admin": "ok"},
+        },
     ),
     ("GET", "/health/versions"): (200, {"postgres": "17.6", "postgrest": "14.1"}),
     ("GET", "/health/shadow"): (
@@ -455,6 +558,101 @@ SUCCESS: dict[tuple[str, str], tuple[int, Any]] = {
         },
     ),
 }
+# --- accounts (issue 22): from the goldens of tests/contract/golden/accounts ------------
+SESSION_ID = "9f1c2e7a4b3d4c5e8f60718293a4b5c6"
+A_TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VySWQiOjF9.c2lnbmF0dXJl"
+A_CODE = "q3Vx0Zb1n9M4kT7yR2wL8pD5sH6fJcAeGuKiOoPzXyW"
+WHEN = "2025-03-03T09:15:02.123456+00:00"
+TOKEN_PAIR = {
+    "access_token": A_TOKEN,
+    "token_type": "bearer",
+    "expires_in": 900,
+    "refresh_token": A_CODE,
+    "user": ALOK,
+}
+ADMIN_ROW = {
+    "id": 3,
+    "name": "Atul",
+    "email": "atul@example.com",
+    "role": "member",
+    "created_at": WHEN,
+    "expense_count": 4,
+}
+SUCCESS.update(
+    {
+        ("POST", "/api/auth/token"): (200, TOKEN_PAIR),
+        ("POST", "/api/auth/refresh"): (200, TOKEN_PAIR),
+        ("GET", "/api/auth/session"): (
+            200,
+            {
+                "user": ALOK,
+                "role": "admin",
+                "session": {"id": SESSION_ID, "expires_at": "2025-03-04T09:15:02+00:00"},
+            },
+        ),
+        ("GET", "/api/auth/sessions"): (
+            200,
+            [
+                {
+                    "id": SESSION_ID,
+                    "created_at": WHEN,
+                    "last_used_at": WHEN,
+                    "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+                    "ip": "203.0.113.7",
+                    "current": True,
+                }
+            ],
+        ),
+        ("DELETE", "/api/auth/sessions/{session_id}"): (200, {"id": SESSION_ID}),
+        ("DELETE", "/api/auth/sessions"): (200, {"ended": 2}),
+        ("PUT", "/api/auth/password"): (200, {"ended": 1}),
+        ("POST", "/api/auth/reset-password"): (
+            200,
+            {"id": 3, "name": "Atul", "email": "atul@example.com"},
+        ),
+        ("POST", "/api/auth/totp/setup"): (
+            200,
+            {
+                "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+                "otpauth_uri": "otpauth://totp/Family%20Finance:alok%40example.com?"
+                "secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Family%20Finance",
+            },
+        ),
+        ("POST", "/api/auth/totp/enable"): (200, {"enabled": True}),
+        ("DELETE", "/api/auth/totp"): (200, {"enabled": False}),
+        ("GET", "/api/admin/users"): (200, [ADMIN_ROW]),
+        ("POST", "/api/admin/users"): (
+            201,
+            {
+                **ADMIN_ROW,
+                "id": 6,
+                "name": "kabir",
+                "email": "kabir@example.com",
+                "expense_count": 0,
+                "reset_code": A_CODE,
+                "reset_expires_at": "2025-03-04T09:15:02+00:00",
+            },
+        ),
+        ("PATCH", "/api/admin/users/{user_id}"): (200, {**ADMIN_ROW, "role": "viewer"}),
+        ("POST", "/api/admin/users/{user_id}/reset"): (
+            200,
+            {"reset_code": A_CODE, "expires_at": "2025-03-04T09:15:02+00:00"},
+        ),
+        ("DELETE", "/api/admin/users/{user_id}"): (
+            200,
+            {"user": ADMIN_ROW, "expenses_deleted": 4},
+        ),
+        ("POST", "/api/admin/invites"): (
+            201,
+            {
+                "id": 1,
+                "code": A_CODE,
+                "expires_at": "2025-03-05T09:15:02+00:00",
+                "note": "for Kabir",
+            },
+        ),
+    }
+)
 EXTRA_RESPONSES: dict[tuple[str, str], dict[int, Any]] = {
     ("POST", "/api/expenses/import"): {
         200: {
@@ -478,7 +676,12 @@ EXTRA_RESPONSES: dict[tuple[str, str], dict[int, Any]] = {
         503: {
             "error": DB_UNAVAILABLE,
             "status": "unavailable",
-            "checks": {"postgres": "ok", "postgrest": "unreachable", "revocation": "ok"},
+            "checks": {
+                "postgres": "ok",
+                "postgrest": "unreachable",
+                "revocation": "ok",
+                "admin": "ok",
+            },
         }
     },
 }

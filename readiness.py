@@ -111,16 +111,24 @@ class Revocation:
             await self.probe(db)
 
 
-def check_postgres(dsn: str) -> None:
-    """Postgres answers a query over DATABASE_URL (in a thread: psycopg2 blocks)."""
+NO_ADMIN = "none: run scripts/users.py set-role USER admin (docs/operations.md#first-admin)"
+
+
+def check_postgres(dsn: str) -> bool:
+    """Postgres answers a query over DATABASE_URL (in a thread: psycopg2 blocks). Also says
+    whether any user is an admin (a deployment without one cannot use /api/admin; issue 22)."""
     with database.connect(dsn, application_name="ffb-ready", timeout=2) as conn:
         with conn.cursor() as cur:
-            cur.execute("select 1")
+            cur.execute("select exists (select 1 from public.users where role = 'admin')")
+            row = cur.fetchone()
+            return bool(row and row[0])
 
 
-async def _check(coro: Any) -> str:
+async def _check(coro: Any, answers: list[Any] | None = None) -> str:
     try:
-        await asyncio.wait_for(coro, timeout=CHECK_TIMEOUT_SECONDS)
+        answer = await asyncio.wait_for(coro, timeout=CHECK_TIMEOUT_SECONDS)
+        if answers is not None:
+            answers.append(answer)
         return OK
     except Exception:  # noqa: BLE001 - any failure means not ready
         return UNREACHABLE
@@ -147,13 +155,16 @@ class Readiness:
 
     async def _compute(self) -> tuple[int, dict[str, Any]]:
         try:
+            has_admin: list[bool] = []
             postgres, postgrest, _ = await asyncio.gather(
-                _check(asyncio.to_thread(check_postgres, self._dsn)),
+                _check(asyncio.to_thread(check_postgres, self._dsn), has_admin),
                 _check(database.execute(self._db.anon.table("categories").select("id").limit(1))),
                 self._revocation.probe(self._db),
             )
             revocation = self._revocation.check
             checks = {"postgres": postgres, "postgrest": postgrest, "revocation": revocation}
+            if has_admin:  # details, not a condition of readiness
+                checks["admin"] = OK if has_admin[0] else NO_ADMIN
             if postgres == postgrest == revocation == OK:
                 answer = (200, {"status": "ready", "checks": checks})
             else:

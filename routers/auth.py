@@ -1,32 +1,41 @@
-"""POST /api/auth/login, /register, /logout and GET /api/auth/me (the legacy contract)."""
+"""POST /api/auth/login, /register, /logout and GET /api/auth/me (the legacy contract).
+
+A legacy login is a session like any other (issue 22): its token's jti is the id of a row
+of public.sessions, listed by GET /api/auth/sessions and ended by DELETE. The new account
+endpoints are in routers/accounts.py, the admin API in routers/admin.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Request
 
+import totp
 from auth import (
     TOKEN_INVALID,
     audit_headers,
     clear_session_cookie,
     create_token,
+    new_session_id,
     session_headers,
     set_session_cookie,
 )
-from database import execute
+from database import Database, execute
 from deps import AppSettings, CurrentUser, Db, Limits, Passwords
 from edge import JsonRoute
 from errors import ApiError, JsonResponse, error_responses
 from models import (
-    LoginRequest,
+    LoginRequestTotp,
     LoginResponse,
     MessageResponse,
     PublicUser,
     RegisterRequest,
     RegisterResponse,
 )
-from ratelimit import login_account_key
+from passwords import PasswordHasher
+from ratelimit import AuthLimits, login_account_key
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=JsonRoute)
 BAD_LOGIN = "Invalid email or password"
@@ -43,39 +52,108 @@ def public_user(row: dict) -> dict:
     return {"id": row["id"], "name": row["name"], "email": row.get("email")}
 
 
+TOTP_REQUIRED = "TOTP code required"
+TOTP_INVALID = "Invalid TOTP code"
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """What record_login stores when a login succeeds: the session row (its id is the
+    access tokens' jti) and, for /api/auth/token, the first refresh token's SHA-256."""
+
+    id: str
+    kind: str
+    expires_at: dt.datetime
+    refresh_sha256: str | None = None
+    refresh_expires_at: dt.datetime | None = None
+
+
+async def authenticate(
+    request: Request,
+    db: Database,
+    passwords: PasswordHasher,
+    limits: AuthLimits,
+    login: str,
+    password: str,
+    totp_code: str | None,
+    session: NewSession,
+) -> tuple[dict, str]:
+    """The one login check of /login and /token -> (account, role). A wrong password, a
+    missing or wrong TOTP code (once enabled) and a reused TOTP code all count toward the
+    login limit; record_login writes the audit row and, on success, the session in one
+    transaction (sql/R31_auth_sessions.sql)."""
+    client = client_of(request)
+    rows = await execute(db.service.rpc("find_login_user", {"p_login": login}))
+    account = rows[0] if rows else None
+    # One counter per account however it is spelled; unknown names by their canonical form.
+    counted_as = login_account_key(account["id"] if account else None, login)
+    await limits.before_login(client, counted_as)
+    # An unknown account is checked against a dummy hash: same answer, same time.
+    verified = await passwords.verify(password, account["password_hash"] if account else None)
+    refusal = BAD_LOGIN
+    step = None
+    if account is not None and verified and account.get("totp_secret"):
+        step = totp.matching_step(account["totp_secret"], totp_code) if totp_code else None
+        if step is None:
+            verified, refusal = False, TOTP_INVALID if totp_code else TOTP_REQUIRED
+        else:
+            refusal = TOTP_INVALID  # if Postgres finds the step already used
+    # the audit row, on success and failure alike (same work, same time either way)
+    result = await execute(
+        db.service.rpc(
+            "record_login",
+            {
+                "p_user_id": account["id"] if account else None,
+                "p_success": verified,
+                "p_totp_step": step,
+                "p_session_id": session.id,
+                "p_kind": session.kind,
+                "p_expires_at": session.expires_at.isoformat(),
+                "p_user_agent": request.headers.get("user-agent"),
+                "p_ip": client,
+                "p_refresh_sha256": session.refresh_sha256,
+                "p_refresh_expires_at": session.refresh_expires_at.isoformat()
+                if session.refresh_expires_at
+                else None,
+            },
+        ),
+        audit_headers(request),
+    )
+    if account is None or not verified or not (result or {}).get("ok"):
+        raise ApiError(401, refusal)  # stays counted by before_login
+    await limits.login_succeeded(client, counted_as)
+    return account, result["role"]
+
+
 @router.post(
     "/login",
     response_model=LoginResponse,
     responses=error_responses(400, 401, 413, 429, 500, 503),
-    summary="Log in with email (or username) and password; sets the `jwt` cookie",
+    summary="Log in with email (or username) and password (and `totp` once enabled); "
+    "sets the `jwt` cookie",
 )
 async def login(
-    body: LoginRequest,
+    body: LoginRequestTotp,
     request: Request,
     db: Db,
     passwords: Passwords,
     limits: Limits,
     settings: AppSettings,
 ) -> JsonResponse:
-    client = client_of(request)
-    rows = await execute(db.service.rpc("find_login_user", {"p_login": body.email}))
-    account = rows[0] if rows else None
-    # One counter per account however it is spelled; unknown names by their canonical form.
-    counted_as = login_account_key(account["id"] if account else None, body.email)
-    await limits.before_login(client, counted_as)
-    # An unknown account is checked against a dummy hash: same answer, same time.
-    verified = await passwords.verify(body.password, account["password_hash"] if account else None)
-    # the audit row, on success and failure alike (same work, same time either way)
-    await execute(
-        db.service.rpc(
-            "record_login", {"p_user_id": account["id"] if account else None, "p_success": verified}
-        ),
-        audit_headers(request),
+    session_id = new_session_id()
+    lifetime = dt.timedelta(hours=settings.jwt_expire_hours)
+    expires = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + lifetime
+    account, _ = await authenticate(
+        request,
+        db,
+        passwords,
+        limits,
+        body.email,
+        body.password,
+        body.totp,
+        NewSession(session_id, "login", expires),
     )
-    if account is None or not verified:
-        raise ApiError(401, BAD_LOGIN)  # stays counted by before_login
-    await limits.login_succeeded(client, counted_as)
-    token, _ = create_token(settings, account)
+    token, _ = create_token(settings, account, jti=session_id)
     response = JsonResponse(
         {"message": "Login successful", "token": token, "user": public_user(account)}
     )

@@ -138,7 +138,7 @@ def request_hash(actor_id: int, body: ExpenseCreate) -> str:
     "",
     status_code=201,
     response_model=ExpenseCreated,
-    responses=error_responses(400, 401, 409, 413, 500, 503),
+    responses=error_responses(400, 401, 403, 409, 413, 500, 503),
     summary="Add an expense; retries with the same Idempotency-Key store nothing new",
 )
 async def create_expense(

@@ -40,7 +40,7 @@ async def health() -> JsonResponse:
         }
     },
     summary="Readiness: Postgres and PostgREST reachable, and a refused session refused "
-    "(cached for 1 s per worker)",
+    "(cached for 1 s per worker); `checks.admin` says whether any user is an admin",
 )
 async def ready(state: State) -> JsonResponse:
     status, body = await state.readiness.answer()

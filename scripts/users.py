@@ -18,6 +18,8 @@ examples:
   scripts/users.py set-email Rashmi --clear
   scripts/users.py rename Kabir Kabir_K
   scripts/users.py revoke-sessions Amol
+  scripts/users.py set-role Rashmi admin      # the first admin; then /api/admin/* works
+  scripts/users.py set-role Kabir viewer      # reads everything, changes nothing
   scripts/users.py delete Kabir             # shows what goes, then asks for the name
   scripts/users.py delete 7 --yes           # no question (for scripts)
   scripts/users.py rename --id 4 Kabir_K    # --id / --name: no doubt which user
@@ -169,10 +171,10 @@ def cmd_list(args, settings, cur) -> Done:
     cur.execute("""
         select u.id, u.name, coalesce(u.email, '-'), u.created_at::date,
                (select count(*) from public.expenses e where e.user_id = u.id),
-               coalesce(to_char(u.sessions_revoked_at, 'YYYY-MM-DD HH24:MI'), '-')
+               coalesce(to_char(u.sessions_revoked_at, 'YYYY-MM-DD HH24:MI'), '-'), u.role
         from public.users u order by u.id""")
     rows = cur.fetchall()
-    header = ("id", "name", "email", "created", "expenses", "sessions revoked")
+    header = ("id", "name", "email", "created", "expenses", "sessions revoked", "role")
     table = [header, *[tuple(shown(c) for c in row) for row in rows]]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
@@ -198,9 +200,11 @@ def cmd_reset_password(args, settings, cur) -> Done:
     password = read_password(args)
     print(f"hashing the password (bcrypt, cost {settings.bcrypt_rounds})...", file=sys.stderr)
     cur.execute(
-        "update public.users set password_hash = %s, sessions_revoked_at = now() where id = %s",
+        "update public.users set password_hash = %s where id = %s",
         (hash_password(password, settings.bcrypt_rounds), user_id),
     )
+    # every session (rows and older tokens alike) ends, in this transaction
+    cur.execute("select public.revoke_user_sessions(%s, null, 'admin_reset')", (user_id,))
     audit(cur, "admin.password_reset", user_id, None, None)
     return [
         f"new password set for {shown(name)} (id {user_id}); their open sessions are logged out"
@@ -229,7 +233,7 @@ def cmd_rename(args, settings, cur) -> Done:
 
 def cmd_revoke_sessions(args, settings, cur) -> Done:
     user_id, name, _ = find_user(cur, args)
-    cur.execute("update public.users set sessions_revoked_at = now() where id = %s", (user_id,))
+    cur.execute("select public.revoke_user_sessions(%s, null, 'admin')", (user_id,))
     audit(cur, "admin.sessions_revoke", user_id, None, None)
     return [
         f"every token issued to {shown(name)} (id {user_id}) until now is refused; "
@@ -237,8 +241,16 @@ def cmd_revoke_sessions(args, settings, cur) -> Done:
     ]
 
 
+def cmd_set_role(args, settings, cur) -> Done:
+    user_id, name, _ = find_user(cur, args)
+    # the last-admin rule and the audit row (user.role) are Postgres' (sql/R32_accounts.sql)
+    cur.execute("select public.set_user_role(%s, %s) ->> 'role'", (user_id, args.role))
+    return [f"role of {shown(name)} (id {user_id}): {cur.fetchone()[0]}"]
+
+
 def cmd_delete(args, settings, cur) -> Done:
     user_id, name, email = find_user(cur, args)
+    cur.execute("select public.lock_admins_keeping_one(%s)", (user_id,))  # the last admin stays
     cur.execute(
         "select count(*), coalesce(sum(amount), 0) from public.expenses where user_id = %s",
         (user_id,),
@@ -341,6 +353,10 @@ def parser() -> argparse.ArgumentParser:
     user_command(
         "revoke-sessions", cmd_revoke_sessions, "refuse every token issued to the user so far"
     )
+    role = user_command(
+        "set-role", cmd_set_role, "make a user admin, member or viewer (the last admin stays)"
+    )
+    role.add_argument("role", nargs="?", metavar="ROLE", help="admin, member or viewer")
     delete = user_command("delete", cmd_delete, "delete a user and all their expenses (asks first)")
     delete.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
     invite = command(
@@ -349,6 +365,9 @@ def parser() -> argparse.ArgumentParser:
     invite.add_argument("--hours", type=int, help="validity (default INVITE_TTL_HOURS, 72)")
     invite.add_argument("--note", help="who it is for (stored with the invite)")
     return main
+
+
+ROLES = ("admin", "member", "viewer")
 
 
 def chosen_user(command: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -360,13 +379,17 @@ def chosen_user(command: argparse.ArgumentParser, args: argparse.Namespace) -> N
     if given == 2:
         command.error("give --id or --name, not both")
     if given and args.user is not None:
-        following = {"rename": "new_name", "set-email": "email"}.get(args.command)
+        following = {"rename": "new_name", "set-email": "email", "set-role": "role"}.get(
+            args.command
+        )
         if following is None or getattr(args, following) is not None:
             command.error("give the USER or --id/--name, not both")
         setattr(args, following, args.user)
         args.user = None
     if args.command == "rename" and args.new_name is None:
         command.error("the NEW_NAME is required")
+    if args.command == "set-role" and args.role not in ROLES:
+        command.error(f"the ROLE is required: one of {', '.join(ROLES)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,15 +6,20 @@
 -- Errors meant for the API user are raised as SQLSTATE 'PTxyz', which PostgREST answers
 -- with HTTP status xyz and which the gateway passes on as {"error": message}.
 
--- POST /api/auth/login: the account a login name refers to. The `email` field of the legacy
--- login may hold an email or a username; both match in their canonical form (NFKC + case
--- folding, public.login_canonical: the same rule as the rate limit's key in Python), email
--- first. (A family-sized table: the canonical forms are computed per row, no index.)
-create or replace function public.find_login_user(p_login text)
-returns table (id bigint, name text, email text, password_hash text)
+-- POST /api/auth/login and /api/auth/token: the account a login name refers to. The `email`
+-- field of the legacy login may hold an email or a username; both match in their canonical
+-- form (NFKC + case folding, public.login_canonical: the same rule as the rate limit's key
+-- in Python), email first. (A family-sized table: the canonical forms are computed per
+-- row, no index.) totp_secret is null unless TOTP is enabled (then a code is required).
+-- Dropped first: issue 22 added the totp_secret column, and a function's result type
+-- cannot be replaced in place.
+drop function if exists public.find_login_user(text);
+create function public.find_login_user(p_login text)
+returns table (id bigint, name text, email text, password_hash text, totp_secret text)
 language sql stable security definer set search_path = public, pg_temp
 as $$
-  select u.id, u.name, u.email, u.password_hash
+  select u.id, u.name, u.email, u.password_hash,
+         case when u.totp_enabled_at is not null then u.totp_secret end
   from public.users u, public.login_canonical(p_login) as k(login)
   where public.login_canonical(u.email) = k.login or public.login_canonical(u.name) = k.login
   order by (public.login_canonical(u.email) = k.login) is true desc, u.id
@@ -22,17 +27,53 @@ as $$
 $$;
 
 -- ---------------------------------------------------------------------------------------
--- record_login(user_id, success): the audit row of POST /api/auth/login. A login writes
--- nothing else, so this is its own transaction. user_id is the account the login name
--- matched (null if none); a failed login has no actor.
+-- record_login(user_id, success, totp_step, session_id, kind, expires_at, user_agent, ip,
+--              refresh_sha256, refresh_expires_at) -> {"ok": bool, "role": text}
+-- The end of POST /api/auth/login (kind 'login') and /api/auth/token (kind 'token'), in one
+-- transaction: the audit row (auth.login / auth.login_failed; user_id is the account the
+-- login name matched, null if none; a failed login has no actor), and on success the
+-- session row (its id is the access token's jti) with, for a token session, its first
+-- refresh token (its SHA-256 only). With TOTP, totp_step is the time step of the code
+-- Python verified: a step at or below the last one accepted is refused (a code works
+-- once) and the login fails. Also drops up to 100 sessions expired over a day ago.
 -- ---------------------------------------------------------------------------------------
-create or replace function public.record_login(p_user_id bigint, p_success boolean)
-returns void
-language sql volatile security definer set search_path = public, pg_temp
+drop function if exists public.record_login(bigint, boolean);
+create or replace function public.record_login(
+  p_user_id bigint, p_success boolean, p_totp_step bigint default null,
+  p_session_id text default null, p_kind text default 'login',
+  p_expires_at timestamptz default null, p_user_agent text default null,
+  p_ip text default null, p_refresh_sha256 text default null,
+  p_refresh_expires_at timestamptz default null)
+returns json
+language plpgsql volatile security definer set search_path = public, pg_temp
 as $$
-  select public.audit_write(case when p_success then 'auth.login' else 'auth.login_failed' end,
-                            p_user_id, null, null,
-                            case when p_success then p_user_id end);
+declare
+  ok boolean := p_success and p_user_id is not null;
+  user_role text;
+begin
+  if ok and p_totp_step is not null then
+    update public.users set totp_last_step = p_totp_step
+    where id = p_user_id and totp_enabled_at is not null
+      and (totp_last_step is null or totp_last_step < p_totp_step);
+    ok := found;
+  end if;
+  perform public.audit_write(case when ok then 'auth.login' else 'auth.login_failed' end,
+                             p_user_id, null, null, case when ok then p_user_id end);
+  if not ok or p_session_id is null then
+    return json_build_object('ok', ok);
+  end if;
+  delete from public.sessions where id in (
+    select id from public.sessions where expires_at < now() - interval '1 day'
+    order by expires_at limit 100 for update skip locked);
+  insert into public.sessions (id, user_id, kind, expires_at, user_agent, ip)
+  values (p_session_id, p_user_id, p_kind, p_expires_at, left(p_user_agent, 256), left(p_ip, 64));
+  if p_refresh_sha256 is not null then
+    insert into public.refresh_tokens (token_sha256, session_id, expires_at)
+    values (p_refresh_sha256, p_session_id, p_refresh_expires_at);
+  end if;
+  select role into user_role from public.users where id = p_user_id;
+  return json_build_object('ok', true, 'role', user_role);
+end
 $$;
 
 -- POST /api/auth/register -> {"id","name","email"}. The unique indexes on lower(name) and
@@ -100,8 +141,12 @@ end
 $$;
 
 -- GET /api/auth/me, and every authenticated request (through check_gateway_session):
--- the token's user still exists, the token was not logged out, and it was issued after the
--- user's sessions were last revoked (scripts/users.py revoke-sessions; p_issued_at = iat).
+-- the token's user still exists and the token's session is live. A session with a row
+-- in public.sessions (every login since issue 22; p_jti is its id) is live until it is
+-- revoked (logout, DELETE /api/auth/sessions, a password change or reset, a reused
+-- refresh token, scripts/users.py revoke-sessions: public.revoke_user_sessions). A token
+-- without one (issued by the legacy functions or an older release) is live unless it was
+-- logged out or issued before the user's sessions were last revoked (p_issued_at = iat).
 -- PL/pgSQL, not SQL: a security definer SQL function is never inlined and its query is
 -- planned again on every call (PostgreSQL 15), which cost each request ~0.1-0.3 ms of
 -- Postgres CPU; PL/pgSQL keeps the plan for the connection's life.
@@ -109,7 +154,15 @@ create or replace function public.session_is_valid(p_user_id bigint, p_jti text,
 returns boolean
 language plpgsql stable security definer set search_path = public, pg_temp
 as $$
+declare
+  owner_id bigint;
+  revoked timestamptz;
 begin
+  select s.user_id, s.revoked_at into owner_id, revoked from public.sessions s where s.id = p_jti;
+  if found then
+    return owner_id = p_user_id and revoked is null
+       and exists (select 1 from public.users where id = p_user_id);
+  end if;
   return exists (select 1 from public.users
                  where id = p_user_id
                    and (sessions_revoked_at is null
@@ -156,7 +209,8 @@ $$;
 
 -- require_gateway_session() -> the session's user id. The first statement of every function
 -- the gateway calls for a logged-in user (list, create, get, change, delete and export of
--- expenses, the dashboards, /api/auth/me, /api/dashboard/users, logout): revocation must not
+-- expenses, the dashboards, /api/auth/me, /api/dashboard/users, logout, and issue 22's
+-- sessions, password change, TOTP and admin functions in R32_accounts.sql): revocation must not
 -- depend on the pre-request hook alone, which PostgreSQL 16+ may refuse to set, an admin may
 -- skip, or a PostgREST not yet reloaded may not run (issue 21). Inside a PostgREST request
 -- (request.headers is set) the X-Gateway-Session header is REQUIRED and must name a valid
@@ -230,7 +284,8 @@ begin
 end
 $$;
 
--- POST /api/auth/logout: the token is refused from now until it would have expired.
+-- POST /api/auth/logout: the token (and its session, with its refresh tokens) is refused
+-- from now until it would have expired.
 -- Each call also drops up to 100 revocations that have expired (bounded work per call, and
 -- the table stays bounded by the tokens still valid). The audit row names the session's
 -- user (X-Gateway-Session) and is written in this transaction.
@@ -245,13 +300,17 @@ begin
     order by expires_at limit 100 for update skip locked);
   insert into public.revoked_tokens (jti, expires_at) values (p_jti, p_expires_at)
   on conflict (jti) do nothing;
+  update public.sessions set revoked_at = now(), revoked_reason = 'logout'
+  where id = p_jti and revoked_at is null;
   perform public.audit_write('auth.logout', public.request_actor_id(), null, null,
                              public.request_actor_id());
 end
 $$;
 
 -- Only the service role may call these; the pre-request hook runs for every role.
-revoke execute on function public.find_login_user(text), public.record_login(bigint, boolean),
+revoke execute on function public.find_login_user(text),
+  public.record_login(bigint, boolean, bigint, text, text, timestamptz, text, text, text,
+                      timestamptz),
   public.register_user(text, text, text), public.invite_is_usable(text),
   public.register_user_invited(text, text, text, text),
   public.session_is_valid(bigint, text, bigint), public.revoke_token(text, timestamptz),
@@ -259,7 +318,9 @@ revoke execute on function public.find_login_user(text), public.record_login(big
   from public, anon, authenticated;
 revoke all on function public.require_gateway_session()
   from public, anon, authenticated, service_role;
-grant execute on function public.find_login_user(text), public.record_login(bigint, boolean),
+grant execute on function public.find_login_user(text),
+  public.record_login(bigint, boolean, bigint, text, text, timestamptz, text, text, text,
+                      timestamptz),
   public.register_user(text, text, text), public.invite_is_usable(text),
   public.register_user_invited(text, text, text, text),
   public.session_is_valid(bigint, text, bigint), public.revoke_token(text, timestamptz),

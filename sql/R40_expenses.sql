@@ -246,6 +246,7 @@ declare
   result json;
 begin
   perform public.require_gateway_session();
+  perform public.require_write_access();  -- a viewer changes nothing (R21_access_roles.sql)
   if p_idempotency_key is not null then
     -- this key if it expired, and up to 20 other expired keys (bounded work per call; the
     -- table stays bounded by the keys still remembered)
@@ -340,6 +341,7 @@ declare
   current_row public.expenses;
 begin
   perform public.require_gateway_session();  -- update_expense and delete_expense start here
+  perform public.require_write_access();  -- a viewer changes nothing (R21_access_roles.sql)
   select * into current_row from public.expenses where id = p_id for update;
   if not found then
     raise sqlstate 'PT404' using message = 'Expense not found';

@@ -475,7 +475,8 @@ grant execute on function public.dashboard_users() to service_role;
 -- notify_dashboard_cache(): trigger function, the invalidation of the gateway's per-worker
 --   dashboard cache (dashboard_cache.py, DASHBOARD_CACHE). Any statement that writes
 --   expenses (hence the totals the dashboards read), users (names, deletions), categories
---   (names) or revoked_tokens (logouts: a cached body must not outlive its session) sends
+--   (names), revoked_tokens (logouts: a cached body must not outlive its session) or the
+--   revocation of a session (sessions.revoked_at) sends
 --   `NOTIFY ffb_cache`; each worker LISTENs on its own connection and empties its cache.
 --   Statement-level: a COPY of 100k rows sends one notification, and Postgres folds
 --   identical notifications of one transaction into one, delivered at commit.
@@ -503,6 +504,11 @@ create or replace trigger categories_cache_notify
 -- trigger would fire for the prune that runs on every logout even when it deletes nothing.
 create or replace trigger revoked_tokens_cache_notify
   after insert on public.revoked_tokens
+  for each statement execute function public.notify_dashboard_cache();
+-- sessions (issue 22): a revoked session (DELETE /api/auth/sessions, a reused refresh
+-- token, a password change) must not be answered from the cache either.
+create or replace trigger sessions_cache_notify
+  after update of revoked_at on public.sessions
   for each statement execute function public.notify_dashboard_cache();
 
 revoke all on function public.notify_dashboard_cache() from public, anon, authenticated, service_role;

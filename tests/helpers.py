@@ -48,6 +48,9 @@ TABLES = (
     "budgets",
     "recurring_expenses",
     "recurring_occurrences",
+    "sessions",
+    "refresh_tokens",
+    "password_reset_codes",
 )
 
 

@@ -27,9 +27,18 @@ from typing import Any
 
 import aiohttp
 import httpx
+import pyotp
 import pytest
 
-from tests.helpers import ROOT, app_client, bearer, gunicorn_server, stack_settings
+from tests.helpers import (
+    ROOT,
+    app_client,
+    bearer,
+    gunicorn_server,
+    sql,
+    stack_settings,
+    token_for,
+)
 
 GOLDEN = ROOT / "tests" / "contract" / "golden"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -93,7 +102,7 @@ def matches_shape(example: Any, real: Any) -> bool:
     return isinstance(example, str) and isinstance(real, str)
 
 
-async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
+async def provoked_responses(schema: dict, dsn: str) -> list[tuple[str, str, int, Any]]:
     """Responses the goldens do not hold, from real apps on the real stack."""
     got: list[tuple[str, str, int, Any]] = []
 
@@ -118,9 +127,34 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
         "/api/dashboard/{user_id}/yearly": "/api/dashboard/1/yearly?year=2025",
         "/api/expenses/{expense_id}": "/api/expenses/1",
         "/api/recurring/{rule_id}": "/api/recurring/1",
+        "/api/auth/sessions/{session_id}": "/api/auth/sessions/" + "0" * 32,
+        "/api/admin/users/{user_id}": "/api/admin/users/3",
+        "/api/admin/users/{user_id}/reset": "/api/admin/users/3/reset",
     }
     valid = bearer()
+    member = bearer(token_for(3, "Atul"))
     expense = {"amount": 10, "category_id": 1}
+    # a valid body per path (issue 22's endpoints), else the expense
+    bodies: dict[str, Any] = {
+        "/api/auth/login": {"email": "alok", "password": "p"},
+        "/api/auth/token": {"email": "alok", "password": "p"},
+        "/api/auth/register": {"username": "newcomer", "password": "Str0ng!pass"},
+        "/api/auth/refresh": {"refresh_token": "made-up"},
+        "/api/auth/password": {"current_password": "x", "new_password": "N3w!passw0rd"},
+        "/api/auth/reset-password": {"code": "made-up", "new_password": "N3w!passw0rd"},
+        "/api/auth/totp/enable": {"code": "123456"},
+        "/api/auth/totp": {"code": "123456"},
+        "/api/admin/users": {"username": "newcomer"},
+        "/api/admin/users/{user_id}": {"role": "member"},
+        "/api/admin/invites": {"note": "docs"},
+        "/api/budgets": BUDGET,
+        "/api/recurring": RULE,
+    }
+
+    def body_of(method: str, path: str) -> dict[str, Any]:
+        if method in ("POST", "PUT", "PATCH") or path == "/api/auth/totp":
+            return {"json": bodies.get(path, expense)}
+        return {}
 
     async with app_client(stack_settings()) as client:
         for method, path in protected:
@@ -128,12 +162,32 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
             body = {"json": expense} if method in ("POST", "PUT") else {}
             await call(client, method, url, **body)
             await call(client, method, url, headers={"Authorization": "Bearer not-a-jwt"}, **body)
-        for url in ("/api/auth/login", "/api/auth/register", "/api/expenses"):
+        for url in (
+            "/api/auth/login",
+            "/api/auth/register",
+            "/api/expenses",
+            "/api/auth/token",
+            "/api/auth/refresh",
+            "/api/auth/reset-password",
+            "/api/admin/users",
+            "/api/admin/invites",
+        ):
             await call(client, "POST", url, json=BIG, headers=valid)
         await call(client, "PUT", "/api/expenses/1", json=BIG, headers=valid)
         await call(client, "PUT", "/api/budgets", json=BIG, headers=valid)
         await call(client, "POST", "/api/recurring", json=BIG, headers=valid)
         await call(client, "PUT", "/api/recurring/1", json=BIG, headers=valid)
+        await call(client, "PUT", "/api/auth/password", json=BIG, headers=valid)
+        await call(client, "PATCH", "/api/admin/users/3", json=BIG, headers=valid)
+        for method, path, _ in operations(schema):  # a member on the admin API: 403
+            if path.startswith("/api/admin/"):
+                await call(
+                    client,
+                    method,
+                    concrete.get(path, path),
+                    headers=member,
+                    **body_of(method, path),
+                )
         await call(client, "DELETE", "/api/expenses/abc", headers=valid)
         key = {**valid, "Idempotency-Key": "docs-409"}
         await call(client, "POST", "/api/expenses", json=expense, headers=key)
@@ -166,6 +220,13 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
             rate_limit_enabled=True, login_rate_limit="1/minute", register_rate_limit="1/hour"
         )
     ) as client:
+        with sql(dsn) as cur:  # Rashmi has TOTP on (for DELETE /api/auth/totp's limit)
+            cur.execute(
+                "update public.users set totp_secret = %s, totp_enabled_at = now() where id = 4",
+                (pyotp.random_base32(),),
+            )
+        rashmi = bearer(token_for(4, "Rashmi"))
+        await call(client, "POST", "/api/auth/totp/setup", headers=member)
         for n in range(2):
             await call(client, "POST", "/api/auth/login", json={"email": "a", "password": "b"})
             await call(
@@ -174,31 +235,32 @@ async def provoked_responses(schema: dict) -> list[tuple[str, str, int, Any]]:
                 "/api/auth/register",
                 json={"username": f"limited{n}", "password": "Str0ng!pass"},
             )
+            await call(client, "POST", "/api/auth/token", json={"email": "b", "password": "c"})
+            await call(
+                client, "POST", "/api/auth/reset-password", json=bodies["/api/auth/reset-password"]
+            )
+            await call(
+                client,
+                "PUT",
+                "/api/auth/password",
+                json=bodies["/api/auth/password"],
+                headers=member,
+            )
+            await call(client, "POST", "/api/auth/totp/enable", json={"code": "x"}, headers=member)
+            await call(client, "DELETE", "/api/auth/totp", json={"code": "x"}, headers=rashmi)
     async with app_client(
         stack_settings(supabase_url="http://127.0.0.1:9", reference_cache_ttl_seconds=0)
     ) as client:
         for method, path, _ in operations(schema):
             if path == "/health/shadow":
                 continue
-            body = (
-                {
-                    "json": {"email": "alok", "password": "p"}
-                    if "login" in path
-                    else {"username": "newcomer", "password": "Str0ng!pass"}
-                    if "register" in path
-                    else BUDGET
-                    if "budgets" in path
-                    else RULE
-                    if path == "/api/recurring"
-                    else expense
-                }
-                if method in ("POST", "PUT")
-                else {}
-            )
             if path == "/api/expenses/import":
-                body = {"content": IMPORT_CSV, "headers": {**valid, "Content-Type": "text/csv"}}
+                body: dict[str, Any] = {
+                    "content": IMPORT_CSV,
+                    "headers": {**valid, "Content-Type": "text/csv"},
+                }
             else:
-                body["headers"] = valid
+                body = {"headers": valid, **body_of(method, path)}
             await call(client, method, concrete.get(path, path), **body)
     async with app_client(stack_settings(import_max_bytes=1024)) as client:
         csv_headers = {**valid, "Content-Type": "text/csv"}
@@ -216,12 +278,13 @@ async def real_responses(fresh_db) -> tuple[dict, dict]:
         sorted(GOLDEN.glob("*.json"))
         + sorted(GOLDEN.glob("changes/*.json"))
         + sorted(GOLDEN.glob("planning/*.json"))
+        + sorted(GOLDEN.glob("accounts/*.json"))
     ):
         golden = json.loads(path.read_text())
         method, url = golden["request"].split(" ", 1)
         template = template_of(schema, method, url.split("?")[0])
         real[(method, template, golden["status"])].append(golden["body"])
-    for method, template, status, body in await provoked_responses(schema):
+    for method, template, status, body in await provoked_responses(schema, fresh_db):
         real[(method, template, status)].append(body)
     # the last-resort 500 is the same body for every operation (test_security_headers)
     for method, path, op in operations(schema):
@@ -279,9 +342,15 @@ def test_protected_operations_declare_bearer_and_cookie_security():
         "description": "The `token` of POST /api/auth/login",
     }
     assert schemes["cookieAuth"]["in"] == "cookie" and schemes["cookieAuth"]["name"] == "jwt"
+    assert schemes["oauth2Password"]["flows"] == {
+        "password": {"tokenUrl": "/api/auth/token", "scopes": {}}
+    }
     public = {
         ("POST", "/api/auth/login"),
         ("POST", "/api/auth/register"),
+        ("POST", "/api/auth/token"),
+        ("POST", "/api/auth/refresh"),
+        ("POST", "/api/auth/reset-password"),
         ("GET", "/api/categories"),
         ("GET", "/api/payment-methods"),
         ("GET", "/health"),
@@ -293,7 +362,11 @@ def test_protected_operations_declare_bearer_and_cookie_security():
         elif path == "/health/shadow":
             assert op["security"] == [{"operatorToken": []}]
         else:
-            assert op["security"] == [{"bearerAuth": []}, {"cookieAuth": []}], (method, path)
+            assert op["security"] == [
+                {"bearerAuth": []},
+                {"cookieAuth": []},
+                {"oauth2Password": []},
+            ], (method, path)
 
 
 def test_amount_is_a_number_and_the_yearly_example_has_twelve_months():
@@ -561,3 +634,49 @@ async def test_authorize_then_try_it_out_on_a_protected_endpoint(docs_server, fr
         "email": "alok@example.com",
     }
     assert result["lock"] == "authorization button locked", result["lock"]
+
+
+async def test_authorize_with_username_and_password_uses_the_token_endpoint(
+    docs_server, fresh_db, tmp_path
+):
+    """/docs' Authorize, OAuth2 password flow: Swagger UI posts the form to
+    POST /api/auth/token and sends the access token it answers."""
+    async with Browser(tmp_path / "chromium") as browser:
+        await browser.open(f"{docs_server}/docs")
+        result = await browser.run(
+            WAIT_FOR
+            + """
+            const setValue = (input, value) => {
+              Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value')
+                .set.call(input, value);
+              input.dispatchEvent(new Event('input', {bubbles: true}));
+              input.dispatchEvent(new Event('change', {bubbles: true}));
+            };
+            const operation = () => [...document.querySelectorAll('.opblock-get')].find(
+              b => b.querySelector('.opblock-summary-path')?.textContent.trim() === '/api/auth/me');
+            await waitFor(operation, 'GET /api/auth/me');
+            document.querySelector('.btn.authorize').click();
+            const modal = await waitFor(() => document.querySelector('.modal-ux'), 'the dialog');
+            const oauth = [...modal.querySelectorAll('.auth-container')].find(
+              c => c.textContent.includes('oauth2Password'));
+            setValue(oauth.querySelector('#oauth_username, input[data-name=username]'), 'alok');
+            setValue(oauth.querySelector('#oauth_password, input[data-name=password]'),
+                     'password123');
+            oauth.querySelector('.btn.modal-btn.auth.authorize').click();
+            await waitFor(() => oauth.textContent.includes('Logout')
+                                || oauth.querySelector('.btn.modal-btn.auth:not(.authorize)'),
+                          'authorized');
+            modal.querySelector('.btn-done, .close-modal').click();
+            await sleep(200);
+            const op = operation();
+            (op.querySelector('.opblock-summary-control') || op.querySelector('.opblock-summary'))
+              .click();
+            (await waitFor(() => op.querySelector('.try-out__btn'), 'Try it out')).click();
+            (await waitFor(() => op.querySelector('.execute'), 'Execute')).click();
+            const status = await waitFor(() => op.querySelector(
+              '.live-responses-table .response .response-col_status'), 'a response');
+            const body = op.querySelector('.live-responses-table .response-col_description pre');
+            return {status: status.textContent.trim(), body: body?.textContent || ''};"""
+        )
+    assert result["status"] == "200", result
+    assert json.loads(result["body"]) == {"id": 1, "name": "Alok", "email": "alok@example.com"}

@@ -108,6 +108,9 @@ async def wait_ready(api: httpx.AsyncClient, status: int) -> httpx.Response:
         await asyncio.sleep(0.3)
 
 
+PASSWORD_CHANGE = {"current_password": "password123", "new_password": "N3w!passw0rd"}
+
+
 def session_routes(expense_id: int) -> list[tuple[str, str, dict]]:
     return [
         ("GET", "/api/auth/me", {}),
@@ -123,6 +126,14 @@ def session_routes(expense_id: int) -> list[tuple[str, str, dict]]:
         ("PUT", f"/api/expenses/{expense_id}", {"json": {"amount": 1}}),
         ("DELETE", f"/api/expenses/{expense_id}", {}),
         ("POST", "/api/expenses", {"json": {"amount": 5, "category_id": 1}}),
+        # issue 22's session routes check the session in SQL too
+        ("GET", "/api/auth/session", {}),
+        ("GET", "/api/auth/sessions", {}),
+        ("DELETE", "/api/auth/sessions", {}),
+        ("DELETE", f"/api/auth/sessions/{'0' * 32}", {}),
+        ("PUT", "/api/auth/password", {"json": PASSWORD_CHANGE}),
+        ("POST", "/api/auth/totp/setup", {}),
+        ("GET", "/api/admin/users", {}),
         ("POST", "/api/auth/logout", {}),
     ]
 
@@ -144,9 +155,10 @@ async def test_logout_revoke_and_deletion_hold_without_the_pre_request_hook(api,
         logged_out, revoked, deleted = await login(api), await login(api, "amol"), None
         assert (await api.get("/api/expenses", headers=bearer(logged_out))).status_code == 200
         assert (await api.post("/api/auth/logout", headers=bearer(logged_out))).status_code == 200
-        # scripts/users.py revoke-sessions and users.py delete do exactly this in SQL
+        # scripts/users.py revoke-sessions and users.py delete do exactly this in SQL (since
+        # issue 22 a login's session row decides: revoke_user_sessions ends the rows too)
         with sql(fresh_db) as cur:
-            cur.execute("update public.users set sessions_revoked_at = now() where id = 2")
+            cur.execute("select public.revoke_user_sessions(2, null, 'admin')")
             cur.execute(
                 "insert into public.users (name, email, password_hash) "
                 "values ('Gone', 'gone@example.com', 'x') returning id"
@@ -198,6 +210,16 @@ async def test_a_service_role_call_without_a_session_is_refused_by_each_function
             ("list_recurring", {}),
             ("update_recurring", {"p_id": 1, "p_actor_id": 1, "p_changes": {}}),
             ("delete_recurring", {"p_id": 1, "p_actor_id": 1}),
+            # issue 22 (sql/R32_accounts.sql)
+            ("current_session", {"p_session_id": "x", "p_expires_at": "2030-01-01T00:00:00Z"}),
+            ("list_sessions", {"p_current": "x"}),
+            ("revoke_session", {"p_id": "x"}),
+            ("caller_password_hash", {}),
+            ("totp_state", {}),
+            ("totp_begin", {"p_secret": "x"}),
+            ("totp_disable", {"p_step": 1}),
+            ("admin_list_users", {}),
+            ("admin_delete_user", {"p_id": 1}),
         ]:
             answer = httpx.post(
                 f"{REST}/rpc/{function}",
@@ -224,6 +246,7 @@ async def test_with_the_in_sql_check_defeated_too_it_fails_closed(api, fresh_db)
                     "postgres": "ok",
                     "postgrest": "ok",
                     "revocation": readiness.NOT_ENFORCED,
+                    "admin": readiness.NO_ADMIN,  # issue 22 (no admin in this database)
                 },
             }
             # logout itself is refused (503), and a token logged out in SQL gets no 200
@@ -232,6 +255,12 @@ async def test_with_the_in_sql_check_defeated_too_it_fails_closed(api, fresh_db)
                 cur.execute(
                     "insert into public.revoked_tokens (jti, expires_at) "
                     "select %s, now() + interval '1 day'",
+                    (token_jti(token),),
+                )
+                # what revoke_token does too since issue 22: a login's session row decides
+                cur.execute(
+                    "update public.sessions set revoked_at = now(), revoked_reason = 'logout' "
+                    "where id = %s",
                     (token_jti(token),),
                 )
             for t in (token, other):
@@ -267,4 +296,6 @@ async def test_ready_reports_revocation_ok_with_or_without_the_hook(api, fresh_d
             await asyncio.sleep(readiness.READY_TTL_SECONDS)
             ready = await wait_ready(api, 200)
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"postgres": "ok", "postgrest": "ok", "revocation": "ok"}
+    checks = ready.json()["checks"]
+    checks.pop("admin")  # issue 22: details, not a condition of readiness
+    assert checks == {"postgres": "ok", "postgrest": "ok", "revocation": "ok"}

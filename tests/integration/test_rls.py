@@ -323,6 +323,17 @@ SERVICE_ONLY_RPCS = {
     "rate_limit_clear": {"p_key": None},
     "rebuild_expense_monthly_totals": {},
     "expense_totals_drift": {},
+    # issue 22: accounts
+    "admin_list_users": {},
+    "admin_delete_user": {"p_id": 1},
+    "refresh_session": {
+        "p_token_sha256": "0" * 64,
+        "p_new_sha256": "1" * 64,
+        "p_new_expires_at": "2030-01-01T00:00:00Z",
+    },
+    "reset_password": {"p_code_sha256": "0" * 64, "p_password_hash": "x"},
+    "list_sessions": {"p_current": "x"},
+    "totp_state": {},
     # issue 21: the checking reads behind /api/auth/me, /api/dashboard/users, the cache hit
     # and /health/versions
     "auth_me": {},

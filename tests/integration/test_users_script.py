@@ -217,7 +217,16 @@ def test_list_shows_every_user_with_expense_counts(fresh_db):
     result = users("list")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["id", "name", "email", "created", "expenses", "sessions", "revoked"]
+    assert lines[0].split() == [
+        "id",
+        "name",
+        "email",
+        "created",
+        "expenses",
+        "sessions",
+        "revoked",
+        "role",
+    ]
     assert lines[1].split()[:3] == ["1", "Alok", "alok@example.com"]
     assert lines[1].split()[4] == "2"
     assert lines[-1] == "4 user(s)"

@@ -22,8 +22,8 @@ def _isolated_env(monkeypatch):
 @pytest.fixture
 def rest() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=REST, assert_all_called=False) as router:
-        # every login writes its audit row (PostgREST answers a void function with 204)
-        router.post("/rpc/record_login").respond(204)
+        # every login writes its audit row and, on success, its session
+        router.post("/rpc/record_login").respond(200, json={"ok": True, "role": "member"})
         # the revocation probe (readiness.py): a session that must be refused is refused
         router.post("/rpc/gateway_session_check").respond(
             401, json={"code": "PT401", "message": "Invalid or expired token"}

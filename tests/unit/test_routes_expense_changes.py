@@ -207,12 +207,16 @@ async def test_export_rejects_date_from_after_date_to_like_the_list(client, rest
 # --------------------------------------------------------------------------------------
 async def test_failed_login_records_its_audit_row_without_an_actor(client, rest):
     rest.post("/rpc/find_login_user").respond(200, json=[])
-    route = rest.post("/rpc/record_login").respond(204)
+    route = rest.post("/rpc/record_login").respond(200, json={"ok": False})
     response = await client.post(
         "/api/auth/login", json={"email": "x@example.com", "password": "secret-pw"}
     )
     assert response.status_code == 401
-    assert sent(route) == {"p_user_id": None, "p_success": False}
+    assert {k: sent(route)[k] for k in ("p_user_id", "p_success", "p_totp_step")} == {
+        "p_user_id": None,
+        "p_success": False,
+        "p_totp_step": None,
+    }
     assert b"secret-pw" not in route.calls.last.request.content
 
 
@@ -234,6 +238,7 @@ async def test_openapi_documents_the_new_endpoints_with_examples_and_errors(clie
             examples = responses[status]["content"]["application/json"]["examples"]
             assert {e["value"]["error"] for e in examples.values()} <= {
                 "You can only change your own expenses",
+                "Viewers can read but not change anything",
                 "Expense not found",
                 "Expense was changed by someone else",
             }
