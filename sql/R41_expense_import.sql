@@ -48,6 +48,7 @@ declare
   written integer;
 begin
   perform public.require_gateway_session();
+  perform public.require_write_access();  -- a viewer changes nothing (R21_access_roles.sql)
   drop table if exists pg_temp.import_rows;
   create temp table import_rows on commit drop as
   select s.line, s.framing_error, s.date_text, s.user_text, s.category_text, s.method_text,

@@ -131,6 +131,7 @@ declare
   result json;
 begin
   perform public.require_gateway_session();
+  perform public.require_write_access();  -- a viewer changes nothing (R21_access_roles.sql)
   rule := jsonb_populate_record(null::public.recurring_expenses, p_rule);
   rule.user_id := coalesce(rule.user_id, p_actor_id);
   perform public.check_recurring(rule);
@@ -189,6 +190,7 @@ declare
   rule public.recurring_expenses;
 begin
   perform public.require_gateway_session();
+  perform public.require_write_access();  -- a viewer changes nothing (R21_access_roles.sql)
   old_rule := public.lock_recurring_for_change(p_id, p_actor_id);
   rule := jsonb_populate_record(old_rule, p_changes);
   perform public.check_recurring(rule);
@@ -216,6 +218,7 @@ declare
   rule public.recurring_expenses;
 begin
   perform public.require_gateway_session();
+  perform public.require_write_access();  -- a viewer changes nothing (R21_access_roles.sql)
   rule := public.lock_recurring_for_change(p_id, p_actor_id);
   delete from public.recurring_expenses where id = p_id;
   perform public.audit_write('recurring.delete', p_id, to_jsonb(rule), null, p_actor_id);

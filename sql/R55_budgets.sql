@@ -23,6 +23,7 @@ declare
   category_name text;
 begin
   perform public.require_gateway_session();
+  perform public.require_write_access();  -- a viewer changes nothing (R21_access_roles.sql)
   select name into category_name from public.categories where id = p_category_id;
   if not found then
     raise sqlstate 'PT400' using message = 'Invalid category_id: category does not exist';

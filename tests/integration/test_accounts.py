@@ -159,6 +159,49 @@ async def test_every_write_of_a_viewer_is_403_and_changes_nothing(api, family):
     assert created.status_code == 201, created.text
 
 
+def planning_state(dsn: str) -> tuple:
+    """Budgets, recurring rules and their occurrences (issue 23's tables), besides
+    data_state's expenses, totals and audit."""
+    with sql(dsn) as cur:
+        got = []
+        for table in ("budgets", "recurring_expenses", "recurring_occurrences"):
+            cur.execute(f"select coalesce(json_agg(t order by t), '[]')::text from public.{table} t")
+            got.append(cur.fetchone()[0])
+    return (*data_state(dsn), *got)
+
+
+async def test_a_viewer_can_neither_plan_nor_import(api, family):
+    """Issue 23's writes (budgets, recurring rules, import) refuse a viewer the same way,
+    in Postgres, before anything is written; reads answer as for a member."""
+    admin, viewer = await login(api, "alok"), await login(api, "amol")
+    rule = {"amount": 10, "category_id": 1, "frequency": "monthly", "start_date": "2025-01-01"}
+    made = await api.post("/api/recurring", json=rule, headers=h(admin))
+    assert made.status_code == 201, made.text
+    rule_id = made.json()["id"]
+    before = planning_state(family)
+    csv_body = "date,user,category,amount\n2025-02-01,Amol,Food,5\n"
+    attempts = [
+        ("PUT", "/api/budgets", {"json": {"category_id": 1, "amount": 100, "month": "2025-01"}}),
+        ("POST", "/api/recurring", {"json": rule}),
+        ("PUT", f"/api/recurring/{rule_id}", {"json": {"amount": 11}}),
+        ("DELETE", f"/api/recurring/{rule_id}", {}),
+        ("POST", "/api/expenses/import", {"content": csv_body, "ctype": "text/csv"}),
+        ("POST", "/api/expenses/import?dry_run=true", {"content": csv_body, "ctype": "text/csv"}),
+    ]
+    for method, path, kwargs in attempts:
+        headers = h(viewer)
+        if "ctype" in kwargs:
+            headers = {**headers, "Content-Type": kwargs.pop("ctype")}
+        response = await api.request(method, path, headers=headers, **kwargs)
+        assert response.status_code == 403, (method, path, response.text)
+        assert response.json() == VIEWER_REFUSED
+    assert planning_state(family) == before
+    for path in ("/api/budgets?year=2025&month=1", "/api/recurring"):
+        as_viewer = await api.get(path, headers=h(viewer))
+        assert as_viewer.status_code == 200, as_viewer.text
+        assert as_viewer.json() == (await api.get(path, headers=h(admin))).json()
+
+
 def test_a_viewer_is_refused_by_postgres_itself_through_postgrest(family):
     """The rule is Postgres': a viewer writing with an `authenticated` JWT straight to
     PostgREST (no gateway) is refused by the expenses_writers_only trigger."""
