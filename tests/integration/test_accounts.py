@@ -165,7 +165,9 @@ def planning_state(dsn: str) -> tuple:
     with sql(dsn) as cur:
         got = []
         for table in ("budgets", "recurring_expenses", "recurring_occurrences"):
-            cur.execute(f"select coalesce(json_agg(t order by t), '[]')::text from public.{table} t")
+            cur.execute(
+                f"select coalesce(json_agg(t order by t), '[]')::text from public.{table} t"
+            )
             got.append(cur.fetchone()[0])
     return (*data_state(dsn), *got)
 
