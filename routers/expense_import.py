@@ -25,19 +25,10 @@ from database import rpc_passthrough
 from deps import CurrentUser, Db
 from edge import JsonRoute
 from errors import ApiError, JsonResponse, error_responses
+from routers.expenses import EXPORT_COLUMNS
 
 router = APIRouter(prefix="/api/expenses", tags=["expenses"], route_class=JsonRoute)
 
-COLUMNS = (
-    "id",
-    "date",
-    "user",
-    "category",
-    "payment_method",
-    "amount",
-    "description",
-    "created_at",
-)
 REQUIRED = ("date", "user", "category", "amount")
 SENT = ("date", "user", "category", "payment_method", "amount", "description")
 IMPORT_SECONDS = 300.0  # how long Postgres may work on one import before answering
@@ -142,11 +133,11 @@ async def import_payload(
 def header(text: str) -> list[str]:
     fields = split_record(text.removeprefix("\ufeff"))
     names = [name.strip().lower() for name in fields or []]
-    unknown = [name for name in names if name not in COLUMNS]
+    unknown = [name for name in names if name not in EXPORT_COLUMNS]
     if unknown or len(set(names)) != len(names):
         raise ApiError(
             400,
-            "The header may name only the export's columns, each once: " + ",".join(COLUMNS),
+            "The header may name only the export's columns, each once: " + ",".join(EXPORT_COLUMNS),
         )
     missing = [name for name in REQUIRED if name not in names]
     if missing:
