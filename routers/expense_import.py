@@ -41,7 +41,11 @@ class ImportLine(BaseModel):
 
 class ImportRefused(BaseModel):
     error: str
-    lines: list[ImportLine]
+    lines: list[ImportLine] = Field(
+        default_factory=list,
+        description="Every bad line, when the refusal is about lines; absent when the body as "
+        "a whole is refused (no header line, unknown columns, wrong content type)",
+    )
 
 
 class ImportDone(BaseModel):
@@ -158,7 +162,10 @@ CSV_EXAMPLE = (
     response_model=ImportDone,
     responses={
         200: {"model": ImportDryRun, "description": "dry_run=true: what would be imported"},
-        400: {"model": ImportRefused, "description": "Nothing imported: every bad line"},
+        400: {
+            "model": ImportRefused,
+            "description": "Nothing imported: every bad line, or why the whole body was refused",
+        },
         **error_responses(401, 413, 500, 503),
     },
     openapi_extra={
