@@ -8,8 +8,9 @@ cache when a notification arrives. While that connection is down (not yet up, lo
 reconnecting) nothing is served from the cache and nothing is stored in it.
 
 A cached body is only served to a session (user id, jti) that Postgres has accepted since
-the last notification, and only after Postgres accepts it once more for this very request
-(routers/dashboard.py: one `gateway_session_check` round trip per hit): a logout on another
+the last notification, and only after Postgres accepts it once more in a check that began
+after this request arrived (routers/dashboard.py, `gateway_session_check`; concurrent hits of
+one session share such a check: SessionChecks): a logout on another
 worker or instance reaches this cache only with its notification, milliseconds later, so
 without that check a logged-out token could be answered meanwhile (issue 24, item 3).
 A body fetched while a notification arrived is not stored (generation counter). Between a
@@ -32,7 +33,7 @@ import secrets
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from database import connect
@@ -57,6 +58,55 @@ class ListenerUnsafe(Exception):
     """Notifications cannot be relied on over this connection (the message says why)."""
 
 
+class SessionChecks:
+    """The cache hits' session checks, shared by the hits of one session that wait at the
+    same time, never by a hit that arrived after its check started.
+
+    A hit joins the check that has not started yet for its session, or schedules one; a
+    check in flight may have read `sessions` before a logout that this hit follows, so a
+    hit that arrives while one runs waits for the next. Every hit is thus answered by a
+    check that began after it arrived - what one round trip per hit guaranteed - while a
+    burst of hits of one session costs two round trips, not one each. A refusal (401) or
+    an error reaches every hit that shared the check."""
+
+    def __init__(self) -> None:
+        self._next: dict[Any, asyncio.Future[None]] = {}
+        self._driving: set[Any] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.checks = 0
+
+    async def confirm(self, session: Any, check: Callable[[], Awaitable[Any]]) -> None:
+        future = self._next.get(session)
+        if future is None:
+            future = self._next[session] = asyncio.get_running_loop().create_future()
+            if session not in self._driving:
+                self._driving.add(session)
+                task = asyncio.create_task(self._drive(session, check))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        # shielded: a client that goes away does not cancel the others' check
+        await asyncio.shield(future)
+
+    async def _drive(self, session: Any, check: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            while (future := self._next.pop(session, None)) is not None:
+                self.checks += 1
+                try:
+                    await check()
+                except asyncio.CancelledError:
+                    future.cancel()
+                    raise
+                except Exception as exc:  # noqa: BLE001 - handed to every waiting hit
+                    future.set_exception(exc)
+                else:
+                    future.set_result(None)
+        finally:
+            self._driving.discard(session)
+            left = self._next.pop(session, None)  # only when cancelled: the worker stops
+            if left is not None:
+                left.cancel()
+
+
 class DashboardCache:
     def __init__(self, dsn: str, enabled: bool):
         self.enabled = enabled
@@ -67,6 +117,7 @@ class DashboardCache:
         self.listening = False
         self.problem = ""  # why the listener is down, as last logged ("" while it is up)
         self.hits = 0
+        self.session_checks = SessionChecks()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

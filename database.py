@@ -272,7 +272,7 @@ def _outcome(error: ApiError) -> str:
 
 
 def _observe(outcome: str, started: float) -> None:
-    metrics.POSTGREST_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+    metrics.observe_postgrest(outcome, time.perf_counter() - started)
     if outcome in ("unavailable", "error"):
         metrics.POSTGREST_FAILURES.labels(outcome).inc()
 

@@ -11,6 +11,13 @@ from pythonjsonlogger.orjson import OrjsonFormatter
 
 def configure_logging(level: str) -> None:
     """One JSON object per line on stderr, for our loggers and uvicorn's."""
+    # Record attributes no line contains (RESERVED_ATTRS skips them): not collecting them
+    # saves a stack walk and three look-ups per record, i.e. per request's access line
+    # (the logging HOWTO's "Optimization" section names these switches).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         OrjsonFormatter(

@@ -15,6 +15,7 @@ collector to serve.
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -82,12 +83,35 @@ def route_of(scope: Scope) -> str:
     return getattr(route, "path", None) or UNMATCHED
 
 
+# Labelled children per label values: `labels()` takes a lock and builds its key on
+# every call; the children are the same objects for the life of the process.
+_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_postgrest_children: dict[str, Any] = {}
+MAX_CACHED_CHILDREN = 10_000  # routes x methods x statuses stays far below this
+
+
 def observe_request(scope: Scope, status: int, seconds: float) -> None:
     route, method = route_of(scope), scope["method"]
-    REQUESTS.labels(route, method, str(status)).inc()
-    REQUEST_SECONDS.labels(route, method).observe(seconds)
+    key = (route, method, status)
+    children = _request_children.get(key)
+    if children is None:
+        children = (
+            REQUESTS.labels(route, method, str(status)),
+            REQUEST_SECONDS.labels(route, method),
+        )
+        if len(_request_children) < MAX_CACHED_CHILDREN:
+            _request_children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
     if status == 503:
         UNAVAILABLE.labels(route).inc()
+
+
+def observe_postgrest(outcome: str, seconds: float) -> None:
+    child = _postgrest_children.get(outcome)
+    if child is None:
+        child = _postgrest_children[outcome] = POSTGREST_SECONDS.labels(outcome)
+    child.observe(seconds)
 
 
 def render(settings: Settings) -> tuple[bytes, str]:

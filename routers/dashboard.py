@@ -57,9 +57,14 @@ async def _dashboard(
     key, session = (function, *params.values()), (user.id, user.jti)
     cached = cache.get(key, session)
     if cached is not None:
-        # A hit still asks Postgres whether the session holds (one cheap round trip): the
+        # A hit still asks Postgres whether the session holds, in a check that starts after
+        # this request arrived (shared by the hits of this session waiting with it): the
         # NOTIFY of a logout reaches other workers and instances only milliseconds later.
-        await execute(db.service.rpc(SESSION_CHECK, {}), session_headers(user))
+        headers = session_headers(user)
+        await cache.session_checks.confirm(
+            headers["X-Gateway-Session"],
+            lambda: execute(db.service.rpc(SESSION_CHECK, {}), headers),
+        )
         return Response(cached, media_type=JSON_MEDIA_TYPE)
     generation = cache.generation
     response = await rpc_passthrough(db, function, params, session_headers(user), stream=False)

@@ -25,19 +25,10 @@ from database import rpc_passthrough
 from deps import CurrentUser, Db
 from edge import JsonRoute
 from errors import ApiError, JsonResponse, error_responses
+from routers.expenses import EXPORT_COLUMNS
 
 router = APIRouter(prefix="/api/expenses", tags=["expenses"], route_class=JsonRoute)
 
-COLUMNS = (
-    "id",
-    "date",
-    "user",
-    "category",
-    "payment_method",
-    "amount",
-    "description",
-    "created_at",
-)
 REQUIRED = ("date", "user", "category", "amount")
 SENT = ("date", "user", "category", "payment_method", "amount", "description")
 IMPORT_SECONDS = 300.0  # how long Postgres may work on one import before answering
@@ -50,7 +41,11 @@ class ImportLine(BaseModel):
 
 class ImportRefused(BaseModel):
     error: str
-    lines: list[ImportLine]
+    lines: list[ImportLine] = Field(
+        default_factory=list,
+        description="Every bad line, when the refusal is about lines; absent when the body as "
+        "a whole is refused (no header line, unknown columns, wrong content type)",
+    )
 
 
 class ImportDone(BaseModel):
@@ -142,11 +137,11 @@ async def import_payload(
 def header(text: str) -> list[str]:
     fields = split_record(text.removeprefix("\ufeff"))
     names = [name.strip().lower() for name in fields or []]
-    unknown = [name for name in names if name not in COLUMNS]
+    unknown = [name for name in names if name not in EXPORT_COLUMNS]
     if unknown or len(set(names)) != len(names):
         raise ApiError(
             400,
-            "The header may name only the export's columns, each once: " + ",".join(COLUMNS),
+            "The header may name only the export's columns, each once: " + ",".join(EXPORT_COLUMNS),
         )
     missing = [name for name in REQUIRED if name not in names]
     if missing:
@@ -167,7 +162,10 @@ CSV_EXAMPLE = (
     response_model=ImportDone,
     responses={
         200: {"model": ImportDryRun, "description": "dry_run=true: what would be imported"},
-        400: {"model": ImportRefused, "description": "Nothing imported: every bad line"},
+        400: {
+            "model": ImportRefused,
+            "description": "Nothing imported: every bad line, or why the whole body was refused",
+        },
         **error_responses(401, 413, 500, 503),
     },
     openapi_extra={

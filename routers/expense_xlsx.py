@@ -20,26 +20,14 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from auth import session_headers
-from database import execute
 from deps import CurrentUser, Db
 from edge import JsonRoute
 from errors import error_responses
-from routers.expenses import EXPORT_PAGE_ROWS, ExpenseFilters, expense_filters
+from routers.expenses import EXPORT_COLUMNS, EXPORT_PAGE_ROWS, ExpenseFilters, expense_filters
 
 router = APIRouter(prefix="/api/expenses", tags=["expenses"], route_class=JsonRoute)
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-COLUMNS = (
-    "id",
-    "date",
-    "user",
-    "category",
-    "payment_method",
-    "amount",
-    "description",
-    "created_at",
-)
 WIDTHS = (8, 11, 14, 16, 16, 14, 40, 34)
 CHUNK = 64 * 1024
 
@@ -61,7 +49,7 @@ class SheetWriter:
         self.sheet = self.book.add_worksheet("Expenses")
         self.date = self.book.add_format({"num_format": "yyyy-mm-dd"})
         self.amount = self.book.add_format({"num_format": "#,##0.00"})
-        for column, (name, width) in enumerate(zip(COLUMNS, WIDTHS, strict=True)):
+        for column, (name, width) in enumerate(zip(EXPORT_COLUMNS, WIDTHS, strict=True)):
             self.sheet.set_column(column, column, width)
             self.sheet.write_string(0, column, name)
         self.row = 1
@@ -107,15 +95,7 @@ async def export_xlsx(
     db: Db,
     filters: Annotated[ExpenseFilters, Depends(expense_filters)],
 ) -> StreamingResponse:
-    async def page(after_date: str | None, after_id: int | None) -> dict[str, Any]:
-        return await execute(
-            db.service.rpc(
-                "export_expenses_rows",
-                filters.export_params()
-                | {"p_after_date": after_date, "p_after_id": after_id, "p_limit": EXPORT_PAGE_ROWS},
-            ),
-            session_headers(user),
-        )
+    page = filters.pager(db, user, "export_expenses_rows")
 
     # every page before the response starts: a workbook is only complete once closed, so
     # an error is still an ordinary JSON answer, and no client gets half a file

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
@@ -18,8 +18,8 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from auth import audit_headers, session_headers
-from database import execute, rpc_passthrough
+from auth import TokenUser, audit_headers, session_headers
+from database import Database, execute, rpc_passthrough
 from deps import AppSettings, CurrentUser, Db
 from edge import JsonRoute
 from errors import ApiError, JsonResponse, error_responses
@@ -182,7 +182,18 @@ async def create_expense(
 # --------------------------------------------------------------------------------------
 # Export (declared before /{expense_id}, which would otherwise capture "export.csv")
 # --------------------------------------------------------------------------------------
-CSV_HEADER = b"id,date,user,category,payment_method,amount,description,created_at\r\n"
+# the exports' columns, in order: the CSV header, the workbook's, what an import may name
+EXPORT_COLUMNS = (
+    "id",
+    "date",
+    "user",
+    "category",
+    "payment_method",
+    "amount",
+    "description",
+    "created_at",
+)
+CSV_HEADER = (",".join(EXPORT_COLUMNS) + "\r\n").encode()
 EXPORT_PAGE_ROWS = 5000  # rows per round trip: the most the gateway holds at once
 
 
@@ -219,6 +230,28 @@ class ExpenseFilters:
             "p_date_from": self.date_from.isoformat() if self.date_from else None,
             "p_date_to": self.date_to.isoformat() if self.date_to else None,
         } | self.search.params()
+
+    def pager(
+        self, db: Database, user: TokenUser, function: str
+    ) -> Callable[[str | None, int | None], Awaitable[dict[str, Any]]]:
+        """One export page after (date, id), keyset order: `function` is
+        export_expenses_csv (CSV text) or export_expenses_rows (values)."""
+
+        async def page(after_date: str | None, after_id: int | None) -> dict[str, Any]:
+            return await execute(
+                db.service.rpc(
+                    function,
+                    self.export_params()
+                    | {
+                        "p_after_date": after_date,
+                        "p_after_id": after_id,
+                        "p_limit": EXPORT_PAGE_ROWS,
+                    },
+                ),
+                session_headers(user),
+            )
+
+        return page
 
 
 async def expense_filters(
@@ -260,15 +293,7 @@ async def export_expenses(
     db: Db,
     filters: Annotated[ExpenseFilters, Depends(expense_filters)],
 ) -> StreamingResponse:
-    async def page(after_date: str | None, after_id: int | None) -> dict[str, Any]:
-        return await execute(
-            db.service.rpc(
-                "export_expenses_csv",
-                filters.export_params()
-                | {"p_after_date": after_date, "p_after_id": after_id, "p_limit": EXPORT_PAGE_ROWS},
-            ),
-            session_headers(user),
-        )
+    page = filters.pager(db, user, "export_expenses_csv")
 
     # The first page before the response starts: a revoked token or an unreachable
     # database is still an ordinary JSON error. A failure later cuts the download short

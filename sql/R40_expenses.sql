@@ -591,6 +591,9 @@ revoke all on function public.expense_json(bigint),
   public.export_expenses_csv(bigint, bigint, date, date, date, bigint, integer, bigint, numeric, numeric, text),
   public.expenses_default_created_by(), public.expenses_version(), public.expenses_audit()
   from public, anon, authenticated, service_role;
+-- The trigram index's expression runs as whoever writes a row: a member inserting or
+-- updating through PostgREST directly (RLS) needs it, and so does the service key.
+grant execute on function public.search_fold(text) to authenticated, service_role;
 grant execute on function public.expense_json(bigint),
   public.list_expenses(bigint, bigint, date, date, integer, integer, bigint, numeric, numeric, text),
   public.create_expense(bigint, bigint, bigint, bigint, numeric, text, date, text, text, integer),
