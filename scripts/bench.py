@@ -29,13 +29,18 @@ What it does, in order:
            p50/p95/p99 and errors; then higher rates until p95 crosses 200 ms (the knee)
      HTTP cases (a)-(d) use wrk (installed with apt-get when missing); the login storm,
      (e) and (f) are asyncio/aiohttp clients in this process;
+     then the planning cases of scripts/bench_planning.py (issue 23, issue 25):
+       (g) GET /api/budgets            vs the budget_status RPC straight on PostgREST
+       (h) POST /api/expenses/import of 100k rows   vs a plain COPY of the same rows
+       (i) materialize_recurring() of 10,000 due occurrences, timed
+       (j) POST /api/auth/refresh, each client rotating its own refresh token
   5. prints one table with every figure, the ratios and the targets, and writes the raw
      results to .bench/bench-<time>.json and .bench/latest.json (git-ignored).
 
 Exit status: 0 when the run completed (with --check: and every target held), 1 with a
 one-line reason otherwise. The API's own log goes to .bench/api-<time>.log.
 --quick deletes the expenses it added when it is done, so a smoke run leaves the
-database as it found it.
+database as it found it; (h) and (i) delete what they add in every run.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ import aiohttp
 import httpx
 
 from database import connect
+from scripts import bench_planning
 
 PROG = "bench"
 OUT_DIR = ROOT / ".bench"
@@ -1119,6 +1125,58 @@ async def run_cases(
     return results
 
 
+async def every_case(
+    args,
+    api: str,
+    stack: Stack,
+    token: str,
+    data: DataChoice,
+    wrk: Wrk,
+    server: ApiServer,
+    uncached: ApiServer,
+    floor: ApiServer,
+    harness: bench_planning.Harness,
+) -> tuple[dict[str, Any], dict]:
+    """(a)-(f), then the planning cases (g)-(j) of scripts/bench_planning.py."""
+    results: dict[str, Any] = await run_cases(
+        args, api, stack, token, data, wrk, server, uncached, floor
+    )
+    try:
+        planned, notes = await bench_planning.run_cases(harness, args)
+    except bench_planning.PlanningError as exc:
+        raise BenchError(str(exc)) from None
+    return results | planned, notes
+
+
+def planning_harness(
+    args, api: str, stack: Stack, token: str, data: DataChoice, wrk: Wrk
+) -> bench_planning.Harness:
+    from jose import jwt
+
+    return bench_planning.Harness(
+        api=api,
+        rest=stack.rest,
+        dsn=stack.dsn,
+        service_headers={
+            "apikey": stack.service_key,
+            "Authorization": f"Bearer {stack.service_key}",
+            **direct_session(token),
+        },
+        jwt={"Authorization": f"Bearer {token}"},
+        user_id=int(jwt.get_unverified_claims(token)["userId"]),
+        accounts=STORM_ACCOUNTS,
+        password=DEMO_LOGIN["password"],
+        month=data.month,
+        wrk=wrk,
+        result=Result,
+        closed_loop=closed_loop,
+        say=say,
+        seconds=args.duration,
+        warmup=args.warmup,
+        connections=args.connections,
+    )
+
+
 def knee(r: dict[str, Result], rates: list[float]) -> tuple[float, bool]:
     """The answered rate at which p95 reaches 200 ms (linear between the two steps around
     it); (highest rate answered, False) when no step reached it."""
@@ -1235,7 +1293,9 @@ def fmt_row(label: str, res: Result) -> str:
     )
 
 
-def table(r: dict[str, Result], v: dict[str, dict], data: DataChoice, meta: dict) -> str:
+def table(
+    r: dict[str, Result], v: dict[str, dict], data: DataChoice, meta: dict, planning: dict
+) -> str:
     head = (
         f"  {'case':<38} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
         f"{'requests':>9} {'fails':>6} {'CPU ms/req':>10}  tool"
@@ -1338,8 +1398,10 @@ def table(r: dict[str, Result], v: dict[str, dict], data: DataChoice, meta: dict
             f"p95 {v['f']['p95_ms']:.1f} ms at {v['f']['rate']:,.0f} req/s, "
             f"{v['f']['errors']} errors, knee {knee_text}",
         ),
+        line,
+        *bench_planning.table_rows(r, v, planning, fmt_row, line),
         "  (wrk: HTTP load generator; asyncio: aiohttp clients in bench.py, for the "
-        "logins, (e) and (f); CPU ms/req: user+system CPU of the server's workers per "
+        "logins, (e), (f) and (j); httpx/sql: one timed request or statement; CPU ms/req: user+system CPU of the server's workers per "
         "request, /proc; floor: scripts/bench_floor.py, the same PostgREST call and bytes "
         "without a framework, served the same way)",
     ]
@@ -1449,8 +1511,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="(f): offered req/s, the first is the target's, the rest look for "
         "the knee (default 400,800,1200,1600,2000,2400; quick 50,100)",
     )
+    bench_planning.add_arguments(parser)
     parser.add_argument(
-        "--check", action="store_true", help="exit 1 unless every target (a)-(f) held"
+        "--check", action="store_true", help="exit 1 unless every target (a)-(j) held"
     )
     parser.add_argument(
         "--out",
@@ -1478,6 +1541,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         or min(args.f_rates) <= 0
     ):
         parser.error("--duration must be at least 1 and the counts at least 1")
+    bench_planning.settle_arguments(args, parser)
     return args
 
 
@@ -1527,8 +1591,11 @@ def run(args: argparse.Namespace) -> int:
             lua.write(WRK_LUA)
         try:
             wrk = Wrk(wrk_bin, args.connections, args.wrk_threads, Path(lua.name))
-            results = run_async(
-                run_cases(args, server.base, stack, token, data, wrk, server, uncached, floor)
+            harness = planning_harness(args, server.base, stack, token, data, wrk)
+            results, planning = run_async(
+                every_case(
+                    args, server.base, stack, token, data, wrk, server, uncached, floor, harness
+                )
             )
         finally:
             os.unlink(lua.name)
@@ -1539,7 +1606,7 @@ def run(args: argparse.Namespace) -> int:
             removed = delete_expenses_after(stack.dsn, added_after)
             say(f"--quick: removed the {removed:,} expenses this run added")
 
-    v = verdicts(results, args.f_rates)
+    v = verdicts(results, args.f_rates) | bench_planning.verdicts(results)
     meta = {
         "started": started.isoformat(timespec="seconds"),
         "machine": machine(),
@@ -1558,6 +1625,8 @@ def run(args: argparse.Namespace) -> int:
         "f_users": args.f_users,
         "f_rates": args.f_rates,
         "e_repeat": args.e_repeat,
+        "import_rows": args.import_rows,
+        "recurring": args.recurring,
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "supabase_url": stack.supabase_url,
@@ -1565,15 +1634,16 @@ def run(args: argparse.Namespace) -> int:
         if log_path.is_relative_to(ROOT)
         else str(log_path),
     }
-    report = table(results, v, data, meta)
+    report = table(results, v, data, meta, planning)
     print()
     print(report)
     payload = {
         "meta": meta,
         "data": asdict(data),
         "checked": sizes,
+        "planning": planning,
         "verdicts": v,
-        "targets": TARGETS,
+        "targets": TARGETS | bench_planning.TARGETS,
         "results": {k: asdict(x) for k, x in results.items()},
         "table": report,
     }

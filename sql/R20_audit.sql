@@ -1,7 +1,7 @@
 -- The audit trail (issue 12) and the request context its rows record. Repeatable
 -- (sql/README.md), idempotent. Applied before the files whose functions write audit rows:
 -- R31_auth_sessions.sql (register_user, record_login, revoke_token) and R40_expenses.sql
--- (the expenses_audit trigger). The table public.audit_log is migration 0002's; no API
+-- (the expenses_audit* triggers). The table public.audit_log is migration 0002's; no API
 -- role may touch it (R10_roles_privileges.sql).
 --
 -- Who is asking: a request through the gateway is made with the service-role key and names
@@ -77,7 +77,7 @@ $$;
 -- audit_write(action, target, before, after, actor)
 -- Produces: one row of public.audit_log, in the caller's transaction, with the request's
 --   id and the end user's address (request_request_id, request_client_addr above).
--- Called by: the expenses_audit trigger, register_user, revoke_token, record_login.
+-- Called by: the expenses_audit trigger (updates), register_user, revoke_token, record_login.
 -- ---------------------------------------------------------------------------------------
 create or replace function public.audit_write(
   p_action text, p_target_id bigint, p_before jsonb, p_after jsonb, p_actor_id bigint)
@@ -87,6 +87,20 @@ as $$
   insert into public.audit_log (actor_id, action, target_id, request_id, client_addr, before, after)
   values (p_actor_id, p_action, p_target_id, public.request_request_id(),
           public.request_client_addr(), p_before, p_after);
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- audit_context() -> (actor_id, request_id, client_addr): what audit_write records about the
+--   request, read once. For the writers that add many audit rows in one statement (the
+--   expenses_audit_insert/_delete statement triggers, materialize_recurring): evaluated per
+--   row, request_client_addr's exception block alone is a subtransaction per row.
+-- ---------------------------------------------------------------------------------------
+create or replace function public.audit_context(
+  out actor_id bigint, out request_id text, out client_addr text)
+returns record
+language sql stable
+as $$
+  select public.request_actor_id(), public.request_request_id(), public.request_client_addr()
 $$;
 
 -- ---------------------------------------------------------------------------------------
@@ -115,5 +129,6 @@ $$;
 -- functions and triggers that call them (prune_audit_log: the owner, over DATABASE_URL).
 revoke all on function public.request_header(text), public.request_actor_id(),
   public.request_client_addr(), public.request_request_id(),
-  public.audit_write(text, bigint, jsonb, jsonb, bigint), public.prune_audit_log(integer)
+  public.audit_write(text, bigint, jsonb, jsonb, bigint), public.audit_context(),
+  public.prune_audit_log(integer)
   from public, anon, authenticated, service_role;

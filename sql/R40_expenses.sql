@@ -275,7 +275,7 @@ begin
                                           p_payment_method_id);
 
   -- created_by: the caller records it (who may later change it); the audit row is written
-  -- by the expenses_audit trigger in this transaction.
+  -- by the expenses_audit_insert trigger in this transaction.
   insert into public.expenses (user_id, category_id, payment_method_id, amount, description,
                                date, created_by)
   values (p_user_id, p_category_id, p_payment_method_id, p_amount, p_description,
@@ -511,11 +511,19 @@ $$;
 
 -- ---------------------------------------------------------------------------------------
 -- Triggers on public.expenses
--- expenses_default_created_by (BEFORE INSERT): the recorder is whoever makes the request
---   (create_expense passes it explicitly); rows written without a caller (seeds, SQL
---   editor, COPY) count as recorded by their owner.
--- expenses_audit (AFTER INSERT OR UPDATE OR DELETE): one audit row per changed expense,
---   whatever the path (API, PostgREST, SQL editor, the cascade of `delete from users`).
+-- expenses_default_created_by (BEFORE INSERT, only for a row without created_by): the
+--   recorder is whoever makes the request (create_expense, import and recurring pass it
+--   explicitly); rows written without a caller (seeds, SQL editor, COPY) count as recorded
+--   by their owner.
+-- expenses_audit_insert, expenses_audit_delete (AFTER INSERT / DELETE, FOR EACH STATEMENT
+--   with the statement's rows as a transition table) and expenses_audit (AFTER UPDATE, FOR
+--   EACH ROW): one audit row per changed expense, whatever the path (API, PostgREST, SQL
+--   editor, COPY, import, recurring, the cascade of `delete from users`). Inserts and
+--   deletes are written set-based, once per statement: a bulk insert (import, recurring,
+--   COPY) pays one INSERT ... SELECT instead of a function call per row (issue 23: 10,000
+--   occurrences in under a second; docs/performance.md). Updates stay per row: the before
+--   and after images are paired by the row itself, which holds even when an UPDATE changes
+--   the id.
 -- ---------------------------------------------------------------------------------------
 create or replace function public.expenses_default_created_by()
 returns trigger
@@ -527,9 +535,11 @@ begin
 end
 $$;
 
--- expenses_version (BEFORE INSERT OR UPDATE): a new row is version 1, every update adds 1
--- to the stored version, whatever the writer sends (a member writing through PostgREST
--- cannot set it: no UPDATE grant on the column, and this overrides an INSERT's value).
+-- expenses_version (BEFORE UPDATE) and expenses_version_insert (BEFORE INSERT, only for a
+-- row that does not already hold the column's default 1): a new row is version 1, every
+-- update adds 1 to the stored version, whatever the writer sends (a member writing through
+-- PostgREST cannot set it: no UPDATE grant on the column, and this overrides an INSERT's
+-- value). The WHEN clause spares a bulk insert a function call per row.
 create or replace function public.expenses_version()
 returns trigger
 language plpgsql
@@ -540,21 +550,49 @@ begin
 end
 $$;
 
+-- AFTER UPDATE, per row: the row before and after.
 create or replace function public.expenses_audit()
 returns trigger
 language plpgsql security definer set search_path = public, pg_temp
 as $$
 begin
-  if tg_op = 'INSERT' then
-    perform public.audit_write('expense.create', new.id, null, to_jsonb(new) - 'version',
-                               public.request_actor_id());
-  elsif tg_op = 'UPDATE' then
-    perform public.audit_write('expense.update', new.id, to_jsonb(old) - 'version',
-                               to_jsonb(new) - 'version', public.request_actor_id());
-  else
-    perform public.audit_write('expense.delete', old.id, to_jsonb(old) - 'version', null,
-                               public.request_actor_id());
-  end if;
+  perform public.audit_write('expense.update', new.id, to_jsonb(old) - 'version',
+                             to_jsonb(new) - 'version', public.request_actor_id());
+  return null;
+end
+$$;
+
+-- AFTER INSERT, per statement: "expense.create" with the row as stored, one per row, in
+-- id order; the request's actor, id and address read once (audit_context).
+create or replace function public.expenses_audit_insert()
+returns trigger
+language plpgsql security definer set search_path = public, pg_temp
+as $$
+declare
+  ctx record := public.audit_context();
+begin
+  insert into public.audit_log (actor_id, action, target_id, request_id, client_addr, before, after)
+  select ctx.actor_id, 'expense.create', n.id, ctx.request_id, ctx.client_addr, null,
+         to_jsonb(n) - 'version'
+  from new_rows n
+  order by n.id;
+  return null;
+end
+$$;
+
+-- AFTER DELETE, per statement: "expense.delete" with the row as it was, one per row.
+create or replace function public.expenses_audit_delete()
+returns trigger
+language plpgsql security definer set search_path = public, pg_temp
+as $$
+declare
+  ctx record := public.audit_context();
+begin
+  insert into public.audit_log (actor_id, action, target_id, request_id, client_addr, before, after)
+  select ctx.actor_id, 'expense.delete', o.id, ctx.request_id, ctx.client_addr,
+         to_jsonb(o) - 'version', null
+  from old_rows o
+  order by o.id;
   return null;
 end
 $$;
@@ -562,17 +600,38 @@ $$;
 drop trigger if exists expenses_default_created_by on public.expenses;
 create trigger expenses_default_created_by
   before insert on public.expenses
-  for each row execute function public.expenses_default_created_by();
+  for each row when (new.created_by is null)
+  execute function public.expenses_default_created_by();
 
 drop trigger if exists expenses_version on public.expenses;
 create trigger expenses_version
-  before insert or update on public.expenses
+  before update on public.expenses
   for each row execute function public.expenses_version();
 
+drop trigger if exists expenses_version_insert on public.expenses;
+create trigger expenses_version_insert
+  before insert on public.expenses
+  for each row when (new.version is distinct from 1)
+  execute function public.expenses_version();
+
+-- Replaces the per-row audit of inserts and deletes that releases before this one had
+-- (the same name, AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW): now updates only.
 drop trigger if exists expenses_audit on public.expenses;
 create trigger expenses_audit
-  after insert or update or delete on public.expenses
+  after update on public.expenses
   for each row execute function public.expenses_audit();
+
+drop trigger if exists expenses_audit_insert on public.expenses;
+create trigger expenses_audit_insert
+  after insert on public.expenses
+  referencing new table as new_rows
+  for each statement execute function public.expenses_audit_insert();
+
+drop trigger if exists expenses_audit_delete on public.expenses;
+create trigger expenses_audit_delete
+  after delete on public.expenses
+  referencing old table as old_rows
+  for each statement execute function public.expenses_audit_delete();
 
 -- ---------------------------------------------------------------------------------------
 -- Privileges: the gateway (service role) calls the endpoints' functions; the rest runs
@@ -589,7 +648,8 @@ revoke all on function public.expense_json(bigint),
   public.csv_formula_trigger(), public.csv_cell(text), public.search_fold(text),
   public.search_pattern(text), public.check_expense_filters(numeric, numeric, text),
   public.export_expenses_csv(bigint, bigint, date, date, date, bigint, integer, bigint, numeric, numeric, text),
-  public.expenses_default_created_by(), public.expenses_version(), public.expenses_audit()
+  public.expenses_default_created_by(), public.expenses_version(), public.expenses_audit(),
+  public.expenses_audit_insert(), public.expenses_audit_delete()
   from public, anon, authenticated, service_role;
 -- The trigram index's expression runs as whoever writes a row: a member inserting or
 -- updating through PostgREST directly (RLS) needs it, and so does the service key.

@@ -1,6 +1,6 @@
 -- Recurring expenses (issue 23): /api/recurring and materialize_recurring(). Repeatable
 -- (sql/README.md); applied after R40_expenses.sql (check_expense_references) and
--- R20_audit.sql (audit_write).
+-- R20_audit.sql (audit_write, audit_context).
 -- A rule's schedule is start_date + n weeks / months / years (n = 0, 1, ...), computed
 -- from the start each time, so month ends clamp without drifting: a rule on 31 January
 -- falls on 28/29 February, 31 March, 30 April. Occurrences after the rule's last one and
@@ -36,8 +36,11 @@ $$;
 -- ... on conflict do nothing: a concurrent run waits on the row the other inserted, then
 -- skips it), the expenses inserted with the ids the claims reserved, and one audit row per
 -- expense names its rule ("expense.recurring", after = {"rule_id","date"}) next to the
--- usual "expense.create". Run daily by pg_cron where the database has it, else by the
--- gateway's leader (background.py); after downtime the next run catches up.
+-- usual "expense.create" (the statement trigger's). Set-based throughout: the triggers on
+-- expenses run once per statement, and the audit rows are one INSERT ... SELECT with the
+-- request's context read once (10,000 occurrences: docs/performance.md). Run daily by
+-- pg_cron where the database has it, else by the gateway's leader (background.py); after
+-- downtime the next run catches up.
 -- ---------------------------------------------------------------------------------------
 create or replace function public.materialize_recurring(until date default current_date,
                                                         p_rule_id bigint default null)
@@ -46,8 +49,11 @@ language plpgsql volatile security definer set search_path = public, pg_temp
 as $$
 declare
   created integer;
+  ctx record := public.audit_context();
+  expense_ids regclass := pg_get_serial_sequence('public.expenses', 'id')::regclass;
 begin
-  with rules as (
+  -- rules: materialized, so each rule's last occurrence is looked up once, not per date
+  with rules as materialized (
     select r.*, (select max(o.occurs_on) from public.recurring_occurrences o
                  where o.rule_id = r.id) as last_on
     from public.recurring_expenses r
@@ -63,7 +69,7 @@ begin
       and (r.last_on is null or d.occurs_on > r.last_on)
   ), claimed as (
     insert into public.recurring_occurrences (rule_id, occurs_on, expense_id)
-    select rule_id, occurs_on, nextval(pg_get_serial_sequence('public.expenses', 'id'))
+    select rule_id, occurs_on, nextval(expense_ids)
     from due order by rule_id, occurs_on
     on conflict do nothing
     returning rule_id, occurs_on, expense_id
@@ -74,12 +80,16 @@ begin
            r.description, c.occurs_on, coalesce(r.created_by, r.user_id)
     from claimed c join public.recurring_expenses r on r.id = c.rule_id
     returning id
+  ), audited as (
+    insert into public.audit_log (actor_id, action, target_id, request_id, client_addr,
+                                  before, after)
+    select ctx.actor_id, 'expense.recurring', c.expense_id, ctx.request_id, ctx.client_addr,
+           null, jsonb_build_object('rule_id', c.rule_id, 'date', c.occurs_on)
+    from claimed c
+    order by c.expense_id
+    returning 1
   )
-  select count(*) into created
-  from (select public.audit_write('expense.recurring', c.expense_id, null,
-                                  jsonb_build_object('rule_id', c.rule_id, 'date', c.occurs_on),
-                                  public.request_actor_id())
-        from claimed c) audited;
+  select count(*) into created from audited;
   return created;
 end
 $$;

@@ -5,7 +5,7 @@
 -- of times against the local stack or a hosted Supabase project (PostgreSQL 15).
 --
 -- Contents
---   expense_totals_sync()            trigger: keeps expense_monthly_totals exact
+--   expense_totals_insert/_update/_delete()  statement triggers: keep expense_monthly_totals exact
 --   expense_totals_truncate()        trigger: empties it when expenses is truncated
 --   rebuild_expense_monthly_totals() back-fill / repair of the totals table
 --   expense_totals_drift()           raw sums vs the totals table (bootstrap --check)
@@ -18,97 +18,110 @@
 -- execute them (the API calls the dashboards with the service-role client).
 
 -- ---------------------------------------------------------------------------------------
--- expense_totals_sync()
--- Produces: no response; keeps public.expense_monthly_totals(user_id, month, category_id,
+-- expense_totals_insert(), expense_totals_update(), expense_totals_delete()
+-- Produce: no response; keep public.expense_monthly_totals(user_id, month, category_id,
 --   amount, expense_count) equal to the raw sums over public.expenses.
--- Called by: trigger expenses_totals_sync (AFTER INSERT OR UPDATE OR DELETE ... FOR EACH
---   ROW on public.expenses), i.e. on every write whatever its path: POST /api/expenses,
---   PostgREST with an `authenticated` JWT (which has no grant on the totals table, hence
---   SECURITY DEFINER), the SQL editor, COPY, the cascade of `delete from users`.
+-- Called by: the triggers expenses_totals_insert / _update / _delete (AFTER ... FOR EACH
+--   STATEMENT on public.expenses, the statement's rows as transition tables), i.e. on every
+--   write whatever its path: POST /api/expenses, PostgREST with an `authenticated` JWT
+--   (which has no grant on the totals table, hence SECURITY DEFINER), the SQL editor,
+--   COPY, import, recurring, the cascade of `delete from users`. Once per statement, with
+--   the statement's rows summed per (user, month, category): a bulk insert of 10,000 rows
+--   into 400 buckets writes 400 totals rows, not 10,000 upserts (issue 23; releases before
+--   it had one row trigger, expenses_totals_sync, which this file drops).
+-- Concurrency: every statement takes the totals rows it changes in key order (the upsert's
+--   input and the row locks below are sorted), so two statements touching the same buckets
+--   in opposite orders wait for each other instead of deadlocking.
 -- ---------------------------------------------------------------------------------------
-create or replace function public.expense_totals_sync()
+create or replace function public.expense_totals_insert()
 returns trigger
 language plpgsql
 security definer
 set search_path = public, pg_temp
 as $$
-declare
-  v_old_month date;
-  v_new_month date;
-  v_count     integer;
-  v_new_first boolean := false;
 begin
-  if tg_op in ('UPDATE', 'DELETE') then
-    v_old_month := date_trunc('month', old.date::timestamp)::date;
-  end if;
-  if tg_op in ('INSERT', 'UPDATE') then
-    v_new_month := date_trunc('month', new.date::timestamp)::date;
-  end if;
+  -- an upsert, exact under concurrency
+  insert into public.expense_monthly_totals as t
+         (user_id, month, category_id, amount, expense_count)
+  select n.user_id, date_trunc('month', n.date::timestamp)::date, n.category_id,
+         sum(n.amount), count(*)
+    from new_rows n
+   group by 1, 2, 3
+   order by 1, 2, 3
+  on conflict (user_id, month, category_id) do update
+    set amount = t.amount + excluded.amount,
+        expense_count = t.expense_count + excluded.expense_count;
+  return null;                                         -- AFTER trigger: value ignored
+end
+$$;
 
-  if tg_op = 'UPDATE' then
-    if old.user_id = new.user_id and v_old_month = v_new_month
-       and old.category_id = new.category_id then
-      if old.amount = new.amount then
-        return null;                                   -- nothing the totals depend on
-      end if;
-      -- Same bucket, new amount: one row changes, the count stays.
-      update public.expense_monthly_totals t
-         set amount = t.amount - old.amount + new.amount
-       where t.user_id = new.user_id and t.month = v_new_month
-         and t.category_id = new.category_id;
-      if not found then                                -- totals row missing: repair it
-        insert into public.expense_monthly_totals as t
-               (user_id, month, category_id, amount, expense_count)
-        values (new.user_id, v_new_month, new.category_id, new.amount, 1)
-        on conflict (user_id, month, category_id) do update
-          set amount = t.amount - old.amount + new.amount;
-      end if;
-      return null;
-    end if;
-    -- A move between buckets locks both totals rows in key order, so two moves in opposite
-    -- directions wait for each other instead of deadlocking.
-    v_new_first := (new.user_id, v_new_month, new.category_id)
-                 < (old.user_id, v_old_month, old.category_id);
-  end if;
-
-  -- The new side of an INSERT or a moving UPDATE: an upsert, exact under concurrency.
-  if tg_op = 'INSERT' or v_new_first then
-    insert into public.expense_monthly_totals as t
-           (user_id, month, category_id, amount, expense_count)
-    values (new.user_id, v_new_month, new.category_id, new.amount, 1)
-    on conflict (user_id, month, category_id) do update
-      set amount = t.amount + excluded.amount,
-          expense_count = t.expense_count + 1;
-    if tg_op = 'INSERT' then
-      return null;                                     -- AFTER trigger: value ignored
-    end if;
-  end if;
-
-  -- The old side of a DELETE or of a moving UPDATE. UPDATE only, never INSERT: during
-  -- `delete from users` the cascade may already have removed the totals row (and the
-  -- user), and then there is nothing left to correct.
+-- The old side (a DELETE's rows) comes off with UPDATE only, never INSERT: during
+-- `delete from users` the cascade may already have removed the totals rows (and the user),
+-- and then there is nothing left to correct. A bucket left with no expense goes.
+create or replace function public.expense_totals_delete()
+returns trigger
+language plpgsql
+security definer
+set search_path = public, pg_temp
+as $$
+begin
+  perform 1
+     from public.expense_monthly_totals t
+    where (t.user_id, t.month, t.category_id) in
+          (select o.user_id, date_trunc('month', o.date::timestamp)::date, o.category_id
+             from old_rows o)
+    order by t.user_id, t.month, t.category_id
+      for update;
   update public.expense_monthly_totals t
-     set amount = t.amount - old.amount,
-         expense_count = t.expense_count - 1
-   where t.user_id = old.user_id and t.month = v_old_month
-     and t.category_id = old.category_id
-  returning t.expense_count into v_count;
-  if v_count <= 0 then
-    -- The row lock taken by our UPDATE is still held: nobody changed it since.
-    delete from public.expense_monthly_totals t
-     where t.user_id = old.user_id and t.month = v_old_month
-       and t.category_id = old.category_id and t.expense_count <= 0;
-  end if;
+     set amount = t.amount - g.amount,
+         expense_count = t.expense_count - g.expense_count
+    from (select o.user_id, date_trunc('month', o.date::timestamp)::date as month,
+                 o.category_id, sum(o.amount) as amount, count(*) as expense_count
+            from old_rows o
+           group by 1, 2, 3) g
+   where t.user_id = g.user_id and t.month = g.month and t.category_id = g.category_id;
+  -- the row locks taken above are still held: nobody changed these rows since
+  delete from public.expense_monthly_totals t
+   where t.expense_count <= 0
+     and (t.user_id, t.month, t.category_id) in
+         (select o.user_id, date_trunc('month', o.date::timestamp)::date, o.category_id
+            from old_rows o);
+  return null;
+end
+$$;
 
-  if tg_op = 'UPDATE' and not v_new_first then
-    insert into public.expense_monthly_totals as t
-           (user_id, month, category_id, amount, expense_count)
-    values (new.user_id, v_new_month, new.category_id, new.amount, 1)
-    on conflict (user_id, month, category_id) do update
-      set amount = t.amount + excluded.amount,
-          expense_count = t.expense_count + 1;
-  end if;
-
+-- An UPDATE moves each row's amount from its old bucket to its new one: per bucket, what
+-- the new images add less what the old ones took. Buckets it does not change (an update
+-- of the description, the cascade's `created_by = null`) are not touched. A bucket left
+-- with no expense goes.
+create or replace function public.expense_totals_update()
+returns trigger
+language plpgsql
+security definer
+set search_path = public, pg_temp
+as $$
+begin
+  insert into public.expense_monthly_totals as t
+         (user_id, month, category_id, amount, expense_count)
+  select user_id, month, category_id, sum(amount), sum(expense_count)
+    from (select n.user_id, date_trunc('month', n.date::timestamp)::date as month,
+                 n.category_id, n.amount, 1 as expense_count
+            from new_rows n
+          union all
+          select o.user_id, date_trunc('month', o.date::timestamp)::date, o.category_id,
+                 -o.amount, -1
+            from old_rows o) moves
+   group by 1, 2, 3
+  having sum(amount) <> 0 or sum(expense_count) <> 0
+   order by 1, 2, 3
+  on conflict (user_id, month, category_id) do update
+    set amount = t.amount + excluded.amount,
+        expense_count = t.expense_count + excluded.expense_count;
+  delete from public.expense_monthly_totals t
+   where t.expense_count <= 0
+     and (t.user_id, t.month, t.category_id) in
+         (select o.user_id, date_trunc('month', o.date::timestamp)::date, o.category_id
+            from old_rows o);
   return null;
 end
 $$;
@@ -202,19 +215,54 @@ $$;
 do $$
 declare
   v_rebuild boolean := false;
+  v_exact boolean;
+  v_trigger record;
 begin
-  -- tgtype 29 = ROW(1) + INSERT(4) + DELETE(8) + UPDATE(16), AFTER (no BEFORE bit).
-  if not exists (
-    select 1 from pg_trigger
-     where tgrelid = 'public.expenses'::regclass and tgname = 'expenses_totals_sync'
-       and tgfoid = 'public.expense_totals_sync()'::regprocedure
-       and tgtype = 29 and tgnargs = 0 and tgqual is null and tgattr::text = ''
-  ) then
-    create or replace trigger expenses_totals_sync
-      after insert or update or delete on public.expenses
-      for each row execute function public.expense_totals_sync();
-    v_rebuild := true;
-  end if;
+  -- Releases before issue 23's bulk work kept the totals with one row trigger. While it was
+  -- installed and enabled the totals were exact, and it goes in this transaction, in which
+  -- no write can slip between it and its replacements (CREATE TRIGGER locks out writers).
+  v_exact := exists (select 1 from pg_trigger
+                      where tgrelid = 'public.expenses'::regclass
+                        and tgname = 'expenses_totals_sync' and tgenabled <> 'D');
+  drop trigger if exists expenses_totals_sync on public.expenses;
+
+  -- tgtype: AFTER statement triggers (no ROW, no BEFORE bit), INSERT 4, DELETE 8, UPDATE 16.
+  for v_trigger in
+    select * from (values
+      ('expenses_totals_insert', 'public.expense_totals_insert()'::regprocedure, 4,
+       null::name, 'new_rows'::name),
+      ('expenses_totals_update', 'public.expense_totals_update()'::regprocedure, 16,
+       'old_rows', 'new_rows'),
+      ('expenses_totals_delete', 'public.expense_totals_delete()'::regprocedure, 8,
+       'old_rows', null)) as x (name, func, type, old_table, new_table)
+  loop
+    if not exists (
+      select 1 from pg_trigger
+       where tgrelid = 'public.expenses'::regclass and tgname = v_trigger.name
+         and tgfoid = v_trigger.func and tgtype = v_trigger.type and tgnargs = 0
+         and tgqual is null and tgattr::text = ''
+         and tgoldtable is not distinct from v_trigger.old_table
+         and tgnewtable is not distinct from v_trigger.new_table
+    ) then
+      execute format('create or replace trigger %I after %s on public.expenses '
+                     'referencing %s for each statement execute function %s',
+                     v_trigger.name,
+                     case v_trigger.type when 4 then 'insert' when 16 then 'update'
+                                         else 'delete' end,
+                     concat_ws(' ', 'old table as ' || v_trigger.old_table,
+                                    'new table as ' || v_trigger.new_table),
+                     v_trigger.func);
+      v_rebuild := true;
+    end if;
+    -- A trigger left disabled (e.g. by a bulk load that was committed that way) means drift.
+    if exists (select 1 from pg_trigger
+                where tgrelid = 'public.expenses'::regclass
+                  and tgname = v_trigger.name and tgenabled = 'D') then
+      execute format('alter table public.expenses enable trigger %I', v_trigger.name);
+      v_rebuild := true;
+      v_exact := false;
+    end if;
+  end loop;
 
   -- tgtype 32 = TRUNCATE, statement level, AFTER.
   if not exists (
@@ -227,21 +275,15 @@ begin
       after truncate on public.expenses
       for each statement execute function public.expense_totals_truncate();
   end if;
-
-  -- A trigger left disabled (e.g. by a bulk load that was committed that way) means drift.
-  if exists (select 1 from pg_trigger
-              where tgrelid = 'public.expenses'::regclass
-                and tgname = 'expenses_totals_sync' and tgenabled = 'D') then
-    alter table public.expenses enable trigger expenses_totals_sync;
-    v_rebuild := true;
-  end if;
   if exists (select 1 from pg_trigger
               where tgrelid = 'public.expenses'::regclass
                 and tgname = 'expenses_totals_truncate' and tgenabled = 'D') then
     alter table public.expenses enable trigger expenses_totals_truncate;
   end if;
 
-  if v_rebuild then
+  -- Installed or re-enabled: rows may have been written without them, so the totals are
+  -- rebuilt in the same statement (not when they only replace an enabled row trigger).
+  if v_rebuild and not v_exact then
     perform public.rebuild_expense_monthly_totals();
   end if;
 end
@@ -454,7 +496,8 @@ $$;
 -- privileges also grant anon and authenticated explicitly, so revoke from all three.
 -- Trigger functions need no EXECUTE grant to fire; nobody gets one.
 -- ---------------------------------------------------------------------------------------
-revoke all on function public.expense_totals_sync() from public, anon, authenticated, service_role;
+revoke all on function public.expense_totals_insert(), public.expense_totals_update(),
+  public.expense_totals_delete() from public, anon, authenticated, service_role;
 revoke all on function public.expense_totals_truncate() from public, anon, authenticated, service_role;
 
 revoke all on function public.rebuild_expense_monthly_totals() from public, anon, authenticated;

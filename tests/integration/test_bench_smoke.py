@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, count_rows
+from tests.helpers import ROOT, count_rows, sql
 
 pytestmark = pytest.mark.slow
 
@@ -56,10 +56,19 @@ def test_bench_quick_prints_the_table_and_writes_the_json(tmp_path):
         "(f) open loop, 50 req/s offered",
         "gateway/direct = ",
         "p95 reaches 200 ms at",
+        # the planning cases (scripts/bench_planning.py) at --quick's sizes
+        "(g) PostgREST rpc budget_status",
+        "(g) gateway /api/budgets",
+        "(h) COPY into expenses, 2,000 rows",
+        "(h) gateway import, 2,000 rows",
+        "import/COPY time = ",
+        "(i) materialize_recurring, 1,000",
+        "1,000 occurrences in ",
+        "(j) gateway /api/auth/refresh",
     ):
         assert row in proc.stdout
     verdicts = [line for line in proc.stdout.splitlines() if line.startswith("  => ")]
-    assert len(verdicts) == 6  # (a)-(f), each ending in OK or MISS
+    assert len(verdicts) == 10  # (a)-(j), each ending in OK or MISS
     assert all(line.endswith(("   OK", "   MISS")) for line in verdicts)
     result = json.loads((tmp_path / "latest.json").read_text())
     assert {
@@ -85,6 +94,12 @@ def test_bench_quick_prints_the_table_and_writes_the_json(tmp_path):
         "e_gateway",
         "e_paging",
         "f_50",
+        "g_direct",
+        "g_gateway",
+        "h_copy",
+        "h_import",
+        "i_recurring",
+        "j_refresh",
     } <= set(result["results"])
     assert all(r["requests"] > 0 for r in result["results"].values())
     # every uncached case carries the worker CPU per request of the gateway and of the
@@ -100,7 +115,13 @@ def test_bench_quick_prints_the_table_and_writes_the_json(tmp_path):
     assert result["verdicts"]["b"]["cpu_vs_floor_small"] > 0
     floor_row = next(ln for ln in proc.stdout.splitlines() if "(b) floor (bare ASGI)" in ln)
     assert float(floor_row.split()[-2]) > 0  # the CPU ms/req column, before the tool
-    assert set(result["verdicts"]) == set("abcdef")
+    assert set(result["verdicts"]) == set("abcdefghij")
+    # (h) and (i) did what they measure: every row imported and copied, every occurrence
+    # made once; (j) rotated its refresh tokens without a refusal
+    assert result["results"]["h_import"]["extra"]["rows"] == 2000
+    assert result["results"]["i_recurring"]["extra"]["occurrences"] == 1000
+    assert result["results"]["i_recurring"]["extra"]["distinct"] == 1000
+    assert result["verdicts"]["j"]["errors"] == 0 and result["verdicts"]["j"]["ok"]
     assert (
         result["results"]["e_gateway"]["extra"]["bytes"]
         == result["results"]["e_direct"]["extra"]["bytes"]
@@ -111,6 +132,11 @@ def test_bench_quick_prints_the_table_and_writes_the_json(tmp_path):
 
 def test_bench_quick_leaves_the_expenses_as_it_found_them(tmp_path, dsn):
     before = count_rows(dsn, "expenses")
+    with sql(dsn) as cur:
+        cur.execute("select coalesce(max(id), 0) from public.audit_log")
+        audit_before = cur.fetchone()[0]
+    rules_before = count_rows(dsn, "recurring_expenses")
+    budgets_before = count_rows(dsn, "budgets")
     env = {**os.environ, "BENCH_NO_REEXEC": "1"}
     proc = subprocess.run(
         [
@@ -138,3 +164,13 @@ def test_bench_quick_leaves_the_expenses_as_it_found_them(tmp_path, dsn):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "--quick: removed the 1,500 expenses this run added" in proc.stdout
     assert count_rows(dsn, "expenses") == before
+    # (h) and (i) remove what they add, with its audit rows; (g) its budgets
+    assert count_rows(dsn, "recurring_expenses") == rules_before
+    assert count_rows(dsn, "budgets") == budgets_before
+    with sql(dsn) as cur:  # what stays is the seeding's trail: 1,500 creates and deletes
+        cur.execute(
+            "select action, count(*) from public.audit_log where id > %s "
+            "and action like 'expense.%%' group by 1 order by 1",
+            (audit_before,),
+        )
+        assert cur.fetchall() == [("expense.create", 1500), ("expense.delete", 1500)]

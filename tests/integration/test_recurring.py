@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
+from decimal import Decimal
 
 import psycopg2
 
@@ -57,6 +57,15 @@ async def test_create_makes_the_due_occurrences_at_once(api, fresh_db, auth_head
             (body["id"],),
         )
         assert cur.fetchone()[0] == months
+        # both audit rows of each made expense name the caller and the request
+        cur.execute(
+            "select action, count(*) from public.audit_log where target_id in "
+            "(select expense_id from public.recurring_occurrences where rule_id = %s) "
+            "and action in ('expense.create', 'expense.recurring') and actor_id = 1 "
+            "and request_id is not null group by 1 order by 1",
+            (body["id"],),
+        )
+        assert cur.fetchall() == [("expense.create", months), ("expense.recurring", months)]
         cur.execute("select sum(amount) from public.expense_monthly_totals where user_id = 1")
         assert cur.fetchone()[0] == 15000 * months
     # running again creates nothing
@@ -153,25 +162,57 @@ def test_three_concurrent_runs_create_each_occurrence_once(fresh_db):
 
 
 def test_materialising_10000_occurrences_at_once(fresh_db):
-    """10,000 occurrences (100 rules x 100 months) in one run, each once. The issue asks for
-    under a second; each expense insert fires the totals, audit and created_by triggers and
-    the search index, so the time printed here is bounded by what a plain INSERT of the
-    same rows costs on this machine (reported, not asserted: the suite shares 2 cores)."""
+    """10,000 occurrences (100 rules x 100 months) in one run: each exactly once, each an
+    ordinary expense of its rule's user, category and amount on its date, each with its
+    two audit rows, and the monthly totals exact. The issue asks for under a second: the
+    triggers on expenses run once per statement for that (sql/R40_expenses.sql,
+    R50_dashboards.sql); the time is measured by scripts/bench.py's recurring case, not
+    asserted here (the suite shares the machine with other work)."""
     with sql(fresh_db) as cur:
         cur.execute(
-            "insert into public.recurring_expenses (user_id, category_id, amount, frequency, "
-            "start_date, end_date) select 1 + g % 4, 1 + g % 4, 10, 'monthly', "
-            "date '2000-01-01', date '2000-01-01' + interval '99 months' "
+            "insert into public.recurring_expenses (user_id, category_id, payment_method_id, "
+            "amount, frequency, start_date, end_date, description) "
+            "select 1 + g % 4, 1 + g % 3, case when g % 2 = 0 then 1 + g % 5 end, g + 0.25, "
+            "'monthly', date '2000-01-01' + (g % 28), "
+            "date '2000-01-01' + (g % 28) + interval '99 months', 'rule ' || g "
             "from generate_series(1, 100) g"
         )
-    started = time.perf_counter()
-    created = materialize(fresh_db, "2024-12-31")
-    elapsed = time.perf_counter() - started
-    print(f"materialised {created} occurrences in {elapsed:.3f} s")
-    assert created == 10_000
+    assert materialize(fresh_db, "2024-12-31") == 10_000
     with sql(fresh_db) as cur:
-        cur.execute("select count(*), count(distinct (user_id, date, amount)) from public.expenses")
+        cur.execute(
+            "select count(*), count(distinct (o.rule_id, o.occurs_on)), count(distinct e.id) "
+            "from public.recurring_occurrences o "
+            "join public.expenses e on e.id = o.expense_id "
+            "join public.recurring_expenses r on r.id = o.rule_id "
+            "where e.date = o.occurs_on and e.user_id = r.user_id "
+            "and e.category_id = r.category_id and e.amount = r.amount "
+            "and e.payment_method_id is not distinct from r.payment_method_id "
+            "and e.description = r.description and e.created_by = r.user_id "
+            "and e.version = 1"
+        )
+        assert cur.fetchone() == (10_000, 10_000, 10_000)
+        cur.execute("select count(*) from public.expenses")
         assert cur.fetchone()[0] == 10_000
+        # one "expense.create" (the row as stored) and one "expense.recurring" (its rule
+        # and date) per expense, nothing else
+        cur.execute(
+            "select a.action, count(*), count(distinct a.target_id) from public.audit_log a "
+            "join public.expenses e on e.id = a.target_id "
+            "join public.recurring_occurrences o on o.expense_id = e.id "
+            "where (a.action = 'expense.create' and a.after = to_jsonb(e) - 'version') "
+            "or (a.action = 'expense.recurring' and a.after = jsonb_build_object("
+            "'rule_id', o.rule_id, 'date', o.occurs_on)) group by 1 order by 1"
+        )
+        assert cur.fetchall() == [
+            ("expense.create", 10_000, 10_000),
+            ("expense.recurring", 10_000, 10_000),
+        ]
+        cur.execute("select count(*) from public.audit_log")
+        assert cur.fetchone()[0] == 20_000
+        cur.execute("select count(*) from public.expense_totals_drift()")
+        assert cur.fetchone()[0] == 0
+        cur.execute("select sum(amount), sum(expense_count) from public.expense_monthly_totals")
+        assert cur.fetchone() == (sum(100 * (g + Decimal("0.25")) for g in range(1, 101)), 10_000)
     assert materialize(fresh_db, "2024-12-31") == 0
 
 
