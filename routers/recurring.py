@@ -85,6 +85,11 @@ class RecurringDeleted(BaseModel):
 
 
 RuleId = Annotated[Id, Path(description="The recurring expense's id")]
+# How long Postgres may work on a create or change before the gateway answers: a rule that
+# starts long ago makes every due occurrence in the same transaction (thousands of rows
+# for a weekly rule from 1900), and an answer of 503 while that work then commits would
+# invite a retry that makes them all again (found by the re-probe of issue 24).
+MATERIALIZE_SECONDS = 300.0
 
 
 @router.post(
@@ -104,6 +109,7 @@ async def create_recurring(
         audit_headers(request, user),
         status_code=201,
         stream=False,
+        read_seconds=MATERIALIZE_SECONDS,
     )
 
 
@@ -139,6 +145,7 @@ async def update_recurring(
         {"p_id": rule_id, "p_actor_id": user.id, "p_changes": changes},
         audit_headers(request, user),
         stream=False,
+        read_seconds=MATERIALIZE_SECONDS,
     )
 
 
