@@ -1,8 +1,10 @@
-"""Dashboard bodies cached per worker, invalidated by Postgres itself (DASHBOARD_CACHE).
+"""Dashboard (and budget) bodies cached per worker, invalidated by Postgres itself
+(DASHBOARD_CACHE).
 
-Every write that can change a dashboard or a session - to expenses, users, categories or
-revoked_tokens, from any path: this API, PostgREST, the SQL editor, a COPY - fires a
-statement-level trigger that sends `NOTIFY ffb_cache` (sql/R50_dashboards.sql). Each
+Every write that can change a dashboard, the budgets or a session - to expenses, users,
+categories, budgets, sessions or revoked_tokens, from any path: this API, PostgREST, the
+SQL editor, a COPY - fires a statement-level trigger that sends `NOTIFY ffb_cache`
+(sql/R50_dashboards.sql, R55_budgets.sql). Each
 worker LISTENs on its own direct connection from DATABASE_URL, in a thread, and empties its
 cache when a notification arrives. While that connection is down (not yet up, lost,
 reconnecting) nothing is served from the cache and nothing is stored in it.

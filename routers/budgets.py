@@ -15,12 +15,13 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 from starlette.responses import Response
 
-from auth import audit_headers, session_headers
+from auth import audit_headers
 from database import rpc_passthrough
-from deps import CurrentUser, Db
+from deps import CurrentUser, DashCache, Db
 from edge import JsonRoute
 from errors import error_responses
 from models import BudgetAmount, Id, StrictInput, canonical_int
+from routers.dashboard import cached_rpc
 
 router = APIRouter(prefix="/api/budgets", tags=["budgets"], route_class=JsonRoute)
 
@@ -94,6 +95,7 @@ async def set_budget(body: BudgetSet, user: CurrentUser, db: Db, request: Reques
 async def budget_status(
     user: CurrentUser,
     db: Db,
+    cache: DashCache,
     year: Annotated[
         canonical_int(1900, 2200) | None, Query(description="Defaults to this year")
     ] = None,
@@ -102,9 +104,11 @@ async def budget_status(
     ] = None,
 ) -> Response:
     today = dt.date.today()
-    return await rpc_passthrough(
+    # kept like a dashboard (DASHBOARD_CACHE): budgets, totals and categories all NOTIFY
+    return await cached_rpc(
         db,
+        user,
+        cache,
         "budget_status",
         {"p_year": year or today.year, "p_month": month or today.month},
-        session_headers(user),
     )

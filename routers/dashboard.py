@@ -49,11 +49,12 @@ async def list_users(user: CurrentUser, db: Db) -> JsonResponse:
     return JsonResponse(rows)
 
 
-async def _dashboard(
+async def cached_rpc(
     db: Db, user: CurrentUser, cache: DashCache, function: str, params: dict
 ) -> Response:
-    """Postgres builds the whole body; its bytes are passed on unparsed, and kept by the
-    worker's cache when DASHBOARD_CACHE is on (dashboard_cache.py)."""
+    """A read whose whole body Postgres builds (dashboards, budgets): its bytes passed on
+    unparsed, and kept by the worker's cache when DASHBOARD_CACHE is on (dashboard_cache.py;
+    every table the body reads sends the cache's NOTIFY on a write)."""
     key, session = (function, *params.values()), (user.id, user.jti)
     cached = cache.get(key, session)
     if cached is not None:
@@ -68,7 +69,7 @@ async def _dashboard(
         return Response(cached, media_type=JSON_MEDIA_TYPE)
     generation = cache.generation
     response = await rpc_passthrough(db, function, params, session_headers(user), stream=False)
-    if response.body == b"null":  # the function answers null for an unknown user
+    if response.body == b"null":  # the dashboards answer null for an unknown user
         raise ApiError(404, "User not found")
     cache.put(key, session, bytes(response.body), generation)
     return response
@@ -89,7 +90,7 @@ async def monthly(
     month: Month = None,
 ) -> Response:
     today = dt.date.today()
-    return await _dashboard(
+    return await cached_rpc(
         db,
         user,
         cache,
@@ -107,7 +108,7 @@ async def monthly(
 async def yearly(
     user_id: UserId, user: CurrentUser, db: Db, cache: DashCache, year: Year = None
 ) -> Response:
-    return await _dashboard(
+    return await cached_rpc(
         db,
         user,
         cache,

@@ -104,3 +104,10 @@ revoke all on function public.set_budget(bigint, bigint, date, numeric),
 grant execute on function public.set_budget(bigint, bigint, date, numeric),
   public.budget_status(integer, integer)
   to service_role;
+
+-- GET /api/budgets is kept by the gateway's per-worker cache like the dashboards
+-- (routers/dashboard.py, cached_rpc): a change of budgets empties it on every worker and
+-- instance (expenses, categories and sessions already notify, sql/R50_dashboards.sql).
+create or replace trigger budgets_cache_notify
+  after insert or update or delete or truncate on public.budgets
+  for each statement execute function public.notify_dashboard_cache();

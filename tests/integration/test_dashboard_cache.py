@@ -283,3 +283,44 @@ async def test_every_write_through_the_api_is_seen_by_the_very_next_read(
     deleted = await cached_api.delete(f"/api/expenses/{expense}", headers=auth_headers)
     assert deleted.status_code == 200
     assert await total(cached_api, auth_headers) == 100
+
+
+async def test_budgets_are_cached_and_follow_budget_and_expense_writes_in_sql(
+    cached_api, fresh_db, auth_headers
+):
+    """GET /api/budgets is kept like a dashboard (budget_status reads budgets, the totals
+    and categories, which all notify): a hit answers the same bytes; a budget or an expense
+    written straight in SQL is seen within the bound."""
+    url = "/api/budgets?year=2025&month=1"
+
+    def set_budget(amount: str) -> None:
+        with sql(fresh_db) as cur:
+            cur.execute(
+                "insert into public.budgets (category_id, month, amount) "
+                "values (1, '2025-01-01', %s) on conflict (category_id, month) "
+                "do update set amount = excluded.amount",
+                (amount,),
+            )
+
+    await settled(cached_api.cache, lambda: set_budget("500"))
+    first = await cached_api.get(url, headers=auth_headers)
+    hits = cached_api.cache.hits
+    again = await cached_api.get(url, headers=auth_headers)
+    assert again.status_code == 200 and again.content == first.content
+    assert cached_api.cache.hits == hits + 1
+    assert [(b["budget"], b["spent"]) for b in again.json()] == [(500, 0)]
+
+    async def row() -> tuple[float, float]:
+        body = (await cached_api.get(url, headers=auth_headers)).json()
+        return body[0]["budget"], body[0]["spent"]
+
+    set_budget("600")
+    started = time.perf_counter()
+    while await row() != (600, 0):
+        assert time.perf_counter() - started < FRESH_WITHIN_S, "a budget write was not seen"
+        await asyncio.sleep(0.005)
+    add_expense(fresh_db, "42.00")
+    started = time.perf_counter()
+    while await row() != (600, 42):
+        assert time.perf_counter() - started < FRESH_WITHIN_S, "an expense was not seen"
+        await asyncio.sleep(0.005)
