@@ -289,26 +289,22 @@ class SessionsEnded(BaseModel):
     ended: int
 
 
+# A new password of PUT /api/auth/password and POST /api/auth/reset-password: register's rules
+NewPassword = Annotated[
+    str, Storable, AfterValidator(check_password), Field(examples=["N3w!passw0rd"])
+]
+
+
 class PasswordChange(BaseModel):
     model_config = StrictInput
     current_password: Annotated[str, StringConstraints(min_length=1, max_length=128), Storable]
-    new_password: Annotated[str, Storable] = Field(examples=["N3w!passw0rd"])
-
-    @field_validator("new_password")
-    @classmethod
-    def _password(cls, v: str) -> str:
-        return check_password(v)
+    new_password: NewPassword
 
 
 class PasswordReset(BaseModel):
     model_config = StrictInput
     code: Annotated[str, StringConstraints(min_length=1, max_length=128), Storable]
-    new_password: Annotated[str, Storable] = Field(examples=["N3w!passw0rd"])
-
-    @field_validator("new_password")
-    @classmethod
-    def _password(cls, v: str) -> str:
-        return check_password(v)
+    new_password: NewPassword
 
 
 class TotpSetup(BaseModel):
