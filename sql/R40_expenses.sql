@@ -448,6 +448,40 @@ as $$
                     else p_value end) as v (s)
 $$;
 
+-- export_page(filters, after, limit, more filters, folded pattern, matching category and
+-- payment method ids) -> the next `p_limit` expenses (at most 50,000) of the list's order
+-- (date desc, id desc) after the key (p_after_date, p_after_id), with the names the exports
+-- print. The one filter of both exports (export_expenses_csv here, export_expenses_rows in
+-- R42). A plain SQL function, so the caller's query inlines it and is planned with its
+-- values (the callers force custom plans). Not callable by any API role.
+create or replace function public.export_page(
+  p_user_id bigint, p_category_id bigint, p_date_from date, p_date_to date,
+  p_after_date date, p_after_id bigint, p_limit integer, p_payment_method_id bigint,
+  p_min_amount numeric, p_max_amount numeric,
+  p_pattern text, p_category_ids bigint[], p_method_ids bigint[])
+returns table (id bigint, date date, user_name text, category text, payment_method text,
+               amount numeric, description text, created_at timestamptz)
+language sql stable
+as $$
+  select e.id, e.date, u.name, c.name, pm.name, e.amount, e.description, e.created_at
+  from public.expenses e
+  join public.users u on u.id = e.user_id
+  join public.categories c on c.id = e.category_id
+  left join public.payment_methods pm on pm.id = e.payment_method_id
+  where (p_user_id is null or e.user_id = p_user_id)
+    and (p_category_id is null or e.category_id = p_category_id)
+    and (p_date_from is null or e.date >= p_date_from)
+    and (p_date_to is null or e.date <= p_date_to)
+    and (p_payment_method_id is null or e.payment_method_id = p_payment_method_id)
+    and (p_min_amount is null or e.amount >= p_min_amount)
+    and (p_max_amount is null or e.amount <= p_max_amount)
+    and (p_pattern is null or public.search_fold(e.description) like p_pattern
+         or e.category_id = any (p_category_ids) or e.payment_method_id = any (p_method_ids))
+    and (p_after_id is null or (e.date, e.id) < (p_after_date, p_after_id))
+  order by e.date desc, e.id desc
+  limit least(greatest(p_limit, 1), 50000)
+$$;
+
 -- export_expenses_csv(filters, after, limit, more filters) -> {"csv": "<rows, CRLF-terminated>",
 --   "rows": n, "last_date": ..., "last_id": ...}: the next `p_limit` rows of the list's
 -- order (date desc, id desc) after the key (p_after_date, p_after_id). The gateway asks for
@@ -478,27 +512,14 @@ begin
                         where public.search_fold(name) like pattern);
   end if;
   with page as (
-    select e.id, e.date,
-           e.id || ',' || e.date || ',' || public.csv_cell(u.name) || ','
-             || public.csv_cell(c.name) || ',' || public.csv_cell(pm.name) || ','
-             || trim_scale(e.amount) || ',' || public.csv_cell(e.description) || ','
-             || (to_json(e.created_at) #>> '{}') || E'\r\n' as line
-    from public.expenses e
-    join public.users u on u.id = e.user_id
-    join public.categories c on c.id = e.category_id
-    left join public.payment_methods pm on pm.id = e.payment_method_id
-    where (p_user_id is null or e.user_id = p_user_id)
-      and (p_category_id is null or e.category_id = p_category_id)
-      and (p_date_from is null or e.date >= p_date_from)
-      and (p_date_to is null or e.date <= p_date_to)
-      and (p_payment_method_id is null or e.payment_method_id = p_payment_method_id)
-      and (p_min_amount is null or e.amount >= p_min_amount)
-      and (p_max_amount is null or e.amount <= p_max_amount)
-      and (p_q is null or public.search_fold(e.description) like pattern
-           or e.category_id = any (category_ids) or e.payment_method_id = any (method_ids))
-      and (p_after_id is null or (e.date, e.id) < (p_after_date, p_after_id))
-    order by e.date desc, e.id desc
-    limit least(greatest(p_limit, 1), 50000)
+    select p.id, p.date,
+           p.id || ',' || p.date || ',' || public.csv_cell(p.user_name) || ','
+             || public.csv_cell(p.category) || ',' || public.csv_cell(p.payment_method) || ','
+             || trim_scale(p.amount) || ',' || public.csv_cell(p.description) || ','
+             || (to_json(p.created_at) #>> '{}') || E'\r\n' as line
+    from public.export_page(p_user_id, p_category_id, p_date_from, p_date_to, p_after_date,
+                            p_after_id, p_limit, p_payment_method_id, p_min_amount,
+                            p_max_amount, pattern, category_ids, method_ids) p
   ), last_row as (
     select id, date from page order by date, id limit 1
   )
@@ -651,6 +672,7 @@ revoke all on function public.expense_json(bigint),
   public.csv_formula_trigger(), public.csv_cell(text), public.search_fold(text),
   public.search_pattern(text), public.check_expense_filters(numeric, numeric, text),
   public.export_expenses_csv(bigint, bigint, date, date, date, bigint, integer, bigint, numeric, numeric, text),
+  public.export_page(bigint, bigint, date, date, date, bigint, integer, bigint, numeric, numeric, text, bigint[], bigint[]),
   public.expenses_default_created_by(), public.expenses_version(), public.expenses_audit(),
   public.expenses_audit_insert(), public.expenses_audit_delete()
   from public, anon, authenticated, service_role;

@@ -1,5 +1,6 @@
 -- The XLSX export (issue 23): GET /api/expenses/export.xlsx. Repeatable (sql/README.md);
--- applied after R40_expenses.sql (search_pattern, search_fold, check_expense_filters).
+-- applied after R40_expenses.sql (search_pattern, search_fold, check_expense_filters,
+-- export_page: the filtered page both exports share).
 
 -- export_expenses_rows(filters, after, limit) -> {"rows": [[id, date, user, category,
 --   payment_method, amount, description, created_at], ...], "last_date", "last_id"}: the
@@ -33,25 +34,12 @@ begin
                         where public.search_fold(name) like pattern);
   end if;
   with page as (
-    select e.id, e.date,
-           json_build_array(e.id, e.date, u.name, c.name, pm.name, trim_scale(e.amount),
-                            e.description, e.created_at) as row
-    from public.expenses e
-    join public.users u on u.id = e.user_id
-    join public.categories c on c.id = e.category_id
-    left join public.payment_methods pm on pm.id = e.payment_method_id
-    where (p_user_id is null or e.user_id = p_user_id)
-      and (p_category_id is null or e.category_id = p_category_id)
-      and (p_date_from is null or e.date >= p_date_from)
-      and (p_date_to is null or e.date <= p_date_to)
-      and (p_payment_method_id is null or e.payment_method_id = p_payment_method_id)
-      and (p_min_amount is null or e.amount >= p_min_amount)
-      and (p_max_amount is null or e.amount <= p_max_amount)
-      and (p_q is null or public.search_fold(e.description) like pattern
-           or e.category_id = any (category_ids) or e.payment_method_id = any (method_ids))
-      and (p_after_id is null or (e.date, e.id) < (p_after_date, p_after_id))
-    order by e.date desc, e.id desc
-    limit least(greatest(p_limit, 1), 50000)
+    select p.id, p.date,
+           json_build_array(p.id, p.date, p.user_name, p.category, p.payment_method,
+                            trim_scale(p.amount), p.description, p.created_at) as row
+    from public.export_page(p_user_id, p_category_id, p_date_from, p_date_to, p_after_date,
+                            p_after_id, p_limit, p_payment_method_id, p_min_amount,
+                            p_max_amount, pattern, category_ids, method_ids) p
   ), last_row as (
     select id, date from page order by date, id limit 1
   )
