@@ -87,10 +87,24 @@ def password_hash(password: str) -> str:
 
 
 def empty_and_load_reference(cur, categories=CATEGORIES, payment_methods=PAYMENT_METHODS) -> None:
-    """Truncate every table, then insert the given categories and payment methods."""
-    cur.execute(
-        "truncate " + ", ".join(f"public.{t}" for t in TABLES) + " restart identity cascade"
-    )
+    """Truncate every table, then insert the given categories and payment methods.
+
+    The truncate locks every table at once, in list order; a reader that runs meanwhile in
+    another order (a worker's readiness probe, a PostgREST request of a server still up)
+    can deadlock with it, and Postgres then cancels one side. When it cancels the truncate,
+    it is retried (under a savepoint: the caller's transaction stays usable)."""
+    for attempt in range(5):
+        cur.execute("savepoint before_truncate")
+        try:
+            cur.execute(
+                "truncate " + ", ".join(f"public.{t}" for t in TABLES) + " restart identity cascade"
+            )
+            break
+        except psycopg2.errors.DeadlockDetected:
+            cur.execute("rollback to savepoint before_truncate")
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
     cur.executemany(
         "insert into public.categories (id, name, description) values (%s,%s,%s)", categories
     )
