@@ -16,7 +16,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -224,8 +224,10 @@ class JsonRoute(APIRoute):
 
 
 # Error handlers: every error is {"error": "..."}
-def validation_message(exc: RequestValidationError) -> str:
-    first = exc.errors()[0]
+def validation_message(errors: Sequence[Any]) -> str:
+    """The answer to invalid input: the first of pydantic's errors (FastAPI's, whose `loc`
+    starts with where the value was, or a model's own), in one line."""
+    first = errors[0]
     where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
     message = str(first.get("msg", "Invalid input")).removeprefix("Value error, ")
     if first.get("type") == "json_invalid":
@@ -240,7 +242,7 @@ async def api_error_handler(request: Request, exc: ApiError) -> JsonResponse:
 
 
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JsonResponse:
-    return JsonResponse({"error": validation_message(exc)}, status_code=400)
+    return JsonResponse({"error": validation_message(exc.errors())}, status_code=400)
 
 
 async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JsonResponse:

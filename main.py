@@ -19,6 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 import deps
 import edge
+import hotpath
 import openapi_docs
 import shadow
 from background import (
@@ -126,6 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     openapi_docs.install(app)
     edge.install_error_handlers(app)
+    if settings.hot_routes:  # innermost: everything below applies to the hot reads too
+        app.add_middleware(hotpath.HotRoutes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from auth import session_headers
@@ -32,9 +33,29 @@ SESSION_CHECK = "gateway_session_check"  # sql/R31_auth_sessions.sql
 
 UserId = Annotated[Id, Path(description="The user whose spending is summarised")]
 Year = Annotated[
-    canonical_int(MIN_YEAR, MAX_YEAR) | None, Query(description="Defaults to this year")
+    canonical_int(MIN_YEAR, MAX_YEAR) | None, Field(description="Defaults to this year")
 ]
-Month = Annotated[canonical_int(1, 12) | None, Query(description="1-12, defaults to this month")]
+
+
+class YearQuery(BaseModel):
+    """The query of a yearly dashboard (a model: one validation; hotpath.py uses it too)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    year: Year = None
+
+    def year_or_now(self) -> int:
+        return self.year or dt.date.today().year
+
+
+class MonthQuery(YearQuery):
+    """The query of a monthly dashboard."""
+
+    month: Annotated[
+        canonical_int(1, 12) | None, Field(description="1-12, defaults to this month")
+    ] = None
+
+    def month_or_now(self) -> int:
+        return self.month or dt.date.today().month
 
 
 @router.get(
@@ -86,17 +107,11 @@ async def monthly(
     user: CurrentUser,
     db: Db,
     cache: DashCache,
-    year: Year = None,
-    month: Month = None,
+    query: Annotated[MonthQuery, Query()],
 ) -> Response:
-    today = dt.date.today()
-    return await cached_rpc(
-        db,
-        user,
-        cache,
-        "get_monthly_dashboard",
-        {"p_user_id": user_id, "p_year": year or today.year, "p_month": month or today.month},
-    )
+    # also served by hotpath.py, which calls this function with the same arguments
+    params = {"p_user_id": user_id, "p_year": query.year_or_now(), "p_month": query.month_or_now()}
+    return await cached_rpc(db, user, cache, "get_monthly_dashboard", params)
 
 
 @router.get(
@@ -106,12 +121,12 @@ async def monthly(
     summary="One year: total, categories and all 12 monthly totals",
 )
 async def yearly(
-    user_id: UserId, user: CurrentUser, db: Db, cache: DashCache, year: Year = None
+    user_id: UserId,
+    user: CurrentUser,
+    db: Db,
+    cache: DashCache,
+    query: Annotated[YearQuery, Query()],
 ) -> Response:
-    return await cached_rpc(
-        db,
-        user,
-        cache,
-        "get_yearly_dashboard",
-        {"p_user_id": user_id, "p_year": year or dt.date.today().year},
-    )
+    # also served by hotpath.py, which calls this function with the same arguments
+    params = {"p_user_id": user_id, "p_year": query.year_or_now()}
+    return await cached_rpc(db, user, cache, "get_yearly_dashboard", params)

@@ -16,14 +16,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import xlsxwriter
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from deps import CurrentUser, Db
 from edge import JsonRoute
 from errors import error_responses
-from routers.expenses import EXPORT_COLUMNS, EXPORT_PAGE_ROWS, ExpenseFilters, expense_filters
+from routers.expenses import EXPORT_COLUMNS, EXPORT_PAGE_ROWS, ExpenseFilters
 
 router = APIRouter(prefix="/api/expenses", tags=["expenses"], route_class=JsonRoute)
 
@@ -93,7 +93,7 @@ class SheetWriter:
 async def export_xlsx(
     user: CurrentUser,
     db: Db,
-    filters: Annotated[ExpenseFilters, Depends(expense_filters)],
+    filters: Annotated[ExpenseFilters, Query()],
 ) -> StreamingResponse:
     page = filters.pager(db, user, "export_expenses_rows")
 

@@ -5,17 +5,15 @@ the input and passes the bytes through. Also (issue 12) GET/PUT/DELETE
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 
 from auth import TokenUser, audit_headers, session_headers
@@ -40,18 +38,44 @@ from models import (
 router = APIRouter(prefix="/api/expenses", tags=["expenses"], route_class=JsonRoute)
 
 
-@dataclass(frozen=True)
-class SearchFilters:
-    """The filters issue 23 added to the list and the exports (all optional)."""
+class ExpenseFilters(BaseModel):
+    """The filters of GET /api/expenses and both exports, one query model (FastAPI
+    validates it on the routes it serves, hotpath.py on the hot list). Fields are checked
+    in this order, and the first error is the answer; the range rules once every field is
+    valid."""
 
-    payment_method_id: int | None = None
-    min_amount: Decimal | None = None
-    max_amount: Decimal | None = None
-    q: str | None = None
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
-    def params(self) -> dict[str, Any]:
-        """Only the filters given: a request without them calls the SQL functions exactly
-        as before (their new arguments default to null)."""
+    # issue 23's filters, first: they were the first parameters checked before the model
+    q: SearchText | None = Field(
+        None,
+        description="Case- and accent-insensitive substring of the description, the "
+        "category or the payment method (1-200 characters)",
+        examples=["pharmacy"],
+    )
+    min_amount: QueryAmount | None = Field(None, description="Inclusive")
+    max_amount: QueryAmount | None = Field(None, description="Inclusive")
+    payment_method_id: Id | None = None
+    user_id: Id | None = None
+    category_id: Id | None = None
+    date_from: IsoDate | None = Field(None, description="YYYY-MM-DD, inclusive")
+    date_to: IsoDate | None = Field(None, description="YYYY-MM-DD, inclusive")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ExpenseFilters:
+        if (
+            self.min_amount is not None
+            and self.max_amount is not None
+            and self.min_amount > self.max_amount
+        ):
+            raise ValueError("min_amount must not be more than max_amount")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError("date_from must not be after date_to")
+        return self
+
+    def search_params(self) -> dict[str, Any]:
+        """Only the search filters given: a request without them calls the SQL functions
+        exactly as before issue 23 (their new arguments default to null)."""
         given = {
             "p_payment_method_id": self.payment_method_id,
             "p_min_amount": None if self.min_amount is None else str(self.min_amount),
@@ -60,23 +84,72 @@ class SearchFilters:
         }
         return {k: v for k, v in given.items() if v is not None}
 
+    def export_params(self) -> dict[str, Any]:
+        """The filters as arguments of the export functions (export_expenses_csv)."""
+        return {
+            "p_user_id": self.user_id,
+            "p_category_id": self.category_id,
+            "p_date_from": self.date_from.isoformat() if self.date_from else None,
+            "p_date_to": self.date_to.isoformat() if self.date_to else None,
+        } | self.search_params()
 
-async def search_filters(
-    q: Annotated[
-        SearchText | None,
-        Query(
-            description="Case- and accent-insensitive substring of the description, the "
-            "category or the payment method (1-200 characters)",
-            examples=["pharmacy"],
-        ),
-    ] = None,
-    min_amount: Annotated[QueryAmount | None, Query(description="Inclusive")] = None,
-    max_amount: Annotated[QueryAmount | None, Query(description="Inclusive")] = None,
-    payment_method_id: Annotated[Id | None, Query()] = None,
-) -> SearchFilters:
-    if min_amount is not None and max_amount is not None and min_amount > max_amount:
-        raise ApiError(400, "min_amount must not be more than max_amount")
-    return SearchFilters(payment_method_id, min_amount, max_amount, q)
+    def filename(self, extension: str = "csv") -> str:
+        parts = ["expenses"]
+        for name, value in (
+            ("user", self.user_id),
+            ("category", self.category_id),
+            ("from", self.date_from),
+            ("to", self.date_to),
+            ("payment-method", self.payment_method_id),
+            ("min", self.min_amount),
+            ("max", self.max_amount),
+        ):
+            if value is not None:
+                parts.append(f"{name}-{value}")
+        if self.q is not None:
+            parts.append("search")  # the text itself could be anything: not in a file name
+        return "_".join(parts) + "." + extension
+
+    def pager(
+        self, db: Database, user: TokenUser, function: str
+    ) -> Callable[[str | None, int | None], Awaitable[dict[str, Any]]]:
+        """One export page after (date, id), keyset order: `function` is
+        export_expenses_csv (CSV text) or export_expenses_rows (values)."""
+
+        async def page(after_date: str | None, after_id: int | None) -> dict[str, Any]:
+            return await execute(
+                db.service.rpc(
+                    function,
+                    self.export_params()
+                    | {
+                        "p_after_date": after_date,
+                        "p_after_id": after_id,
+                        "p_limit": EXPORT_PAGE_ROWS,
+                    },
+                ),
+                session_headers(user),
+            )
+
+        return page
+
+
+class ListQuery(ExpenseFilters):
+    """GET /api/expenses: the filters, then paging (no `limit`: every matching row)."""
+
+    limit: Annotated[canonical_int(1, 100_000) | None, Field()] = None
+    offset: Annotated[canonical_int(0, 10_000_000), Field()] = 0
+
+    def list_params(self) -> dict[str, Any]:
+        """Arguments of sql list_expenses(): the whole body is built by that one function
+        (one query, no paging, no max-rows cap) and passed through unparsed."""
+        return {
+            "p_user_id": self.user_id,
+            "p_category_id": self.category_id,
+            "p_date_from": self.date_from.isoformat() if self.date_from else None,
+            "p_date_to": self.date_to.isoformat() if self.date_to else None,
+            "p_limit": self.limit,
+            "p_offset": self.offset,
+        } | self.search_params()
 
 
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -89,44 +162,10 @@ IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
     summary="Expenses, newest date first; without `limit` every matching row",
 )
 async def list_expenses(
-    user: CurrentUser,
-    db: Db,
-    search: Annotated[SearchFilters, Depends(search_filters)],
-    user_id: Annotated[Id | None, Query()] = None,
-    category_id: Annotated[Id | None, Query()] = None,
-    date_from: Annotated[IsoDate | None, Query(description="YYYY-MM-DD, inclusive")] = None,
-    date_to: Annotated[IsoDate | None, Query(description="YYYY-MM-DD, inclusive")] = None,
-    limit: Annotated[canonical_int(1, 100_000) | None, Query()] = None,
-    offset: Annotated[canonical_int(0, 10_000_000), Query()] = 0,
+    user: CurrentUser, db: Db, query: Annotated[ListQuery, Query()]
 ) -> Response:
-    if date_from and date_to and date_from > date_to:
-        raise ApiError(400, "date_from must not be after date_to")
-    return await rpc_passthrough(
-        db,
-        "list_expenses",
-        list_params(user_id, category_id, date_from, date_to, limit, offset) | search.params(),
-        session_headers(user),
-    )
-
-
-def list_params(
-    user_id: int | None,
-    category_id: int | None,
-    date_from: dt.date | None,
-    date_to: dt.date | None,
-    limit: int | None,
-    offset: int,
-) -> dict[str, Any]:
-    """Arguments of sql list_expenses(): the whole body is built by that one function
-    (one query, no paging, no max-rows cap) and passed through unparsed."""
-    return {
-        "p_user_id": user_id,
-        "p_category_id": category_id,
-        "p_date_from": date_from.isoformat() if date_from else None,
-        "p_date_to": date_to.isoformat() if date_to else None,
-        "p_limit": limit,
-        "p_offset": offset,
-    }
+    # also served by hotpath.py, which calls this function with the same three arguments
+    return await rpc_passthrough(db, "list_expenses", query.list_params(), session_headers(user))
 
 
 def request_hash(actor_id: int, body: ExpenseCreate) -> str:
@@ -197,76 +236,6 @@ CSV_HEADER = (",".join(EXPORT_COLUMNS) + "\r\n").encode()
 EXPORT_PAGE_ROWS = 5000  # rows per round trip: the most the gateway holds at once
 
 
-@dataclass(frozen=True)
-class ExpenseFilters:
-    user_id: int | None
-    category_id: int | None
-    date_from: dt.date | None
-    date_to: dt.date | None
-    search: SearchFilters = SearchFilters()
-
-    def filename(self, extension: str = "csv") -> str:
-        parts = ["expenses"]
-        for name, value in (
-            ("user", self.user_id),
-            ("category", self.category_id),
-            ("from", self.date_from),
-            ("to", self.date_to),
-            ("payment-method", self.search.payment_method_id),
-            ("min", self.search.min_amount),
-            ("max", self.search.max_amount),
-        ):
-            if value is not None:
-                parts.append(f"{name}-{value}")
-        if self.search.q is not None:
-            parts.append("search")  # the text itself could be anything: not in a file name
-        return "_".join(parts) + "." + extension
-
-    def export_params(self) -> dict[str, Any]:
-        """The filters as arguments of the export functions (export_expenses_csv)."""
-        return {
-            "p_user_id": self.user_id,
-            "p_category_id": self.category_id,
-            "p_date_from": self.date_from.isoformat() if self.date_from else None,
-            "p_date_to": self.date_to.isoformat() if self.date_to else None,
-        } | self.search.params()
-
-    def pager(
-        self, db: Database, user: TokenUser, function: str
-    ) -> Callable[[str | None, int | None], Awaitable[dict[str, Any]]]:
-        """One export page after (date, id), keyset order: `function` is
-        export_expenses_csv (CSV text) or export_expenses_rows (values)."""
-
-        async def page(after_date: str | None, after_id: int | None) -> dict[str, Any]:
-            return await execute(
-                db.service.rpc(
-                    function,
-                    self.export_params()
-                    | {
-                        "p_after_date": after_date,
-                        "p_after_id": after_id,
-                        "p_limit": EXPORT_PAGE_ROWS,
-                    },
-                ),
-                session_headers(user),
-            )
-
-        return page
-
-
-async def expense_filters(
-    search: Annotated[SearchFilters, Depends(search_filters)],
-    user_id: Annotated[Id | None, Query()] = None,
-    category_id: Annotated[Id | None, Query()] = None,
-    date_from: Annotated[IsoDate | None, Query(description="YYYY-MM-DD, inclusive")] = None,
-    date_to: Annotated[IsoDate | None, Query(description="YYYY-MM-DD, inclusive")] = None,
-) -> ExpenseFilters:
-    """The filters of GET /api/expenses, with its rules and messages."""
-    if date_from and date_to and date_from > date_to:
-        raise ApiError(400, "date_from must not be after date_to")
-    return ExpenseFilters(user_id, category_id, date_from, date_to, search)
-
-
 CSV_EXAMPLE = (
     "id,date,user,category,payment_method,amount,description,created_at\r\n"
     '42,2025-01-15,Alok,Food,UPI,250.5,"Groceries, fruit",'
@@ -291,7 +260,7 @@ CSV_EXAMPLE = (
 async def export_expenses(
     user: CurrentUser,
     db: Db,
-    filters: Annotated[ExpenseFilters, Depends(expense_filters)],
+    filters: Annotated[ExpenseFilters, Query()],
 ) -> StreamingResponse:
     page = filters.pager(db, user, "export_expenses_csv")
 
