@@ -469,6 +469,7 @@ async def open_loop(
     mean_think = users / rate
     latencies: list[float] = []
     failures: defaultdict[str, int] = defaultdict(int)
+    sent = 0  # every request, the ramp-up's too (what the machine's CPU was spent on)
     keys = list(urls)
     timeout = aiohttp.ClientTimeout(total=30)
     # the users start spread over one mean think time; only what starts after that counts
@@ -480,8 +481,10 @@ async def open_loop(
             connector=aiohttp.TCPConnector(limit=1), timeout=timeout, headers=headers
         ) as session:
             await asyncio.sleep(rng.uniform(0, mean_think))
+            nonlocal sent
             while (t0 := time.perf_counter()) < deadline:
                 counted = t0 >= measured_from
+                sent += 1
                 try:
                     async with session.get(urls[rng.choice(keys)]) as response:
                         await response.read()
@@ -505,7 +508,15 @@ async def open_loop(
         failure_detail=dict(failures),
     )
     result.extra["offered_rps"] = rate
+    result.extra["sent"] = sent
     return from_latencies(result, latencies, elapsed)
+
+
+def machine_busy_seconds() -> float:
+    """CPU time every process of the machine spent (all cores; /proc/stat: everything but
+    idle and iowait) - the load generator, the API, PostgREST, nginx, Postgres."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
 
 
 def login_call(api: str):
@@ -1114,7 +1125,13 @@ async def run_cases(
     }
     for i, rate in enumerate(args.f_rates):
         say(f"(f) {args.f_users} users, open loop at {rate:g} req/s for {seconds:g}s")
+        busy, cpu = machine_busy_seconds(), server.cpu_seconds()
         result = await open_loop(f"f_{rate:g}", mix, jwt, args.f_users, rate, seconds)
+        busy, cpu = machine_busy_seconds() - busy, server.cpu_seconds() - cpu
+        if result.extra["sent"]:
+            per_request = 1000 / result.extra["sent"]
+            result.extra["machine_cpu_ms_per_request"] = round(busy * per_request, 3)
+            result.extra["cpu_ms_per_request"] = round(cpu * per_request, 3)
         results[f"f_{rate:g}"] = result
         say(
             f"  {result.rps:,.0f} req/s answered, p95 {result.p95_ms:.1f} ms, "
@@ -1264,6 +1281,8 @@ def verdicts(r: dict[str, Result], f_rates: list[float]) -> dict[str, dict]:
         "ok": e <= 1.3 and rss < 2 and body == e_direct.extra["bytes"],
     }
     first = r[f"f_{f_rates[0]:g}"]
+    steps = [r[f"f_{rate:g}"] for rate in f_rates if f"f_{rate:g}" in r]
+    busiest = max((x for x in steps if x.p95_ms < 200), key=lambda x: x.rps, default=first)
     knee_rps, reached = knee(r, f_rates)
     out["f"] = {
         "rate": first.rps,
@@ -1271,6 +1290,17 @@ def verdicts(r: dict[str, Result], f_rates: list[float]) -> dict[str, dict]:
         "errors": first.failures,
         "knee_rps": knee_rps,
         "knee_reached": reached,
+        # what the whole machine spends per request of the mix at the busiest rate below
+        # the knee (the idle processes' share is smallest there), and the rate its cores
+        # could serve at best at that cost if nothing else ran (the knee comes earlier)
+        "cpu_rate": busiest.rps,
+        "machine_cpu_ms": busiest.extra.get("machine_cpu_ms_per_request", 0.0),
+        "gateway_cpu_ms": busiest.extra.get("cpu_ms_per_request", 0.0),
+        "ceiling_rps": (
+            round((os.cpu_count() or 1) * 1000 / busiest.extra["machine_cpu_ms_per_request"])
+            if busiest.extra.get("machine_cpu_ms_per_request")
+            else 0
+        ),
         "ok": first.p95_ms < 50 and first.failures == 0 and knee_rps >= 2000,
     }
     return out
@@ -1393,6 +1423,10 @@ def table(
     )
     out += [
         f"  ({meta['f_users']} users, mix: {', '.join(F_MIX)}) p95 reaches 200 ms at {knee_text}",
+        f"  the whole machine's CPU per request at {v['f']['cpu_rate']:,.0f} req/s: "
+        f"{v['f']['machine_cpu_ms']:.2f} ms (the gateway's workers "
+        f"{v['f']['gateway_cpu_ms']:.2f} ms): its "
+        f"{os.cpu_count()} cores serve at most ~{v['f']['ceiling_rps']:,} req/s of this mix",
         verdict(
             "f",
             f"p95 {v['f']['p95_ms']:.1f} ms at {v['f']['rate']:,.0f} req/s, "

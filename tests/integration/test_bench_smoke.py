@@ -128,6 +128,12 @@ def test_bench_quick_prints_the_table_and_writes_the_json(tmp_path):
         > 2
     )
     assert result["results"]["e_gateway"]["extra"]["rss_peak"] > 0
+    # (f): the whole machine's CPU per request of the mix (the load generator, the API,
+    # PostgREST, Postgres) bounds the rate two cores can serve; the gateway is a part of it
+    f = result["verdicts"]["f"]
+    assert f["machine_cpu_ms"] > f["gateway_cpu_ms"] > 0
+    assert f["ceiling_rps"] == round((os.cpu_count() or 1) * 1000 / f["machine_cpu_ms"])
+    assert "cores serve at most ~" in proc.stdout
 
 
 def test_bench_quick_leaves_the_expenses_as_it_found_them(tmp_path, dsn):
