@@ -71,28 +71,19 @@ async def me(request: Request) -> Response:
     return await auth.me(user, app_state(request.app).db)
 
 
-async def monthly(request: Request, user_id: str) -> Response:
-    user = await current_user(request)
-    state = app_state(request.app)
-    return await dashboard.monthly(
-        path_user_id(user_id),
-        user,
-        state.db,
-        state.dashboard_cache,
-        query(dashboard.MonthQuery, request),
-    )
+def dashboard_route(
+    endpoint: Callable[..., Awaitable[Response]], model: type[BaseModel]
+) -> Callable[[Request, str], Awaitable[Response]]:
+    """GET /api/dashboard/{user_id}/monthly or /yearly: `endpoint` with `model` as its query."""
 
+    async def serve(request: Request, user_id: str) -> Response:
+        user = await current_user(request)
+        state = app_state(request.app)
+        return await endpoint(
+            path_user_id(user_id), user, state.db, state.dashboard_cache, query(model, request)
+        )
 
-async def yearly(request: Request, user_id: str) -> Response:
-    user = await current_user(request)
-    state = app_state(request.app)
-    return await dashboard.yearly(
-        path_user_id(user_id),
-        user,
-        state.db,
-        state.dashboard_cache,
-        query(dashboard.YearQuery, request),
-    )
+    return serve
 
 
 class HotRoute(NamedTuple):
@@ -113,8 +104,12 @@ EXACT = {
 # the dashboards: `{user_id}` matches what Starlette's path parameter matches
 DASHBOARD = re.compile(r"/api/dashboard/([^/]+)/(monthly|yearly)")
 DASHBOARDS = {
-    "monthly": HotRoute("/api/dashboard/{user_id}/monthly", monthly),
-    "yearly": HotRoute("/api/dashboard/{user_id}/yearly", yearly),
+    "monthly": HotRoute(
+        "/api/dashboard/{user_id}/monthly", dashboard_route(dashboard.monthly, dashboard.MonthQuery)
+    ),
+    "yearly": HotRoute(
+        "/api/dashboard/{user_id}/yearly", dashboard_route(dashboard.yearly, dashboard.YearQuery)
+    ),
 }
 
 
