@@ -80,8 +80,8 @@ class Settings(DatabaseSettings):
     http_pool_size: int = Field(64, ge=1, le=1000)
     reference_cache_ttl_seconds: float = Field(30.0, ge=0, le=3600)
     dashboard_cache: bool = True
-    # the expense list and the dashboards served by hotpath.py (false: by FastAPI, the same
-    # functions; for comparing, or should a FastAPI upgrade need it)
+    # the hot reads (list, dashboards, categories, me) served by hotpath.py (false: by
+    # FastAPI, the same functions; for comparing, or should a FastAPI upgrade need it)
     hot_routes: bool = True
     bootstrap_on_startup: bool = True
 

@@ -84,8 +84,8 @@ class ExpenseFilters(BaseModel):
         }
         return {k: v for k, v in given.items() if v is not None}
 
-    def export_params(self) -> dict[str, Any]:
-        """The filters as arguments of the export functions (export_expenses_csv)."""
+    def filter_params(self) -> dict[str, Any]:
+        """The filters as arguments of the SQL functions (list_expenses and the exports)."""
         return {
             "p_user_id": self.user_id,
             "p_category_id": self.category_id,
@@ -120,7 +120,7 @@ class ExpenseFilters(BaseModel):
             return await execute(
                 db.service.rpc(
                     function,
-                    self.export_params()
+                    self.filter_params()
                     | {
                         "p_after_date": after_date,
                         "p_after_id": after_id,
@@ -142,14 +142,7 @@ class ListQuery(ExpenseFilters):
     def list_params(self) -> dict[str, Any]:
         """Arguments of sql list_expenses(): the whole body is built by that one function
         (one query, no paging, no max-rows cap) and passed through unparsed."""
-        return {
-            "p_user_id": self.user_id,
-            "p_category_id": self.category_id,
-            "p_date_from": self.date_from.isoformat() if self.date_from else None,
-            "p_date_to": self.date_to.isoformat() if self.date_to else None,
-            "p_limit": self.limit,
-            "p_offset": self.offset,
-        } | self.search_params()
+        return self.filter_params() | {"p_limit": self.limit, "p_offset": self.offset}
 
 
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
